@@ -1,0 +1,83 @@
+//! The stable crate Hero plugin authors write against.
+//!
+//! A Hero plugin is a crate of **actions**: named, versioned functions that clients
+//! call over HTTP (`/api/<name>`) or over the websocket protocol. The same action runs
+//! whichever transport called it; the host scrubs and checks the params, counts and
+//! times the call, and turns panics into a clean error.
+//!
+//! # Hello, action
+//!
+//! ```
+//! use plugin_api::{Action, ActionDefinition, ActionError, ActionResult, Context, Input, json};
+//!
+//! /// Adds two numbers.
+//! struct Add;
+//!
+//! impl Action for Add {
+//!     fn definition(&self) -> ActionDefinition {
+//!         ActionDefinition::new("add")
+//!             .description("Adds a and b")
+//!             .input(Input::required("a").formatter(to_number))
+//!             .input(Input::optional("b").default(1).formatter(to_number))
+//!             .output_example(json!({ "sum": 3 }))
+//!     }
+//!
+//!     async fn run(&self, ctx: Context) -> ActionResult {
+//!         let a = ctx.param("a").and_then(|v| v.as_f64());
+//!         let b = ctx.param("b").and_then(|v| v.as_f64());
+//!         match (a, b) {
+//!             (Some(a), Some(b)) => Ok(json!({ "sum": a + b })),
+//!             _ => Err(ActionError::new("a and b must be numbers")),
+//!         }
+//!     }
+//! }
+//!
+//! fn to_number(v: plugin_api::Value) -> plugin_api::Value {
+//!     v.as_str().and_then(|s| s.parse::<f64>().ok()).map_or(v, plugin_api::Value::from)
+//! }
+//!
+//! plugin_api::register_action!(Add);
+//! # fn main() {}
+//! ```
+//!
+//! # Concepts
+//!
+//! - [`Action`]: the trait; [`ActionDefinition`] and [`Input`] describe it as data.
+//! - [`Context`]: the call's params, a view of the [connection](ConnectionInfo), and
+//!   host services: [`Cache`], [`Rooms`], connection attributes ([`Context::set`]).
+//! - [`ActionError`]: what the client sees when the action fails; its [`ErrorKind`]
+//!   picks the HTTP status.
+//! - [`register_action!`]: static registration through `inventory`. The binary must
+//!   reference the plugin crate (call any item of it) or the linker drops it.
+//!
+//! # The params pipeline
+//!
+//! Before `run`, the host drops params the action does not declare (except `action`,
+//! `apiVersion`, `callback` and `file`), then for each declared input in order applies
+//! the default (an empty string counts as missing), the formatter, the validator, and
+//! the required check. The first failure is the answer.
+//!
+//! # Logging
+//!
+//! Use [`tracing`]'s macros; the host's subscriber records them with the action's span.
+
+mod action;
+mod context;
+mod definition;
+mod error;
+mod services;
+
+pub use action::{Action, ActionHandler, ActionResult, Registration, registered_actions};
+pub use context::{Cache, ConnectionInfo, Context, Rooms};
+pub use definition::{ActionDefinition, Formatter, Input, Validator};
+pub use error::{ActionError, ErrorKind, ServiceError};
+pub use services::{BoxFuture, HostServices, ServiceResult};
+
+pub use serde_json::{Map, Value, json};
+pub use tracing;
+
+/// Params of a call: a JSON object.
+pub type Params = serde_json::Map<String, Value>;
+
+#[doc(hidden)]
+pub use inventory;
