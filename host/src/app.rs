@@ -8,6 +8,8 @@ use serde_json::{Value, json};
 use crate::actions::{Clash, Processor, Registry};
 use crate::cache::MemoryCache;
 use crate::config::Config;
+use crate::connections::Connections;
+use crate::rooms::{MemoryRoomStore, Rooms};
 use crate::services::Services;
 
 /// Everything a request handler needs, shared behind one `Arc`.
@@ -19,6 +21,10 @@ pub struct App {
     pub processor: Processor,
     /// The cache behind the `cache` service.
     pub cache: MemoryCache,
+    /// Live websocket connections.
+    pub connections: Arc<Connections>,
+    /// Chat rooms.
+    pub rooms: Rooms,
     started: Instant,
     started_at_ms: u64,
 }
@@ -39,10 +45,14 @@ impl App {
     /// Two static actions clash.
     pub fn new(config: Config) -> Result<Arc<Self>, AppError> {
         let registry = Arc::new(Registry::with_static_actions()?);
+        let connections = Arc::new(Connections::default());
+        let rooms = Rooms::new(Arc::new(MemoryRoomStore::default()), Arc::clone(&connections));
         Ok(Arc::new_cyclic(|weak| App {
             config,
             processor: Processor::new(registry, Arc::new(Services::new(weak.clone()))),
             cache: MemoryCache::default(),
+            connections,
+            rooms,
             started: Instant::now(),
             started_at_ms: now_ms(),
         }))
@@ -53,14 +63,28 @@ impl App {
         self.processor.registry()
     }
 
+    /// Creates the configured starting chat rooms.
+    ///
+    /// # Errors
+    ///
+    /// The room store fails.
+    pub async fn create_starting_rooms(&self) -> Result<(), crate::rooms::RoomError> {
+        for (room, auth) in &self.config.starting_chat_rooms {
+            self.rooms.create(room, auth.clone()).await?;
+        }
+        Ok(())
+    }
+
     /// Uptime, counts and per-action counters, as the `status` action returns them.
-    pub fn status(&self) -> Value {
+    pub async fn status(&self) -> Value {
         json!({
             "id": self.config.server_name,
             "uptime": u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
             "startedAt": self.started_at_ms,
             "actions": self.registry().list().len(),
             "cacheEntries": self.cache.len(),
+            "connections": self.connections.status(),
+            "chatRooms": self.rooms.status().await,
             "stats": { "actions": self.processor.stats().snapshot() },
         })
     }

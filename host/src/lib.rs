@@ -16,6 +16,8 @@ pub mod app;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod connections;
+pub mod rooms;
 pub mod servers;
 pub mod services;
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 use plugin_api::{BoxFuture, HostServices, ServiceError, ServiceResult, Value};
 
 use crate::app::App;
+use crate::rooms::RoomError;
 
 /// Host services backed by the running [`App`].
 ///
@@ -32,10 +33,14 @@ fn ready<'a, T: Send + 'a>(value: T) -> BoxFuture<'a, T> {
     Box::pin(std::future::ready(value))
 }
 
-fn rooms_unavailable<'a, T: Send + 'a>() -> BoxFuture<'a, ServiceResult<T>> {
-    ready(Err(ServiceError::Unavailable(
-        "chat rooms are not available in this host".into(),
-    )))
+/// Maps a room failure to what a host service reports.
+fn room_error(err: RoomError) -> ServiceError {
+    match err {
+        RoomError::NoSuchRoom => ServiceError::NoSuchRoom,
+        RoomError::NoSuchConnection => ServiceError::NoSuchConnection,
+        RoomError::Backend(why) => ServiceError::Unavailable(why),
+        other => ServiceError::Refused(other.to_string()),
+    }
 }
 
 impl HostServices for Services {
@@ -58,56 +63,86 @@ impl HostServices for Services {
 
     fn room_broadcast<'a>(
         &'a self,
-        _room: &'a str,
-        _from: &'a str,
-        _message: Value,
+        room: &'a str,
+        from: &'a str,
+        message: Value,
     ) -> BoxFuture<'a, ServiceResult<()>> {
-        rooms_unavailable()
+        Box::pin(async move {
+            let app = self.app()?;
+            app.rooms.broadcast(room, from, message).await.map_err(room_error)
+        })
     }
 
-    fn room_members<'a>(&'a self, _room: &'a str) -> BoxFuture<'a, ServiceResult<Vec<String>>> {
-        rooms_unavailable()
+    fn room_members<'a>(&'a self, room: &'a str) -> BoxFuture<'a, ServiceResult<Vec<String>>> {
+        Box::pin(async move {
+            let app = self.app()?;
+            app.rooms.member_ids(room).await.map_err(room_error)
+        })
     }
 
     fn room_create<'a>(
         &'a self,
-        _room: &'a str,
-        _auth: serde_json::Map<String, Value>,
+        room: &'a str,
+        auth: serde_json::Map<String, Value>,
     ) -> BoxFuture<'a, ServiceResult<()>> {
-        rooms_unavailable()
+        // Creating an existing room with another pattern changes its pattern and
+        // re-checks its members.
+        Box::pin(async move {
+            let app = self.app()?;
+            app.rooms.create(room, auth).await.map_err(room_error)
+        })
     }
 
-    fn room_delete<'a>(&'a self, _room: &'a str) -> BoxFuture<'a, ServiceResult<()>> {
-        rooms_unavailable()
+    fn room_delete<'a>(&'a self, room: &'a str) -> BoxFuture<'a, ServiceResult<()>> {
+        Box::pin(async move {
+            let app = self.app()?;
+            app.rooms.delete(room).await.map_err(room_error)
+        })
     }
 
     fn room_add<'a>(
         &'a self,
-        _connection: &'a str,
-        _room: &'a str,
+        connection: &'a str,
+        room: &'a str,
     ) -> BoxFuture<'a, ServiceResult<()>> {
-        rooms_unavailable()
+        Box::pin(async move {
+            let app = self.app()?;
+            app.rooms.join(connection, room).await.map_err(room_error)
+        })
     }
 
     fn room_remove<'a>(
         &'a self,
-        _connection: &'a str,
-        _room: &'a str,
+        connection: &'a str,
+        room: &'a str,
     ) -> BoxFuture<'a, ServiceResult<()>> {
-        rooms_unavailable()
+        Box::pin(async move {
+            let app = self.app()?;
+            app.rooms.leave(connection, room).await.map_err(room_error)
+        })
     }
 
     fn set_attribute<'a>(
         &'a self,
-        _connection: &'a str,
-        _key: &'a str,
-        _value: Value,
+        connection: &'a str,
+        key: &'a str,
+        value: Value,
     ) -> BoxFuture<'a, ServiceResult<()>> {
-        // HTTP connections live for one request: there is nothing to keep the attribute on.
-        ready(Err(ServiceError::NoSuchConnection))
+        // Only websocket connections outlive a request; an HTTP id is not found here.
+        ready(self.app().and_then(|app| {
+            let conn = app
+                .connections
+                .get(connection)
+                .ok_or(ServiceError::NoSuchConnection)?;
+            conn.set_attribute(key, value);
+            Ok(())
+        }))
     }
 
     fn host_status(&self) -> BoxFuture<'_, ServiceResult<Value>> {
-        ready(self.app().map(|app| app.status()))
+        Box::pin(async move {
+            let app = self.app()?;
+            Ok(app.status().await)
+        })
     }
 }

@@ -1,0 +1,323 @@
+//! Websocket connections: who is connected, with what params, rooms and counters.
+//!
+//! A connection (type `webSocket`) is created when a Bayeux client subscribes to a setup
+//! channel (PROTOCOL 2.1) and belongs to that Bayeux client, its **owner**: only the owner
+//! may talk on the connection's channel. It lives until the owner disconnects or expires,
+//! the client sends `quit`, or the server destroys it.
+//!
+//! The registry is in memory on the node that owns the Bayeux session; rooms
+//! ([`crate::rooms`]) refer to connections by id.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use plugin_api::{ConnectionInfo, Params, Value};
+use rand::Rng;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::actions::PendingActions;
+use crate::app::now_ms;
+
+/// The `type` of every connection made over the websocket protocol.
+pub const WEBSOCKET_TYPE: &str = "webSocket";
+
+/// Mutable per-connection state, behind one short-held lock.
+#[derive(Debug, Default)]
+struct State {
+    params: Params,
+    rooms: Vec<String>,
+    listening: Vec<String>,
+    attributes: Params,
+}
+
+/// One websocket connection.
+#[derive(Debug)]
+pub struct Connection {
+    /// Unguessable id (128 random bits, base 36).
+    pub id: String,
+    /// The Bayeux client id that created it and alone may use its channel.
+    pub owner: String,
+    /// Peer IP of the transport (or the trusted `X-Forwarded-For` address).
+    pub remote_ip: String,
+    /// Peer port of the transport.
+    pub remote_port: u16,
+    /// Creation time, milliseconds since the epoch.
+    pub connected_at: u64,
+    state: Mutex<State>,
+    message_count: AtomicU64,
+    total_actions: AtomicU64,
+    /// Actions in flight, bounded by `simultaneousActions`.
+    pub pending: PendingActions,
+    /// Cancelled when the connection is destroyed: its pending work stops.
+    pub closed: CancellationToken,
+    welcomed: AtomicBool,
+}
+
+impl Connection {
+    fn new(owner: &str, remote_ip: String, remote_port: u16) -> Self {
+        Self {
+            id: random_id(),
+            owner: owner.to_owned(),
+            remote_ip,
+            remote_port,
+            connected_at: now_ms(),
+            state: Mutex::default(),
+            message_count: AtomicU64::new(0),
+            total_actions: AtomicU64::new(0),
+            pending: PendingActions::default(),
+            closed: CancellationToken::new(),
+            welcomed: AtomicBool::new(false),
+        }
+    }
+
+    /// `true` the first time only: the welcome is sent once per connection.
+    pub fn mark_welcomed(&self) -> bool {
+        !self.welcomed.swap(true, Ordering::AcqRel)
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts one received message and returns its number (the first is 1).
+    pub fn count_message(&self) -> u64 {
+        self.message_count.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    /// Messages received so far.
+    pub fn message_count(&self) -> u64 {
+        self.message_count.load(Ordering::Acquire)
+    }
+
+    /// Counts one action started.
+    pub fn count_action(&self) {
+        self.total_actions.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Merges `params` into the sticky params and returns the merged set.
+    pub fn merge_params(&self, params: Params) -> Params {
+        let mut state = self.state();
+        state.params.extend(params);
+        state.params.clone()
+    }
+
+    /// Sets an attribute (matched by room authorization patterns).
+    pub fn set_attribute(&self, key: &str, value: Value) {
+        self.state().attributes.insert(key.to_owned(), value);
+    }
+
+    /// The attributes set so far.
+    pub fn attributes(&self) -> Params {
+        self.state().attributes.clone()
+    }
+
+    /// Rooms it is a member of, in join order.
+    pub fn rooms(&self) -> Vec<String> {
+        self.state().rooms.clone()
+    }
+
+    /// Rooms it listens to without being a member.
+    pub fn listening(&self) -> Vec<String> {
+        self.state().listening.clone()
+    }
+
+    /// Records membership of `room` (idempotent).
+    pub fn add_room(&self, room: &str) {
+        let mut state = self.state();
+        if !state.rooms.iter().any(|r| r == room) {
+            state.rooms.push(room.to_owned());
+        }
+    }
+
+    /// Forgets membership of `room`.
+    pub fn remove_room(&self, room: &str) {
+        self.state().rooms.retain(|r| r != room);
+    }
+
+    /// Records listening to `room` (idempotent).
+    pub fn add_listening(&self, room: &str) {
+        let mut state = self.state();
+        if !state.listening.iter().any(|r| r == room) {
+            state.listening.push(room.to_owned());
+        }
+    }
+
+    /// Forgets listening to `room`.
+    pub fn remove_listening(&self, room: &str) {
+        self.state().listening.retain(|r| r != room);
+    }
+
+    /// What an action sees of this connection.
+    pub fn info(&self) -> ConnectionInfo {
+        let state = self.state();
+        ConnectionInfo {
+            id: self.id.clone(),
+            kind: WEBSOCKET_TYPE.into(),
+            remote_ip: self.remote_ip.clone(),
+            remote_port: self.remote_port,
+            rooms: state.rooms.clone(),
+            attributes: state.attributes.clone(),
+        }
+    }
+
+    /// The `detailsView` answer.
+    pub fn details(&self) -> Value {
+        let state = self.state();
+        json!({
+            "id": self.id,
+            "type": WEBSOCKET_TYPE,
+            "remoteIP": self.remote_ip,
+            "remotePort": self.remote_port,
+            "params": state.params,
+            "connectedAt": self.connected_at,
+            "rooms": state.rooms,
+            "totalActions": self.total_actions.load(Ordering::Acquire),
+            "pendingActions": self.pending.count(),
+        })
+    }
+}
+
+/// Every live websocket connection of this node, by id and by owning Bayeux client.
+#[derive(Debug, Default)]
+pub struct Connections {
+    inner: RwLock<Index>,
+}
+
+#[derive(Debug, Default)]
+struct Index {
+    by_id: HashMap<String, Arc<Connection>>,
+    by_owner: HashMap<String, HashSet<String>>,
+}
+
+impl Connections {
+    fn read(&self) -> RwLockReadGuard<'_, Index> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Index> {
+        self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Creates a connection owned by the Bayeux client `owner`.
+    pub fn create(&self, owner: &str, remote_ip: String, remote_port: u16) -> Arc<Connection> {
+        let connection = Arc::new(Connection::new(owner, remote_ip, remote_port));
+        let mut index = self.write();
+        index
+            .by_owner
+            .entry(owner.to_owned())
+            .or_default()
+            .insert(connection.id.clone());
+        index
+            .by_id
+            .insert(connection.id.clone(), Arc::clone(&connection));
+        connection
+    }
+
+    /// The connection `id`, if live.
+    pub fn get(&self, id: &str) -> Option<Arc<Connection>> {
+        self.read().by_id.get(id).cloned()
+    }
+
+    /// Removes the connection `id`; returns it if it was live.
+    pub fn remove(&self, id: &str) -> Option<Arc<Connection>> {
+        let mut index = self.write();
+        let connection = index.by_id.remove(id)?;
+        if let Some(ids) = index.by_owner.get_mut(&connection.owner) {
+            ids.remove(id);
+            if ids.is_empty() {
+                index.by_owner.remove(&connection.owner);
+            }
+        }
+        Some(connection)
+    }
+
+    /// Removes every connection owned by the Bayeux client `owner`.
+    pub fn remove_owned_by(&self, owner: &str) -> Vec<Arc<Connection>> {
+        let mut index = self.write();
+        let ids = index.by_owner.remove(owner).unwrap_or_default();
+        ids.iter().filter_map(|id| index.by_id.remove(id)).collect()
+    }
+
+    /// Every live connection.
+    pub fn all(&self) -> Vec<Arc<Connection>> {
+        self.read().by_id.values().cloned().collect()
+    }
+
+    /// Number of live connections.
+    pub fn len(&self) -> usize {
+        self.read().by_id.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Counts for `status`: total and by type.
+    pub fn status(&self) -> Value {
+        let n = self.len();
+        json!({ "total": n, "byType": { WEBSOCKET_TYPE: n } })
+    }
+}
+
+/// 128 bits from the thread CSPRNG, lower-case base 36 (like Bayeux client ids).
+pub fn random_id() -> String {
+    let mut n: u128 = rand::rng().random();
+    let mut digits = Vec::with_capacity(25);
+    loop {
+        let d = u8::try_from(n % 36).unwrap_or(0);
+        digits.push(if d < 10 { b'0' + d } else { b'a' + d - 10 });
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    digits.reverse();
+    String::from_utf8(digits).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_base36_and_distinct() {
+        let a = random_id();
+        let b = random_id();
+        assert_ne!(a, b);
+        assert!(a.len() >= 20 && a.bytes().all(|c| c.is_ascii_digit() || c.is_ascii_lowercase()), "{a}");
+    }
+
+    #[test]
+    fn owner_index_follows_creation_and_removal() {
+        let c = Connections::default();
+        let a = c.create("bay1", "127.0.0.1".into(), 1);
+        let b = c.create("bay1", "127.0.0.1".into(), 2);
+        let other = c.create("bay2", "127.0.0.1".into(), 3);
+        assert_eq!(c.len(), 3);
+        assert!(c.remove(&a.id).is_some());
+        assert!(c.remove(&a.id).is_none());
+        let gone = c.remove_owned_by("bay1");
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].id, b.id);
+        assert_eq!(c.len(), 1);
+        assert!(c.get(&other.id).is_some());
+    }
+
+    #[test]
+    fn params_stick_and_counts_advance() {
+        let c = Connections::default().create("o", "127.0.0.1".into(), 1);
+        let mut p = Params::new();
+        p.insert("a".into(), json!(1));
+        c.merge_params(p);
+        let mut q = Params::new();
+        q.insert("b".into(), json!(2));
+        let merged = c.merge_params(q);
+        assert_eq!(merged.get("a"), Some(&json!(1)));
+        assert_eq!(c.count_message(), 1);
+        assert_eq!(c.count_message(), 2);
+        assert_eq!(c.details()["params"]["b"], json!(2));
+    }
+}

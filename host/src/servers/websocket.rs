@@ -1,0 +1,551 @@
+//! The websocket server protocol over Bayeux (PROTOCOL 2).
+//!
+//! Built as a Bayeux [`Extension`] plus server-side publishes:
+//!
+//! - a subscribe to a setup channel (`/client/websocket/_incoming/<random>`) creates a
+//!   [`Connection`] owned by the subscribing Bayeux client, and publishes its id there;
+//! - the owner's subscribe to `/client/websocket/connection/<id>` gets the welcome;
+//! - the owner's publishes on that channel are the verbs (`action`, `file`, `say`, ...):
+//!   each is handled here, answered with a publish on the same channel, and **dropped**
+//!   (never delivered back, so the client gets no echo of its own messages);
+//! - nobody but the owner may subscribe or publish to a connection channel, wildcard
+//!   subscriptions under `/client/websocket` are refused (`403`, the same error whether
+//!   the connection exists or not), and deliveries on these channels reach only their
+//!   owner even through `/**`;
+//! - the end of the owner's Bayeux session destroys its connections.
+//!
+//! # Files over JSON
+//!
+//! The `file` verb answers `{error, content, mime, length, context, messageCount}`.
+//! A text file (a textual MIME type and valid UTF-8) is sent as a plain string, as the
+//! original server did. Anything else is sent base64-encoded with `"encoding":"base64"`;
+//! `length` is always the size in bytes of the file itself.
+
+use std::net::SocketAddr;
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Weak};
+
+use base64::Engine as _;
+use plugin_api::{ActionError, Params, Value};
+use serde_json::{Map, json};
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+
+use crate::actions::{ActionRequest, merge_result};
+use crate::app::App;
+use crate::bayeux::{
+    Bayeux, BayeuxError, BoxFuture, Extension, Message, MessageContext, OutgoingContext,
+    OutgoingKind, Verdict, channel,
+};
+use crate::connections::Connection;
+use crate::rooms::{RoomDelivery, RoomError};
+use crate::servers::documentation::documentation;
+
+/// Root of every websocket-server channel.
+pub const ROOT: &str = "/client/websocket";
+/// Prefix of setup channels.
+pub const SETUP_PREFIX: &str = "/client/websocket/_incoming/";
+/// Prefix of connection channels.
+pub const CONNECTION_PREFIX: &str = "/client/websocket/connection/";
+/// The reply to an unknown verb.
+pub const VERB_NOT_FOUND: &str = "verb not found or not allowed";
+/// The `file` error for a missing or refused file.
+pub const FILE_NOT_FOUND: &str = "Sorry, that file is not found :(";
+/// Largest file the `file` verb sends.
+const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The connection channel of connection `id`.
+pub fn connection_channel(id: &str) -> String {
+    format!("{CONNECTION_PREFIX}{id}")
+}
+
+/// The websocket server: a Bayeux extension over the app's connections and rooms.
+#[derive(Debug)]
+pub struct WebSocketServer {
+    app: Weak<App>,
+    bayeux: Bayeux,
+}
+
+/// Delivers room messages on connection channels.
+#[derive(Debug)]
+struct Delivery(Bayeux);
+
+impl RoomDelivery for Delivery {
+    fn deliver<'a>(&'a self, id: &'a str, message: Value) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if let Err(err) = self.0.publish(&connection_channel(id), message).await {
+                tracing::debug!(%err, connection = id, "room delivery failed");
+            }
+        })
+    }
+}
+
+impl WebSocketServer {
+    /// Starts the protocol on `bayeux`: registers the extension and room delivery.
+    pub fn attach(app: &Arc<App>, bayeux: &Bayeux) -> Arc<Self> {
+        let server = Arc::new(Self {
+            app: Arc::downgrade(app),
+            bayeux: bayeux.clone(),
+        });
+        app.rooms.set_delivery(Arc::new(Delivery(bayeux.clone())));
+        bayeux.add_extension(Arc::clone(&server) as Arc<dyn Extension>);
+        server
+    }
+
+    /// Sends `message` to connection `id`.
+    async fn send(&self, id: &str, message: Value) {
+        if let Err(err) = self.bayeux.publish(&connection_channel(id), message).await {
+            tracing::debug!(%err, connection = id, "websocket send failed");
+        }
+    }
+
+    /// Destroys connection `id` from the server side: sends `ClientDisconnect` (the
+    /// client stops), then removes it from its rooms and from every count.
+    /// `false` if there was no such connection.
+    pub async fn destroy(&self, id: &str, reason: &str) -> bool {
+        let Some(app) = self.app.upgrade() else {
+            return false;
+        };
+        let Some(connection) = app.connections.get(id) else {
+            return false;
+        };
+        self.send(
+            id,
+            json!({"status": "ClientDisconnect", "context": "api", "reason": reason}),
+        )
+        .await;
+        self.close(&app, &connection).await;
+        true
+    }
+
+    /// Destroys every connection (at shutdown), telling each client why.
+    pub async fn destroy_all(&self, reason: &str) {
+        let Some(app) = self.app.upgrade() else {
+            return;
+        };
+        for connection in app.connections.all() {
+            self.destroy(&connection.id, reason).await;
+        }
+    }
+
+    /// Removes a connection: from the registry, its rooms (announced), its pending work.
+    async fn close(&self, app: &App, connection: &Arc<Connection>) {
+        if app.connections.remove(&connection.id).is_none() {
+            return;
+        }
+        connection.closed.cancel();
+        app.rooms.leave_all(connection).await;
+        tracing::debug!(connection = %connection.id, "websocket connection closed");
+    }
+
+    /// The peer as the connection should record it.
+    fn peer(app: &App, ctx: &MessageContext) -> (String, u16) {
+        let port = ctx.remote_addr.map_or(0, |a: SocketAddr| a.port());
+        if app.config.trust_proxy
+            && let Some(first) = ctx
+                .forwarded_for
+                .as_deref()
+                .and_then(|v| v.split(',').next())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+        {
+            return (first.to_owned(), port);
+        }
+        match ctx.remote_addr {
+            Some(addr) => (addr.ip().to_canonical().to_string(), addr.port()),
+            None => ("0.0.0.0".to_owned(), 0),
+        }
+    }
+
+    /// Whether the network client `client` may subscribe to `name` (a channel or
+    /// pattern). Patterns that merely cover the root (`/**`, `/client/**`) pass: their
+    /// deliveries are filtered on the way out.
+    fn allowed(app: &App, client: Option<&str>, name: &str) -> bool {
+        let wildcard = channel::is_wildcard(name);
+        let base = if wildcard {
+            name.trim_end_matches("/**").trim_end_matches("/*")
+        } else {
+            name
+        };
+        if !channel::is_under(base, ROOT) {
+            return true;
+        }
+        if wildcard {
+            return false;
+        }
+        if let Some(id) = name.strip_prefix(CONNECTION_PREFIX) {
+            return client
+                .is_some_and(|c| app.connections.get(id).is_some_and(|conn| conn.owner == c));
+        }
+        is_setup_channel(name)
+    }
+
+    /// One verb from the owner of `connection`; the answer is published on its channel.
+    async fn handle(self: Arc<Self>, app: Arc<App>, connection: Arc<Connection>, data: Value) {
+        let n = connection.count_message();
+        let Value::Object(mut msg) = data else {
+            self.respond(&connection, n, verb_not_found()).await;
+            return;
+        };
+        let event = msg.get("event").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let room = text(&msg, "room");
+        let reply = match event.as_str() {
+            "action" => {
+                let params = match msg.remove("params") {
+                    Some(Value::Object(p)) => p,
+                    _ => Params::new(),
+                };
+                self.start_action(app, connection, n, params);
+                return;
+            }
+            "file" => {
+                let path = text(&msg, "file");
+                let server = Arc::clone(&self);
+                tokio::spawn(async move {
+                    let reply = file_reply(&app.config.public, &path).await;
+                    server.respond(&connection, n, reply).await;
+                });
+                return;
+            }
+            "detailsView" => ok_data(connection.details()),
+            "documentation" => {
+                let mut r = ok_data(Value::Null);
+                r.remove("data");
+                r.insert("documentation".into(), documentation(app.registry()));
+                r
+            }
+            "roomAdd" => room_status(app.rooms.join(&connection.id, &room).await),
+            "roomLeave" => room_status(app.rooms.leave(&connection.id, &room).await),
+            "roomView" => match app.rooms.view(&connection.id, &room).await {
+                Ok(view) => ok_data(view),
+                Err(err) => room_status(Err(err)),
+            },
+            "roomChange" => {
+                if room.is_empty() {
+                    room_status(Err(RoomError::RoomRequired))
+                } else {
+                    for old in connection.rooms() {
+                        let _ = app.rooms.leave(&connection.id, &old).await;
+                    }
+                    room_status(app.rooms.join(&connection.id, &room).await)
+                }
+            }
+            "listenToRoom" => room_status(app.rooms.listen(&connection.id, &room, true).await),
+            "silenceRoom" => room_status(app.rooms.listen(&connection.id, &room, false).await),
+            "say" => {
+                let message = msg.remove("message").unwrap_or(Value::Null);
+                room_status(app.rooms.say(&connection.id, &room, message).await)
+            }
+            "quit" => {
+                self.respond(&connection, n, ok_data(Value::Bool(true))).await;
+                self.close(&app, &connection).await;
+                return;
+            }
+            _ => verb_not_found(),
+        };
+        self.respond(&connection, n, reply).await;
+    }
+
+    /// Runs an action concurrently, within `simultaneousActions`.
+    fn start_action(self: Arc<Self>, app: Arc<App>, connection: Arc<Connection>, n: u64, params: Params) {
+        let Some(slot) = connection.pending.try_acquire(app.config.simultaneous_actions) else {
+            tokio::spawn(async move {
+                let mut r = Map::new();
+                r.insert("error".into(), ActionError::too_many_requests().client_message().into());
+                self.respond(&connection, n, r).await;
+            });
+            return;
+        };
+        let params = connection.merge_params(params);
+        connection.count_action();
+        let request = ActionRequest {
+            params,
+            connection: connection.info(),
+        };
+        tokio::spawn(async move {
+            let outcome = tokio::select! {
+                outcome = app.processor.process(request) => outcome,
+                // A closed connection's pending work is dropped.
+                () = connection.closed.cancelled() => return,
+            };
+            drop(slot);
+            let mut r = Map::new();
+            match outcome.result {
+                Ok(result) => merge_result(&mut r, result),
+                Err(err) => {
+                    r.insert("error".into(), err.client_message().into());
+                }
+            }
+            self.respond(&connection, n, r).await;
+        });
+    }
+
+    async fn respond(&self, connection: &Connection, n: u64, mut reply: Map<String, Value>) {
+        reply.insert("messageCount".into(), n.into());
+        reply.insert("context".into(), "response".into());
+        self.send(&connection.id, Value::Object(reply)).await;
+    }
+}
+
+/// `/client/websocket/_incoming/<one segment>`.
+fn is_setup_channel(name: &str) -> bool {
+    name.strip_prefix(SETUP_PREFIX)
+        .is_some_and(|rest| !rest.is_empty() && !rest.contains('/') && !rest.contains('*'))
+}
+
+fn text(msg: &Map<String, Value>, key: &str) -> String {
+    match msg.get(key) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => String::new(),
+    }
+}
+
+fn ok_data(data: Value) -> Map<String, Value> {
+    let mut r = Map::new();
+    r.insert("status".into(), "OK".into());
+    r.insert("data".into(), data);
+    r
+}
+
+fn verb_not_found() -> Map<String, Value> {
+    let mut r = Map::new();
+    r.insert("status".into(), VERB_NOT_FOUND.into());
+    r.insert("data".into(), Value::Null);
+    r
+}
+
+fn room_status(result: Result<(), RoomError>) -> Map<String, Value> {
+    match result {
+        Ok(()) => ok_data(Value::Bool(true)),
+        Err(err) => {
+            let mut r = Map::new();
+            r.insert("status".into(), err.to_string().into());
+            r.insert("data".into(), Value::Bool(false));
+            r
+        }
+    }
+}
+
+/// Whether a MIME type is text that JSON can carry as a string.
+fn is_textual(mime: &str) -> bool {
+    mime.starts_with("text/")
+        || mime.ends_with("+xml")
+        || mime.ends_with("+json")
+        || matches!(
+            mime,
+            "application/json" | "application/javascript" | "application/xml" | "image/svg+xml"
+        )
+}
+
+/// The `file` answer for `path` under the public directory `root`.
+async fn file_reply(root: &Path, path: &str) -> Map<String, Value> {
+    let mime = mime_guess::from_path(path).first_or_octet_stream().essence_str().to_owned();
+    let mut r = Map::new();
+    match read_public(root, path).await {
+        Some(bytes) => {
+            let length = bytes.len();
+            match (is_textual(&mime), String::from_utf8(bytes)) {
+                (true, Ok(text)) => {
+                    r.insert("content".into(), text.into());
+                }
+                (_, Ok(text)) => {
+                    r.insert("content".into(), base64::engine::general_purpose::STANDARD.encode(text.as_bytes()).into());
+                    r.insert("encoding".into(), "base64".into());
+                }
+                (_, Err(e)) => {
+                    r.insert("content".into(), base64::engine::general_purpose::STANDARD.encode(e.as_bytes()).into());
+                    r.insert("encoding".into(), "base64".into());
+                }
+            }
+            r.insert("error".into(), Value::Null);
+            r.insert("mime".into(), mime.into());
+            r.insert("length".into(), length.into());
+        }
+        None => {
+            r.insert("error".into(), FILE_NOT_FOUND.into());
+            r.insert("content".into(), Value::Null);
+            r.insert("mime".into(), "text/html".into());
+            r.insert("length".into(), FILE_NOT_FOUND.len().into());
+        }
+    }
+    r
+}
+
+/// Reads `path` under `root`, refusing anything that escapes it (`..`, absolute paths,
+/// symlinks out of the root) and directories; `None` for every refusal.
+async fn read_public(root: &Path, path: &str) -> Option<Vec<u8>> {
+    let relative: PathBuf = Path::new(path.trim_start_matches('/'))
+        .components()
+        .map(|c| match c {
+            Component::Normal(part) => Some(part),
+            _ => None,
+        })
+        .collect::<Option<PathBuf>>()?;
+    if relative.as_os_str().is_empty() {
+        return None;
+    }
+    let root = tokio::fs::canonicalize(root).await.ok()?;
+    let full = tokio::fs::canonicalize(root.join(relative)).await.ok()?;
+    if !full.starts_with(&root) {
+        return None;
+    }
+    let meta = tokio::fs::metadata(&full).await.ok()?;
+    if !meta.is_file() || meta.len() > MAX_FILE_BYTES {
+        return None;
+    }
+    tokio::fs::read(&full).await.ok()
+}
+
+impl Extension for WebSocketServer {
+    fn incoming<'a>(&'a self, ctx: &'a MessageContext, msg: &'a mut Message) -> BoxFuture<'a, Verdict> {
+        Box::pin(async move {
+            if ctx.trusted {
+                return Verdict::Pass;
+            }
+            let Some(app) = self.app.upgrade() else {
+                return Verdict::Pass;
+            };
+            let name = msg.channel_str().to_owned();
+            let client = ctx.client_id.as_deref();
+            if name == "/meta/subscribe" {
+                let subs: Vec<String> = match &msg.subscription {
+                    Some(Value::String(s)) => vec![s.clone()],
+                    Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+                    _ => Vec::new(),
+                };
+                for sub in subs {
+                    if !Self::allowed(&app, client, &sub) {
+                        return Verdict::Reject(BayeuxError::channel_forbidden(&sub));
+                    }
+                }
+                return Verdict::Pass;
+            }
+            if channel::is_meta(&name) || !channel::is_under(&name, ROOT) {
+                return Verdict::Pass;
+            }
+            // A publish under the websocket root: only the owner, only on its channel.
+            let connection = name
+                .strip_prefix(CONNECTION_PREFIX)
+                .and_then(|id| app.connections.get(id))
+                .filter(|c| client.is_some_and(|id| c.owner == id));
+            let Some(connection) = connection else {
+                return Verdict::Reject(BayeuxError::channel_forbidden(&name));
+            };
+            let data = msg.data.take().unwrap_or(Value::Null);
+            let server = app_server(self);
+            server.handle(app, connection, data).await;
+            Verdict::Drop
+        })
+    }
+
+    fn outgoing<'a>(&'a self, ctx: &'a OutgoingContext, msg: &'a mut Message) -> BoxFuture<'a, Verdict> {
+        Box::pin(async move {
+            if ctx.kind != OutgoingKind::Delivery || !channel::is_under(msg.channel_str(), ROOT) {
+                return Verdict::Pass;
+            }
+            let Some(app) = self.app.upgrade() else {
+                return Verdict::Drop;
+            };
+            let name = msg.channel_str();
+            // Whose is it? The connection named by the channel, or the one announced on
+            // a setup channel.
+            let id = match name.strip_prefix(CONNECTION_PREFIX) {
+                Some(id) => Some(id.to_owned()),
+                None => msg
+                    .data
+                    .as_ref()
+                    .and_then(|d| d.get("id"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+            };
+            let owner_matches = id
+                .and_then(|id| app.connections.get(&id))
+                .is_some_and(|c| ctx.client_id.as_deref() == Some(c.owner.as_str()));
+            let echo = ctx.publisher.is_some() && ctx.publisher == ctx.client_id;
+            if owner_matches && !echo {
+                Verdict::Pass
+            } else {
+                Verdict::Drop
+            }
+        })
+    }
+
+    fn subscribed<'a>(&'a self, ctx: &'a MessageContext, name: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if ctx.trusted {
+                return;
+            }
+            let (Some(app), Some(client)) = (self.app.upgrade(), ctx.client_id.as_deref()) else {
+                return;
+            };
+            if is_setup_channel(name) {
+                let (ip, port) = Self::peer(&app, ctx);
+                let connection = app.connections.create(client, ip, port);
+                tracing::debug!(connection = %connection.id, owner = client, "websocket connection created");
+                if let Err(err) = self.bayeux.publish(name, json!({"id": connection.id})).await {
+                    tracing::warn!(%err, "cannot announce a new connection");
+                }
+            } else if let Some(id) = name.strip_prefix(CONNECTION_PREFIX)
+                && let Some(connection) = app.connections.get(id)
+                && connection.owner == client
+                && connection.mark_welcomed()
+            {
+                self.send(id, json!({"welcome": app.config.welcome_message, "context": "api"}))
+                    .await;
+            }
+        })
+    }
+
+    fn session_destroyed<'a>(&'a self, client_id: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let Some(app) = self.app.upgrade() else {
+                return;
+            };
+            for connection in app.connections.remove_owned_by(client_id) {
+                connection.closed.cancel();
+                app.rooms.leave_all(&connection).await;
+            }
+        })
+    }
+}
+
+/// An owned handle to the server for spawned work.
+fn app_server(server: &WebSocketServer) -> Arc<WebSocketServer> {
+    Arc::new(WebSocketServer {
+        app: server.app.clone(),
+        bayeux: server.bayeux.clone(),
+    })
+}
+
+/// `/public/javascript/actionheroClient.js` and the chat page, embedded in the binary.
+pub fn asset_routes() -> BoxedFilter<(Response,)> {
+    let client = warp::path!("public" / "javascript" / "actionheroClient.js")
+        .map(|| asset(ACTIONHERO_CLIENT, "application/javascript; charset=utf-8"));
+    let chat = warp::path!("chat.html").map(|| asset(CHAT_HTML, "text/html; charset=utf-8"));
+    let chat_js = warp::path!("chat" / "chat.js").map(|| asset(CHAT_JS, "application/javascript; charset=utf-8"));
+    let chat_css = warp::path!("chat" / "chat.css").map(|| asset(CHAT_CSS, "text/css; charset=utf-8"));
+    warp::get()
+        .and(client.or(chat).unify().or(chat_js).unify().or(chat_css).unify())
+        .boxed()
+}
+
+/// The browser client of this protocol.
+pub const ACTIONHERO_CLIENT: &str = include_str!("../assets/actionheroClient.js");
+const CHAT_HTML: &str = include_str!("../../../examples/chat/index.html");
+const CHAT_JS: &str = include_str!("../../../examples/chat/chat.js");
+const CHAT_CSS: &str = include_str!("../../../examples/chat/chat.css");
+
+fn asset(body: &'static str, content_type: &'static str) -> Response {
+    let mut response = Response::new(body.into());
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::header::HeaderValue::from_static(content_type),
+    );
+    response.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::header::HeaderValue::from_static("no-cache"),
+    );
+    response
+}
