@@ -1,0 +1,76 @@
+// Helpers for the actionheroClient.js tests: the client as hero serves it, on the real
+// npm faye client, wrapped in promises.
+import { createRequire } from 'node:module';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+const require = createRequire(import.meta.url);
+export const faye = require('faye');
+
+/** Fetches /public/javascript/actionheroClient.js from hero and loads it as a module. */
+export async function loadClient(url) {
+  const res = await fetch(`${url}/public/javascript/actionheroClient.js`);
+  if (res.status !== 200) throw new Error(`actionheroClient.js: HTTP ${res.status}`);
+  const dir = mkdtempSync(path.join(tmpdir(), 'ahc-'));
+  const file = path.join(dir, 'actionheroClient.cjs');
+  writeFileSync(file, await res.text());
+  return require(file);
+}
+
+/** Transports to run every protocol test over. */
+export const TRANSPORTS = [
+  { name: 'websocket', disable: [] },
+  { name: 'long-polling', disable: ['websocket', 'eventsource'] },
+];
+
+/** A connected client: resolves to {client, details}. */
+export async function connect(ActionheroClient, url, transport, extra = {}) {
+  const client = new ActionheroClient({ faye, host: url, disable: transport.disable, ...extra });
+  const details = await new Promise((resolve, reject) => {
+    client.connect((err, d) => (err ? reject(err) : resolve(d)));
+  });
+  return { client, details };
+}
+
+/** Promise forms of the client's calls. */
+export const call = {
+  action: (c, name, params) => new Promise((r) => c.action(name, params, r)),
+  details: (c) => new Promise((r) => c.detailsView((err, resp) => r(resp))),
+  roomAdd: (c, room) => new Promise((r) => c.roomAdd(room, (err, resp) => r(resp))),
+  roomLeave: (c, room) => new Promise((r) => c.roomLeave(room, (err, resp) => r(resp))),
+  roomView: (c, room) => new Promise((r) => c.roomView(room, (err, resp) => r(resp))),
+  say: (c, room, msg) => new Promise((r) => c.say(room, msg, (err, resp) => r(resp))),
+  file: (c, f) => new Promise((r) => c.file(f, r)),
+  send: (c, msg) => new Promise((r) => c.send(msg, r)),
+};
+
+/** Resolves with the next event `name` whose payload passes `filter`; rejects after `ms`. */
+export function nextEvent(client, name, filter = () => true, ms = 10000) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { client.off(name, handler); reject(new Error(`no ${name} event within ${ms} ms`)); }, ms);
+    function handler(m) {
+      if (!filter(m)) return;
+      clearTimeout(timer);
+      client.off(name, handler);
+      resolve(m);
+    }
+    client.on(name, handler);
+  });
+}
+
+/** Collects every `say` a client receives. */
+export function recordSays(client) {
+  const said = [];
+  client.on('say', (m) => said.push(m));
+  return said;
+}
+
+/** Resolves once `predicate()` holds, polling on the event loop (for "nothing else arrived" checks, use a marker message instead). */
+export async function until(predicate, ms = 10000) {
+  const deadline = Date.now() + ms;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
