@@ -130,6 +130,10 @@ pub struct Flags {
     #[arg(long, value_name = "BYTES")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_body_bytes: Option<u64>,
+    /// Grace period for in-flight requests at shutdown, in milliseconds.
+    #[arg(long, value_name = "MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shutdown_timeout_ms: Option<u64>,
     /// Log format.
     #[arg(long, value_name = "FORMAT")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -168,12 +172,24 @@ impl Config {
             figment = figment.merge(Toml::file_exact(path));
         }
         Ok(figment
-            .merge(
-                Env::prefixed("HERO_")
-                    .ignore(&["config"])
-                    .split("__"),
-            )
+            .merge(Self::env())
             .merge(Serialized::defaults(flags)))
+    }
+
+    /// `HERO_<KEY>` for every top-level key. Other `HERO_*` variables (`HERO_CONFIG`,
+    /// or a test harness's `HERO_BIN`) share the namespace and are not settings, so
+    /// they are skipped rather than refused as unknown keys.
+    fn env() -> Env {
+        let keys: Vec<String> = match serde_json::to_value(Config::default()) {
+            Ok(serde_json::Value::Object(fields)) => fields.keys().cloned().collect(),
+            _ => Vec::new(),
+        };
+        Env::prefixed("HERO_")
+            .filter(move |name| {
+                let top = name.as_str().split("__").next().unwrap_or_default();
+                keys.iter().any(|k| k.eq_ignore_ascii_case(top))
+            })
+            .split("__")
     }
 }
 

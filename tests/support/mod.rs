@@ -67,11 +67,7 @@ impl Hero {
         let line = hero
             .wait_for_log("listening on http://", WAIT)
             .unwrap_or_else(|| panic!("hero did not start:\n{}", hero.logs().join("\n")));
-        let port: u16 = line
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no port in {line:?}"));
+        let port = port_in(&line).unwrap_or_else(|| panic!("no port in {line:?}"));
         hero.port = port;
         hero.url = format!("http://127.0.0.1:{port}");
         hero
@@ -174,6 +170,18 @@ fn pipe_lines<R: std::io::Read + Send + 'static>(stream: R, logs: Arc<(Mutex<Vec
             cond.notify_all();
         }
     });
+}
+
+/// The port of a `listening on http://ADDR:PORT` log line, text or JSON.
+pub fn port_in(line: &str) -> Option<u16> {
+    let (_, rest) = line.split_once("listening on http://")?;
+    let addr = rest.split(|c: char| c.is_whitespace() || c == '"').next()?;
+    addr.rsplit(':').next()?.parse().ok()
+}
+
+/// The `hero-testbed` binary: `hero` plus the test actions (panics, versions, ...).
+pub fn testbed() -> Options {
+    Options::default().bin(Path::new(env!("CARGO_BIN_EXE_hero-testbed")))
 }
 
 /// The repository root.

@@ -12,7 +12,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use crate::app::App;
-use crate::servers::api;
+use crate::servers::{api, public};
 
 /// Body of every 404, as actionhero clients expect it.
 pub const NOT_FOUND_BODY: &str = "Sorry, that file is not found :(";
@@ -22,17 +22,17 @@ pub fn routes(
     app: Arc<App>,
 ) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static {
     let api = api::routes(Arc::clone(&app));
-    // Routes of later subsystems (public files, Bayeux, client assets) are added here.
-    api.recover(recover).unify()
+    // Routes of later subsystems (Bayeux, client assets) are added here, before `public`:
+    // it claims every remaining GET/HEAD path.
+    let public = public::routes(Arc::clone(&app));
+    api.or(public).unify().recover(recover).unify()
 }
 
 /// Maps every rejection to a status and a plain-text body.
 async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     let (status, body) = if rejection.is_not_found() {
         (StatusCode::NOT_FOUND, NOT_FOUND_BODY.to_owned())
-    } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some()
-        || rejection.find::<api::BodyTooLarge>().is_some()
-    {
+    } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
         (StatusCode::PAYLOAD_TOO_LARGE, "Request body too large".to_owned())
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
         (StatusCode::METHOD_NOT_ALLOWED, "Method not allowed".to_owned())
