@@ -1,6 +1,8 @@
 //! Black-box tests of the configuration: defaults < file < `HERO_*` env < flags, and
 //! start-up errors that name the key.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use serde_json::Value;
@@ -13,7 +15,10 @@ async fn server_name(hero: &Hero) -> String {
         .json()
         .await
         .unwrap();
-    body["serverInformation"]["serverName"].as_str().unwrap().to_owned()
+    body["serverInformation"]["serverName"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 fn config_file(dir: &tempfile::TempDir, text: &str) -> String {
@@ -25,7 +30,10 @@ fn config_file(dir: &tempfile::TempDir, text: &str) -> String {
 #[tokio::test]
 async fn file_then_env_then_flag_each_override_the_previous() {
     let dir = tempfile::tempdir().unwrap();
-    let file = config_file(&dir, "server_name = \"from-file\"\napi_version = \"9.9.9\"\n");
+    let file = config_file(
+        &dir,
+        "server_name = \"from-file\"\napi_version = \"9.9.9\"\n",
+    );
 
     let hero = Hero::start(&[]);
     assert_eq!(server_name(&hero).await, "actionhero API", "the default");
@@ -34,7 +42,11 @@ async fn file_then_env_then_flag_each_override_the_previous() {
     assert_eq!(server_name(&hero).await, "from-file");
 
     let hero = Hero::start_with(Options::default().env("HERO_CONFIG", &file));
-    assert_eq!(server_name(&hero).await, "from-file", "HERO_CONFIG names the file");
+    assert_eq!(
+        server_name(&hero).await,
+        "from-file",
+        "HERO_CONFIG names the file"
+    );
 
     let hero = Hero::start_with(
         Options::default()
@@ -49,8 +61,16 @@ async fn file_then_env_then_flag_each_override_the_previous() {
             .env("HERO_SERVER_NAME", "from-env"),
     );
     assert_eq!(server_name(&hero).await, "from-flag");
-    let body: Value = reqwest::get(hero.at("/api/randomNumber")).await.unwrap().json().await.unwrap();
-    assert_eq!(body["serverInformation"]["apiVersion"], "9.9.9", "untouched keys keep the file's value");
+    let body: Value = reqwest::get(hero.at("/api/randomNumber"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        body["serverInformation"]["apiVersion"], "9.9.9",
+        "untouched keys keep the file's value"
+    );
 }
 
 #[tokio::test]
@@ -99,12 +119,24 @@ fn a_bad_config_stops_start_up_naming_the_key() {
     let unknown = config_file(&dir, "prot = 8080\n");
     let cases: Vec<(Options, &str)> = vec![
         (Options::default().args(["--config", &unknown]), "`prot`"),
-        (Options::default().args(["--config", "/no/such/hero.toml"]), "/no/such/hero.toml"),
-        (Options::default().env("HERO_CONFIG", "/no/such/env.toml"), "/no/such/env.toml"),
+        (
+            Options::default().args(["--config", "/no/such/hero.toml"]),
+            "/no/such/hero.toml",
+        ),
+        (
+            Options::default().env("HERO_CONFIG", "/no/such/env.toml"),
+            "/no/such/env.toml",
+        ),
         (Options::default().env("HERO_PORT", "eighty"), "port"),
-        (Options::default().env("HERO_RETURN_ERROR_CODES", "maybe"), "return_error_codes"),
+        (
+            Options::default().env("HERO_RETURN_ERROR_CODES", "maybe"),
+            "return_error_codes",
+        ),
         (Options::default().args(["--port", "eighty"]), "--port"),
-        (Options::default().args(["--log-format", "xml"]), "--log-format"),
+        (
+            Options::default().args(["--log-format", "xml"]),
+            "--log-format",
+        ),
     ];
     for (opts, needle) in cases {
         let (status, output) = Hero::run_to_exit(opts.clone());
@@ -129,12 +161,16 @@ fn a_bad_config_stops_start_up_naming_the_key() {
 #[test]
 fn port_zero_logs_the_port_it_got_and_json_logs_are_json() {
     let hero = Hero::start(&[]);
-    let line = hero.wait_for_log("listening on http://", support::WAIT).unwrap();
+    let line = hero
+        .wait_for_log("listening on http://", support::WAIT)
+        .unwrap();
     assert!(line.contains(&format!("127.0.0.1:{}", hero.port)), "{line}");
     assert_ne!(hero.port, 0);
 
     let hero = Hero::start(&["--log-format", "json"]);
-    let line = hero.wait_for_log("listening on http://", support::WAIT).unwrap();
+    let line = hero
+        .wait_for_log("listening on http://", support::WAIT)
+        .unwrap();
     let record: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
     assert_eq!(record["level"], "INFO");
     assert_eq!(

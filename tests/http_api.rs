@@ -1,6 +1,8 @@
 //! Black-box tests of `/api` (PROTOCOL 3.1) over real HTTP against `hero-testbed`
 //! (the `hero` host plus the test actions) and the production `hero` binary.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use reqwest::{Method, StatusCode};
@@ -8,14 +10,21 @@ use serde_json::{Value, json};
 use support::{Hero, testbed};
 
 async fn send(method: Method, url: &str) -> (StatusCode, reqwest::header::HeaderMap, String) {
-    let res = reqwest::Client::new().request(method, url).send().await.unwrap();
+    let res = reqwest::Client::new()
+        .request(method, url)
+        .send()
+        .await
+        .unwrap();
     let (status, headers) = (res.status(), res.headers().clone());
     (status, headers, res.text().await.unwrap())
 }
 
 async fn get_json(url: &str) -> (StatusCode, Value) {
     let (status, _, text) = send(Method::GET, url).await;
-    (status, serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}")))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}")),
+    )
 }
 
 fn start_testbed(args: &[&str]) -> Hero {
@@ -28,7 +37,10 @@ async fn random_number_answers_with_the_envelope() {
     let (status, headers, text) = send(Method::GET, &hero.at("/api/randomNumber")).await;
     assert_eq!(status, 200);
     assert_eq!(headers["content-type"], "application/json; charset=utf-8");
-    assert!(text.contains("\n  \"randomNumber\""), "pretty-printed: {text}");
+    assert!(
+        text.contains("\n  \"randomNumber\""),
+        "pretty-printed: {text}"
+    );
     let body: Value = serde_json::from_str(&text).unwrap();
     let n = body["randomNumber"].as_f64().unwrap();
     assert!((0.0..1.0).contains(&n));
@@ -39,7 +51,12 @@ async fn random_number_answers_with_the_envelope() {
     let requester = &body["requesterInformation"];
     assert_eq!(requester["remoteIP"], "127.0.0.1");
     let fingerprint = requester["fingerprint"].as_str().unwrap();
-    assert!(requester["id"].as_str().unwrap().starts_with(&format!("{fingerprint}-")));
+    assert!(
+        requester["id"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{fingerprint}-"))
+    );
     assert_eq!(
         requester["receivedParams"],
         json!({"action": "randomNumber", "apiVersion": 1})
@@ -51,7 +68,13 @@ async fn random_number_answers_with_the_envelope() {
 async fn every_method_reaches_the_action_by_path_and_by_param() {
     let hero = start_testbed(&[]);
     let client = reqwest::Client::new();
-    for method in [Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
+    for method in [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+    ] {
         for url in [
             hero.at("/api/echoTest?kept=q"),
             hero.at("/api?action=echoTest&kept=q"),
@@ -87,8 +110,15 @@ async fn params_come_from_query_form_and_json_and_undeclared_ones_are_dropped() 
     assert_eq!(body["echo"]["kept"], "form value!");
     assert_eq!(body["echo"]["withDefault"], "fallback", "default applied");
     for dropped in ["dropped", "alsoDropped"] {
-        assert!(body["echo"].get(dropped).is_none(), "{dropped} reached the action: {body}");
-        assert!(body["requesterInformation"]["receivedParams"].get(dropped).is_none());
+        assert!(
+            body["echo"].get(dropped).is_none(),
+            "{dropped} reached the action: {body}"
+        );
+        assert!(
+            body["requesterInformation"]["receivedParams"]
+                .get(dropped)
+                .is_none()
+        );
     }
 
     // JSON object body keeps its types.
@@ -136,9 +166,15 @@ async fn defaults_formatters_and_validators_run_before_the_action() {
     assert_eq!(body["error"], "Error: number must be a positive integer");
 
     let (_, body) = get_json(&hero.at("/api/validatorTest")).await;
-    assert_eq!(body["error"], "Error: number is a required parameter for this action");
+    assert_eq!(
+        body["error"],
+        "Error: number is a required parameter for this action"
+    );
     let (_, body) = get_json(&hero.at("/api/validatorTest?number=")).await;
-    assert_eq!(body["error"], "Error: number is a required parameter for this action");
+    assert_eq!(
+        body["error"],
+        "Error: number is a required parameter for this action"
+    );
 }
 
 #[tokio::test]
@@ -146,7 +182,10 @@ async fn api_version_selects_the_version_and_defaults_to_the_newest() {
     let hero = start_testbed(&[]);
     let (_, body) = get_json(&hero.at("/api/versionTest")).await;
     assert_eq!(body["versionTest"], 2);
-    assert_eq!(body["requesterInformation"]["receivedParams"]["apiVersion"], 2);
+    assert_eq!(
+        body["requesterInformation"]["receivedParams"]["apiVersion"],
+        2
+    );
     let (_, body) = get_json(&hero.at("/api/versionTest?apiVersion=1")).await;
     assert_eq!(body["versionTest"], 1);
     let body: Value = reqwest::Client::new()
@@ -175,14 +214,20 @@ async fn a_callback_param_gives_jsonp() {
     let (status, headers, text) =
         send(Method::GET, &hero.at("/api/randomNumber?callback=my.cb_1")).await;
     assert_eq!(status, 200);
-    assert_eq!(headers["content-type"], "application/javascript; charset=utf-8");
+    assert_eq!(
+        headers["content-type"],
+        "application/javascript; charset=utf-8"
+    );
     let inner = text
         .strip_prefix("my.cb_1(")
         .and_then(|t| t.strip_suffix(");"))
         .unwrap_or_else(|| panic!("not JSONP: {text}"));
     let body: Value = serde_json::from_str(inner).unwrap();
     assert!(body["randomNumber"].is_f64());
-    assert_eq!(body["requesterInformation"]["receivedParams"]["callback"], "my.cb_1");
+    assert_eq!(
+        body["requesterInformation"]["receivedParams"]["callback"],
+        "my.cb_1"
+    );
 
     // A callback that is not a plain identifier path is not echoed into script.
     let (_, headers, text) =
@@ -199,15 +244,26 @@ async fn the_api_root_documents_every_action_and_version() {
         assert_eq!(status, 200);
         let docs = &body["documentation"];
         assert_eq!(docs["randomNumber"]["1"]["name"], "randomNumber");
-        assert!(docs["randomNumber"]["1"]["description"].as_str().unwrap().contains("random"));
+        assert!(
+            docs["randomNumber"]["1"]["description"]
+                .as_str()
+                .unwrap()
+                .contains("random")
+        );
         assert_eq!(docs["versionTest"]["1"]["version"], 1);
         assert_eq!(docs["versionTest"]["2"]["version"], 2);
-        assert_eq!(docs["validatorTest"]["1"]["inputs"]["required"], json!(["number"]));
+        assert_eq!(
+            docs["validatorTest"]["1"]["inputs"]["required"],
+            json!(["number"])
+        );
         assert_eq!(
             docs["echoTest"]["1"]["inputs"]["optional"],
             json!(["kept", "withDefault", "payload"])
         );
-        assert_eq!(docs["webBlockedTest"]["1"]["blockedConnectionTypes"], json!(["web"]));
+        assert_eq!(
+            docs["webBlockedTest"]["1"]["blockedConnectionTypes"],
+            json!(["web"])
+        );
         assert!(body["serverInformation"]["serverName"].is_string());
     }
 }
@@ -215,9 +271,21 @@ async fn the_api_root_documents_every_action_and_version() {
 #[tokio::test]
 async fn errors_answer_200_unless_return_error_codes_is_on() {
     let cases = [
-        ("/api/noSuchAction", 404, "Error: noSuchAction is not a known action or that is not a valid apiVersion."),
-        ("/api/validatorTest", 422, "Error: number is a required parameter for this action"),
-        ("/api/panicTest", 500, "Error: The server experienced an internal error"),
+        (
+            "/api/noSuchAction",
+            404,
+            "Error: noSuchAction is not a known action or that is not a valid apiVersion.",
+        ),
+        (
+            "/api/validatorTest",
+            422,
+            "Error: number is a required parameter for this action",
+        ),
+        (
+            "/api/panicTest",
+            500,
+            "Error: The server experienced an internal error",
+        ),
         ("/api/errorTest", 400, "Error: errorTest always fails"),
     ];
     let off = start_testbed(&[]);
@@ -232,11 +300,17 @@ async fn errors_answer_200_unless_return_error_codes_is_on() {
         let (status, body) = get_json(&on.at(path)).await;
         assert_eq!(status.as_u16(), code, "{path}");
         assert_eq!(body["error"], error, "{path}");
-        assert!(body["serverInformation"].is_object(), "{path}: the envelope is kept");
+        assert!(
+            body["serverInformation"].is_object(),
+            "{path}: the envelope is kept"
+        );
     }
     let (status, body) = get_json(&on.at("/api/webBlockedTest")).await;
     assert_eq!(status, 403);
-    assert!(body.get("reached").is_none(), "a blocked action must not run: {body}");
+    assert!(
+        body.get("reached").is_none(),
+        "a blocked action must not run: {body}"
+    );
     assert!(body["error"].as_str().unwrap().contains("web"), "{body}");
 }
 
@@ -246,14 +320,21 @@ async fn a_panicking_action_is_a_500_and_the_host_keeps_serving() {
     for _ in 0..3 {
         let (status, body) = get_json(&hero.at("/api/panicTest")).await;
         assert_eq!(status, 500);
-        assert_eq!(body["error"], "Error: The server experienced an internal error");
-        assert!(!body.to_string().contains("on purpose"), "panic details leak: {body}");
+        assert_eq!(
+            body["error"],
+            "Error: The server experienced an internal error"
+        );
+        assert!(
+            !body.to_string().contains("on purpose"),
+            "panic details leak: {body}"
+        );
     }
     let (status, body) = get_json(&hero.at("/api/randomNumber")).await;
     assert_eq!(status, 200);
     assert!(body["randomNumber"].is_f64());
     assert!(
-        hero.wait_for_log("panicTest panicked on purpose", support::WAIT).is_some(),
+        hero.wait_for_log("panicTest panicked on purpose", support::WAIT)
+            .is_some(),
         "the panic is logged"
     );
     let (_, body) = get_json(&hero.at("/api/status")).await;
@@ -263,16 +344,35 @@ async fn a_panicking_action_is_a_500_and_the_host_keeps_serving() {
 #[tokio::test]
 async fn the_session_cookie_identifies_the_requester_across_requests() {
     let hero = Hero::start(&[]);
-    let client = reqwest::Client::builder().cookie_store(true).build().unwrap();
-    let first = client.get(hero.at("/api/randomNumber")).send().await.unwrap();
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let first = client
+        .get(hero.at("/api/randomNumber"))
+        .send()
+        .await
+        .unwrap();
     let cookie = first.headers()["set-cookie"].to_str().unwrap().to_owned();
     assert!(cookie.starts_with("sessionID="), "{cookie}");
     let first: Value = first.json().await.unwrap();
-    let fingerprint = first["requesterInformation"]["fingerprint"].as_str().unwrap();
-    assert!(cookie.starts_with(&format!("sessionID={fingerprint};")), "{cookie}");
+    let fingerprint = first["requesterInformation"]["fingerprint"]
+        .as_str()
+        .unwrap();
+    assert!(
+        cookie.starts_with(&format!("sessionID={fingerprint};")),
+        "{cookie}"
+    );
 
-    let second = client.post(hero.at("/api/randomNumber")).send().await.unwrap();
-    assert!(second.headers().get("set-cookie").is_none(), "the cookie is not re-issued");
+    let second = client
+        .post(hero.at("/api/randomNumber"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        second.headers().get("set-cookie").is_none(),
+        "the cookie is not re-issued"
+    );
     let second: Value = second.json().await.unwrap();
     assert_eq!(second["requesterInformation"]["fingerprint"], fingerprint);
     assert_ne!(
@@ -292,7 +392,9 @@ async fn options_head_and_trace() {
     assert_eq!(status, 200);
     assert!(text.is_empty(), "OPTIONS has no body: {text}");
     let allowed = headers["access-control-allow-methods"].to_str().unwrap();
-    for m in ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD", "TRACE"] {
+    for m in [
+        "GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD", "TRACE",
+    ] {
         assert!(allowed.contains(m), "{m} in {allowed}");
     }
     assert_eq!(headers["access-control-allow-origin"], "*");
@@ -319,19 +421,35 @@ async fn bodies_over_the_limit_are_413_and_bad_json_is_400() {
     let client = reqwest::Client::new();
     let url = hero.at("/api/randomNumber");
 
-    let ok = client.post(&url).body("a=".to_owned() + &"x".repeat(900)).send().await.unwrap();
+    let ok = client
+        .post(&url)
+        .body("a=".to_owned() + &"x".repeat(900))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ok.status(), 200);
 
-    let res = client.post(&url).body("a=".to_owned() + &"x".repeat(2000)).send().await.unwrap();
-    assert_eq!(res.status(), 413);
-    let body: Value = res.json().await.unwrap();
-    assert_eq!(body["error"], "Error: the request body is larger than 1000 bytes");
-
-    // Chunked, with no Content-Length to refuse up front.
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..20).map(|_| Ok(vec![b'x'; 100])).collect();
     let res = client
         .post(&url)
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
+        .body("a=".to_owned() + &"x".repeat(2000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 413);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(
+        body["error"],
+        "Error: the request body is larger than 1000 bytes"
+    );
+
+    // Chunked, with no Content-Length to refuse up front.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..20).map(|_| Ok(vec![b'x'; 100])).collect();
+    let res = client
+        .post(&url)
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
         .send()
         .await
         .unwrap();
@@ -345,10 +463,16 @@ async fn bodies_over_the_limit_are_413_and_bad_json_is_400() {
         .await
         .unwrap();
     assert_eq!(res.status(), 400);
-    assert_eq!(res.headers()["content-type"], "application/json; charset=utf-8");
+    assert_eq!(
+        res.headers()["content-type"],
+        "application/json; charset=utf-8"
+    );
     let body: Value = res.json().await.unwrap();
     let error = body["error"].as_str().unwrap();
-    assert!(error.starts_with("Error: the body is not valid JSON"), "{error}");
+    assert!(
+        error.starts_with("Error: the body is not valid JSON"),
+        "{error}"
+    );
 
     let res = client
         .post(&url)
@@ -359,7 +483,10 @@ async fn bodies_over_the_limit_are_413_and_bad_json_is_400() {
         .unwrap();
     assert_eq!(res.status(), 400);
     let body: Value = res.json().await.unwrap();
-    assert_eq!(body["error"], "Error: the JSON body must be an object or an array");
+    assert_eq!(
+        body["error"],
+        "Error: the JSON body must be an object or an array"
+    );
 
     // The host still serves.
     assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
@@ -373,7 +500,14 @@ async fn the_production_binary_does_not_ship_the_test_actions() {
     for name in ["status", "randomNumber", "cacheTest", "sleepTest"] {
         assert!(docs.contains_key(name), "{name} missing");
     }
-    for name in ["panicTest", "versionTest", "validatorTest", "webBlockedTest", "errorTest", "echoTest"] {
+    for name in [
+        "panicTest",
+        "versionTest",
+        "validatorTest",
+        "webBlockedTest",
+        "errorTest",
+        "echoTest",
+    ] {
         assert!(!docs.contains_key(name), "{name} shipped in hero");
     }
     let (_, body) = get_json(&hero.at("/api/panicTest")).await;

@@ -1,5 +1,7 @@
 //! Black-box tests of static files (PROTOCOL 3.2) against the real `hero` binary.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::path::Path;
@@ -53,7 +55,9 @@ async fn get(url: &str) -> reqwest::Response {
 /// Sends `GET <target>` exactly as written (reqwest would normalise the path) and
 /// returns the status and body.
 async fn raw_get(port: u16, target: &[u8]) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
     let mut request = b"GET ".to_vec();
     request.extend_from_slice(target);
     request.extend_from_slice(b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
@@ -66,7 +70,10 @@ async fn raw_get(port: u16, target: &[u8]) -> (u16, String) {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no status in {text:?}"));
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -75,22 +82,62 @@ async fn files_are_served_with_their_content_type_and_length() {
     let dir = site();
     let hero = serve(dir.path());
     let cases = [
-        ("/public/index.html", "text/html; charset=utf-8", "<h1>my site</h1>"),
-        ("/public/style.css", "text/css; charset=utf-8", "body { color: red }"),
-        ("/public/app.js", "text/javascript; charset=utf-8", "console.log(1);"),
-        ("/public/data.json", "application/json; charset=utf-8", "{\"a\":1}"),
-        ("/public/docs/page.txt", "text/plain; charset=utf-8", "plain text"),
+        (
+            "/public/index.html",
+            "text/html; charset=utf-8",
+            "<h1>my site</h1>",
+        ),
+        (
+            "/public/style.css",
+            "text/css; charset=utf-8",
+            "body { color: red }",
+        ),
+        (
+            "/public/app.js",
+            "text/javascript; charset=utf-8",
+            "console.log(1);",
+        ),
+        (
+            "/public/data.json",
+            "application/json; charset=utf-8",
+            "{\"a\":1}",
+        ),
+        (
+            "/public/docs/page.txt",
+            "text/plain; charset=utf-8",
+            "plain text",
+        ),
         ("/public/a%20b.txt", "text/plain; charset=utf-8", "spaced"),
-        ("/public?file=style.css", "text/css; charset=utf-8", "body { color: red }"),
-        ("/public?file=docs%2Fpage.txt", "text/plain; charset=utf-8", "plain text"),
-        ("/style.css", "text/css; charset=utf-8", "body { color: red }"),
-        ("/public/inner.css", "text/css; charset=utf-8", "body { color: red }"),
+        (
+            "/public?file=style.css",
+            "text/css; charset=utf-8",
+            "body { color: red }",
+        ),
+        (
+            "/public?file=docs%2Fpage.txt",
+            "text/plain; charset=utf-8",
+            "plain text",
+        ),
+        (
+            "/style.css",
+            "text/css; charset=utf-8",
+            "body { color: red }",
+        ),
+        (
+            "/public/inner.css",
+            "text/css; charset=utf-8",
+            "body { color: red }",
+        ),
     ];
     for (path, mime, body) in cases {
         let res = get(&hero.at(path)).await;
         assert_eq!(res.status(), 200, "{path}");
         assert_eq!(res.headers()["content-type"], mime, "{path}");
-        assert_eq!(res.headers()["content-length"], body.len().to_string().as_str(), "{path}");
+        assert_eq!(
+            res.headers()["content-length"],
+            body.len().to_string().as_str(),
+            "{path}"
+        );
         assert!(res.headers().contains_key("etag"), "{path}");
         assert!(res.headers().contains_key("last-modified"), "{path}");
         assert!(res.headers().contains_key("cache-control"), "{path}");
@@ -110,7 +157,11 @@ async fn binary_files_are_byte_exact() {
         assert_eq!(res.status(), 200);
         assert_eq!(res.headers()["content-type"], "application/octet-stream");
         assert_eq!(res.headers()["content-length"], "256");
-        assert_eq!(res.bytes().await.unwrap().as_ref(), expected.as_slice(), "{path}");
+        assert_eq!(
+            res.bytes().await.unwrap().as_ref(),
+            expected.as_slice(),
+            "{path}"
+        );
     }
 }
 
@@ -128,7 +179,11 @@ async fn the_root_and_directories_serve_their_index() {
     ] {
         let res = get(&hero.at(path)).await;
         assert_eq!(res.status(), 200, "{path}");
-        assert_eq!(res.headers()["content-type"], "text/html; charset=utf-8", "{path}");
+        assert_eq!(
+            res.headers()["content-type"],
+            "text/html; charset=utf-8",
+            "{path}"
+        );
         assert_eq!(res.text().await.unwrap(), body, "{path}");
     }
     // A directory without an index is not found.
@@ -147,19 +202,43 @@ async fn validators_give_304s_and_head_has_no_body() {
     let etag = first.headers()["etag"].clone();
     let modified = first.headers()["last-modified"].clone();
 
-    let res = client.get(&url).header("if-none-match", etag.clone()).send().await.unwrap();
+    let res = client
+        .get(&url)
+        .header("if-none-match", etag.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::NOT_MODIFIED);
     assert_eq!(res.headers()["etag"], etag);
     assert!(res.bytes().await.unwrap().is_empty());
 
     let list = format!("\"nope\", W/{}", etag.to_str().unwrap());
-    let res = client.get(&url).header("if-none-match", list).send().await.unwrap();
-    assert_eq!(res.status(), StatusCode::NOT_MODIFIED, "weak comparison in a list");
+    let res = client
+        .get(&url)
+        .header("if-none-match", list)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::NOT_MODIFIED,
+        "weak comparison in a list"
+    );
 
-    let res = client.get(&url).header("if-modified-since", modified.clone()).send().await.unwrap();
+    let res = client
+        .get(&url)
+        .header("if-modified-since", modified.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::NOT_MODIFIED);
 
-    let res = client.get(&url).header("if-none-match", "\"stale\"").send().await.unwrap();
+    let res = client
+        .get(&url)
+        .header("if-none-match", "\"stale\"")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.text().await.unwrap(), "body { color: red }");
 
@@ -173,12 +252,21 @@ async fn validators_give_304s_and_head_has_no_body() {
 
     // A changed file gets a new ETag.
     std::fs::write(dir.path().join("public/style.css"), "body { color: blue; }").unwrap();
-    let res = client.get(&url).header("if-none-match", etag.clone()).send().await.unwrap();
+    let res = client
+        .get(&url)
+        .header("if-none-match", etag.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     assert_ne!(res.headers()["etag"], etag);
     assert_eq!(res.text().await.unwrap(), "body { color: blue; }");
 
-    let res = client.head(hero.at("/public/all-bytes.bin")).send().await.unwrap();
+    let res = client
+        .head(hero.at("/public/all-bytes.bin"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["content-length"], "256");
     assert_eq!(res.headers()["content-type"], "application/octet-stream");
@@ -189,7 +277,12 @@ async fn validators_give_304s_and_head_has_no_body() {
 async fn missing_files_are_404_with_the_actionhero_body() {
     let dir = site();
     let hero = serve(dir.path());
-    for path in ["/public/nope.txt", "/nope.html", "/public?file=nope", "/public/docs/nope/"] {
+    for path in [
+        "/public/nope.txt",
+        "/nope.html",
+        "/public?file=nope",
+        "/public/docs/nope/",
+    ] {
         let res = get(&hero.at(path)).await;
         assert_eq!(res.status(), 404, "{path}");
         assert_eq!(res.text().await.unwrap(), NOT_FOUND, "{path}");
@@ -246,7 +339,10 @@ async fn no_path_escapes_the_public_directory() {
         assert_eq!(body, NOT_FOUND, "{shown}");
     }
     // The same server still serves what is inside.
-    assert_eq!(raw_get(hero.port, b"/public/docs/page.txt").await, (200, "plain text".into()));
+    assert_eq!(
+        raw_get(hero.port, b"/public/docs/page.txt").await,
+        (200, "plain text".into())
+    );
 }
 
 #[tokio::test]
@@ -260,7 +356,11 @@ async fn the_embedded_page_is_served_when_there_is_no_public_directory() {
         assert!(res.headers().contains_key("etag"));
         let page = res.text().await.unwrap();
         assert!(page.contains("<title>Hero</title>"), "{path}");
-        for link in ["href=\"/api/\"", "href=\"/api/status\"", "href=\"/chat.html\""] {
+        for link in [
+            "href=\"/api/\"",
+            "href=\"/api/status\"",
+            "href=\"/chat.html\"",
+        ] {
             assert!(page.contains(link), "{path}: {link}");
         }
     }
@@ -272,5 +372,8 @@ async fn the_embedded_page_is_served_when_there_is_no_public_directory() {
     let site = site();
     let public = site.path().join("public");
     let hero = Hero::start(&["--public", public.to_str().unwrap()]);
-    assert_eq!(get(&hero.at("/")).await.text().await.unwrap(), "<h1>my site</h1>");
+    assert_eq!(
+        get(&hero.at("/")).await.text().await.unwrap(),
+        "<h1>my site</h1>"
+    );
 }

@@ -15,13 +15,14 @@ async fn main() {
         .nth(1)
         .and_then(|p| p.parse().ok())
         .unwrap_or(0u16);
-    let listener = match tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await {
-        Ok(listener) => listener,
-        Err(err) => {
-            eprintln!("bare-warp: cannot listen: {err}");
-            std::process::exit(1);
-        }
-    };
+    let listener =
+        match tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await {
+            Ok(listener) => listener,
+            Err(err) => {
+                eprintln!("bare-warp: cannot listen: {err}");
+                std::process::exit(1);
+            }
+        };
     if let Ok(addr) = listener.local_addr() {
         println!("listening on http://{addr}");
     }

@@ -26,20 +26,22 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
         .and(warp::header::headers_cloned())
         .and(warp::addr::remote())
         .and(warp::body::stream())
-        .then(move |tail: warp::path::Tail, method, query, headers, remote, stream| {
-            let app = Arc::clone(&app);
-            async move {
-                let body = read_body(stream, &headers, app.config.max_body_bytes).await;
-                let request = HttpRequest {
-                    path_action: decode(tail.as_str().trim_matches('/')),
-                    method,
-                    query,
-                    headers,
-                    remote,
-                };
-                handle(app, request, body).await
-            }
-        })
+        .then(
+            move |tail: warp::path::Tail, method, query, headers, remote, stream| {
+                let app = Arc::clone(&app);
+                async move {
+                    let body = read_body(stream, &headers, app.config.max_body_bytes).await;
+                    let request = HttpRequest {
+                        path_action: decode(tail.as_str().trim_matches('/')),
+                        method,
+                        query,
+                        headers,
+                        remote,
+                    };
+                    handle(app, request, body).await
+                }
+            },
+        )
         .boxed()
 }
 
@@ -146,7 +148,11 @@ async fn handle(app: Arc<App>, req: HttpRequest, body: Result<Bytes, BodyError>)
 
     if req.method == Method::TRACE {
         let body = envelope(&app, &requester, params, started, |_| {});
-        return with_identity(json_response(StatusCode::OK, &body, callback.as_deref()), &requester, None);
+        return with_identity(
+            json_response(StatusCode::OK, &body, callback.as_deref()),
+            &requester,
+            None,
+        );
     }
 
     let has_action = params
@@ -158,7 +164,11 @@ async fn handle(app: Arc<App>, req: HttpRequest, body: Result<Bytes, BodyError>)
         let body = envelope(&app, &requester, params, started, |r| {
             r.insert("documentation".into(), docs);
         });
-        return with_identity(json_response(StatusCode::OK, &body, callback.as_deref()), &requester, None);
+        return with_identity(
+            json_response(StatusCode::OK, &body, callback.as_deref()),
+            &requester,
+            None,
+        );
     }
 
     let connection = ConnectionInfo {
@@ -174,7 +184,11 @@ async fn handle(app: Arc<App>, req: HttpRequest, body: Result<Bytes, BodyError>)
         .process(ActionRequest { params, connection })
         .await;
     let mut status = StatusCode::OK;
-    let error = outcome.result.as_ref().err().map(ActionError::client_message);
+    let error = outcome
+        .result
+        .as_ref()
+        .err()
+        .map(ActionError::client_message);
     if let Err(err) = &outcome.result
         && app.config.return_error_codes
     {
@@ -189,7 +203,11 @@ async fn handle(app: Arc<App>, req: HttpRequest, body: Result<Bytes, BodyError>)
             r.insert("error".into(), Value::from(error));
         }
     });
-    with_identity(json_response(status, &body, callback.as_deref()), &requester, None)
+    with_identity(
+        json_response(status, &body, callback.as_deref()),
+        &requester,
+        None,
+    )
 }
 
 /// Query, then the body (form or JSON; a JSON array lands in `payload`).
@@ -276,7 +294,10 @@ fn envelope(
 fn json_response(status: StatusCode, body: &Value, callback: Option<&str>) -> Response {
     let pretty = serde_json::to_string_pretty(body).unwrap_or_else(|_| "{}".into());
     let (content_type, text) = match callback {
-        Some(cb) => ("application/javascript; charset=utf-8", format!("{cb}({pretty});")),
+        Some(cb) => (
+            "application/javascript; charset=utf-8",
+            format!("{cb}({pretty});"),
+        ),
         None => ("application/json; charset=utf-8", pretty),
     };
     let mut response = Response::new(text.into());
@@ -295,7 +316,10 @@ fn empty(status: StatusCode) -> Response {
 
 fn cors_headers() -> HeaderMap {
     let mut h = HeaderMap::new();
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
     h.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
         HeaderValue::from_static("HEAD, GET, POST, PUT, PATCH, DELETE, OPTIONS, TRACE"),

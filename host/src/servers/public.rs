@@ -156,18 +156,20 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
         .and(warp::path::full())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(warp::header::headers_cloned())
-        .then(move |method: Method, full: warp::path::FullPath, query: String, headers| {
-            let root = app.config.public.clone();
-            async move {
-                let Some(path) = requested_path(full.as_str(), &query) else {
-                    return not_found();
-                };
-                match read_public_file(&root, &path).await {
-                    Ok(file) => file_response(&file, &method, &headers),
-                    Err(NotFound) => not_found(),
+        .then(
+            move |method: Method, full: warp::path::FullPath, query: String, headers| {
+                let root = app.config.public.clone();
+                async move {
+                    let Some(path) = requested_path(full.as_str(), &query) else {
+                        return not_found();
+                    };
+                    match read_public_file(&root, &path).await {
+                        Ok(file) => file_response(&file, &method, &headers),
+                        Err(NotFound) => not_found(),
+                    }
                 }
-            }
-        })
+            },
+        )
         .boxed()
 }
 
@@ -208,7 +210,10 @@ fn file_response(file: &PublicFile, method: &Method, request: &HeaderMap) -> Res
     {
         headers.insert(header::LAST_MODIFIED, value);
     }
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(CACHE_CONTROL));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(CACHE_CONTROL),
+    );
     if fresh {
         *response.status_mut() = StatusCode::NOT_MODIFIED;
         return response;
@@ -268,8 +273,14 @@ mod tests {
 
     #[test]
     fn text_types_carry_a_charset() {
-        assert_eq!(content_type(Path::new("a.html")), "text/html; charset=utf-8");
-        assert_eq!(content_type(Path::new("a.js")), "text/javascript; charset=utf-8");
+        assert_eq!(
+            content_type(Path::new("a.html")),
+            "text/html; charset=utf-8"
+        );
+        assert_eq!(
+            content_type(Path::new("a.js")),
+            "text/javascript; charset=utf-8"
+        );
         assert_eq!(content_type(Path::new("a.png")), "image/png");
         assert_eq!(content_type(Path::new("a")), "application/octet-stream");
     }
@@ -277,7 +288,10 @@ mod tests {
     #[test]
     fn public_paths_decode_once() {
         assert_eq!(requested_path("/public/a%20b", "").unwrap(), "/a b");
-        assert_eq!(requested_path("/public", "file=x%2Fy.txt").unwrap(), "x/y.txt");
+        assert_eq!(
+            requested_path("/public", "file=x%2Fy.txt").unwrap(),
+            "x/y.txt"
+        );
         assert_eq!(requested_path("/public", "").unwrap(), "");
         assert_eq!(requested_path("/publicity", "").unwrap(), "/publicity");
         assert_eq!(requested_path("/%252e%252e", "").unwrap(), "/%2e%2e");

@@ -63,11 +63,18 @@ impl Action for ValidatorTest {
     fn definition(&self) -> ActionDefinition {
         ActionDefinition::new("validatorTest")
             .description("I double a positive integer")
-            .input(Input::required("number").formatter(to_integer).validator(positive))
+            .input(
+                Input::required("number")
+                    .formatter(to_integer)
+                    .validator(positive),
+            )
     }
 
     async fn run(&self, ctx: Context) -> ActionResult {
-        let n = ctx.param("number").and_then(Value::as_i64).unwrap_or_default();
+        let n = ctx
+            .param("number")
+            .and_then(Value::as_i64)
+            .unwrap_or_default();
         Ok(json!({ "number": n, "doubled": n.saturating_mul(2) }))
     }
 }
