@@ -125,6 +125,7 @@ impl Processor {
         let span = tracing::info_span!("action", action = %name, version = definition.version,
             connection = %connection.id);
         let ctx = Context::new(scrubbed.clone(), connection, Arc::clone(&self.services));
+        span.in_scope(|| tracing::debug!("action started"));
         let run = AssertUnwindSafe(action.handler.invoke(ctx)).catch_unwind();
         let result = match run.instrument(span.clone()).await {
             Ok(result) => result,

@@ -19,60 +19,78 @@ use crate::servers::identity::{Requester, is_valid_callback};
 
 /// The `/api` routes, every method.
 pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
-    let limit = app.config.max_body_bytes;
     warp::path("api")
         .and(warp::path::tail())
         .and(warp::method())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(warp::header::headers_cloned())
         .and(warp::addr::remote())
-        .and(limited_body(limit))
-        .and(warp::any().map(move || Arc::clone(&app)))
+        .and(warp::body::stream())
         .then(
-            |tail: warp::path::Tail, method, query: String, headers, remote, body, app| async move {
-                let request = HttpRequest {
-                    path_action: tail.as_str().trim_matches('/').to_owned(),
-                    method,
-                    query,
-                    headers,
-                    remote,
-                    body,
-                };
-                handle(app, request).await
+            move |tail: warp::path::Tail, method, query, headers, remote, stream| {
+                let app = Arc::clone(&app);
+                async move {
+                    let body = read_body(stream, &headers, app.config.max_body_bytes).await;
+                    let request = HttpRequest {
+                        path_action: decode(tail.as_str().trim_matches('/')),
+                        method,
+                        query,
+                        headers,
+                        remote,
+                    };
+                    handle(app, request, body).await
+                }
             },
         )
         .boxed()
 }
 
-/// The whole body, refused with 413 past `limit` bytes (declared or streamed).
-fn limited_body(limit: u64) -> impl Filter<Extract = (Bytes,), Error = warp::Rejection> + Clone {
-    warp::header::optional::<u64>("content-length")
-        .and_then(move |declared: Option<u64>| async move {
-            match declared {
-                Some(n) if n > limit => Err(warp::reject::custom(BodyTooLarge)),
-                _ => Ok(()),
-            }
-        })
-        .untuple_one()
-        .and(warp::body::stream())
-        .and_then(move |stream| read_limited(stream, limit))
+/// Why a request body was not accepted.
+#[derive(Debug, thiserror::Error)]
+enum BodyError {
+    #[error("the request body is larger than {0} bytes")]
+    TooLarge(u64),
+    #[error("the request body could not be read")]
+    Unreadable,
 }
 
-async fn read_limited<S, B>(stream: S, limit: u64) -> Result<Bytes, warp::Rejection>
+/// How much of an oversized body is read and dropped before the 413, at most.
+const DRAIN_BYTES: usize = 8 * 1024 * 1024;
+/// How long reading an oversized body's rest may take before the 413 is sent anyway.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The whole body, refused past `limit` bytes (declared or streamed): a client cannot
+/// make the host buffer more than that.
+async fn read_body<S, B>(stream: S, headers: &HeaderMap, limit: u64) -> Result<Bytes, BodyError>
 where
     S: futures_util::Stream<Item = Result<B, warp::Error>>,
     B: warp::Buf,
 {
     use futures_util::TryStreamExt;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(BodyError::TooLarge(limit));
+    }
     let mut stream = std::pin::pin!(stream);
     let mut body = bytes::BytesMut::new();
-    while let Some(mut chunk) = stream
-        .try_next()
-        .await
-        .map_err(|_| warp::reject::custom(BodyUnreadable))?
-    {
+    while let Some(mut chunk) = stream.try_next().await.map_err(|_| BodyError::Unreadable)? {
         if (body.len() + chunk.remaining()) as u64 > limit {
-            return Err(warp::reject::custom(BodyTooLarge));
+            // Read (and drop) a bounded rest before answering: closing a socket with
+            // unread data resets it, and the client would lose the 413.
+            let drain = async {
+                let mut left = DRAIN_BYTES;
+                while let Ok(Some(chunk)) = stream.try_next().await {
+                    left = left.saturating_sub(chunk.remaining());
+                    if left == 0 {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+            return Err(BodyError::TooLarge(limit));
         }
         while chunk.has_remaining() {
             let part = chunk.chunk();
@@ -84,26 +102,15 @@ where
     Ok(body.freeze())
 }
 
-/// The request body is larger than `max_body_bytes`.
-#[derive(Debug)]
-pub struct BodyTooLarge;
-impl warp::reject::Reject for BodyTooLarge {}
-
-/// The request body could not be read.
-#[derive(Debug)]
-pub struct BodyUnreadable;
-impl warp::reject::Reject for BodyUnreadable {}
-
 struct HttpRequest {
     path_action: String,
     method: Method,
     query: String,
     headers: HeaderMap,
     remote: Option<SocketAddr>,
-    body: Bytes,
 }
 
-async fn handle(app: Arc<App>, req: HttpRequest) -> Response {
+async fn handle(app: Arc<App>, req: HttpRequest, body: Result<Bytes, BodyError>) -> Response {
     let started = std::time::Instant::now();
     let requester = Requester::identify(&req.headers, req.remote, app.config.trust_proxy);
 
@@ -111,13 +118,23 @@ async fn handle(app: Arc<App>, req: HttpRequest) -> Response {
         return with_identity(empty(StatusCode::OK), &requester, Some(cors_headers()));
     }
 
-    let mut params = match collect_params(&req) {
+    let collected = match body {
+        Ok(body) => collect_params(&req, &body).map_err(|e| (StatusCode::BAD_REQUEST, e)),
+        Err(e) => {
+            let status = match e {
+                BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                BodyError::Unreadable => StatusCode::BAD_REQUEST,
+            };
+            Err((status, e.to_string()))
+        }
+    };
+    let mut params = match collected {
         Ok(params) => params,
-        Err(message) => {
+        Err((status, message)) => {
             let body = envelope(&app, &requester, Params::new(), started, |r| {
                 r.insert("error".into(), Value::from(format!("Error: {message}")));
             });
-            return with_identity(json_response(StatusCode::BAD_REQUEST, &body, None), &requester, None);
+            return with_identity(json_response(status, &body, None), &requester, None);
         }
     };
     if !req.path_action.is_empty() {
@@ -131,7 +148,11 @@ async fn handle(app: Arc<App>, req: HttpRequest) -> Response {
 
     if req.method == Method::TRACE {
         let body = envelope(&app, &requester, params, started, |_| {});
-        return with_identity(json_response(StatusCode::OK, &body, callback.as_deref()), &requester, None);
+        return with_identity(
+            json_response(StatusCode::OK, &body, callback.as_deref()),
+            &requester,
+            None,
+        );
     }
 
     let has_action = params
@@ -143,7 +164,11 @@ async fn handle(app: Arc<App>, req: HttpRequest) -> Response {
         let body = envelope(&app, &requester, params, started, |r| {
             r.insert("documentation".into(), docs);
         });
-        return with_identity(json_response(StatusCode::OK, &body, callback.as_deref()), &requester, None);
+        return with_identity(
+            json_response(StatusCode::OK, &body, callback.as_deref()),
+            &requester,
+            None,
+        );
     }
 
     let connection = ConnectionInfo {
@@ -159,7 +184,11 @@ async fn handle(app: Arc<App>, req: HttpRequest) -> Response {
         .process(ActionRequest { params, connection })
         .await;
     let mut status = StatusCode::OK;
-    let error = outcome.result.as_ref().err().map(ActionError::client_message);
+    let error = outcome
+        .result
+        .as_ref()
+        .err()
+        .map(ActionError::client_message);
     if let Err(err) = &outcome.result
         && app.config.return_error_codes
     {
@@ -174,16 +203,20 @@ async fn handle(app: Arc<App>, req: HttpRequest) -> Response {
             r.insert("error".into(), Value::from(error));
         }
     });
-    with_identity(json_response(status, &body, callback.as_deref()), &requester, None)
+    with_identity(
+        json_response(status, &body, callback.as_deref()),
+        &requester,
+        None,
+    )
 }
 
 /// Query, then the body (form or JSON; a JSON array lands in `payload`).
-fn collect_params(req: &HttpRequest) -> Result<Params, String> {
+fn collect_params(req: &HttpRequest, body: &[u8]) -> Result<Params, String> {
     let mut params = Params::new();
-    for (k, v) in form_urlencoded(&req.query) {
+    for (k, v) in form_pairs(&req.query) {
         params.insert(k, Value::from(v));
     }
-    if req.body.is_empty() {
+    if body.is_empty() {
         return Ok(params);
     }
     let content_type = req
@@ -193,7 +226,7 @@ fn collect_params(req: &HttpRequest) -> Result<Params, String> {
         .unwrap_or("")
         .to_ascii_lowercase();
     if content_type.contains("json") {
-        match serde_json::from_slice::<Value>(&req.body) {
+        match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(fields)) => params.extend(fields),
             Ok(array @ Value::Array(_)) => {
                 params.insert("payload".into(), array);
@@ -204,15 +237,16 @@ fn collect_params(req: &HttpRequest) -> Result<Params, String> {
     } else if content_type.starts_with("multipart/") {
         return Err("multipart bodies are not supported; send a form or JSON".into());
     } else {
-        let text = std::str::from_utf8(&req.body).map_err(|_| "the body is not valid UTF-8")?;
-        for (k, v) in form_urlencoded(text) {
+        let text = std::str::from_utf8(body).map_err(|_| "the body is not valid UTF-8")?;
+        for (k, v) in form_pairs(text) {
             params.insert(k, Value::from(v));
         }
     }
     Ok(params)
 }
 
-fn form_urlencoded(text: &str) -> impl Iterator<Item = (String, String)> + '_ {
+/// `application/x-www-form-urlencoded` pairs, decoded (`+` is a space).
+pub(crate) fn form_pairs(text: &str) -> impl Iterator<Item = (String, String)> + '_ {
     text.split('&').filter(|p| !p.is_empty()).map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         (decode(k), decode(v))
@@ -260,7 +294,10 @@ fn envelope(
 fn json_response(status: StatusCode, body: &Value, callback: Option<&str>) -> Response {
     let pretty = serde_json::to_string_pretty(body).unwrap_or_else(|_| "{}".into());
     let (content_type, text) = match callback {
-        Some(cb) => ("application/javascript; charset=utf-8", format!("{cb}({pretty});")),
+        Some(cb) => (
+            "application/javascript; charset=utf-8",
+            format!("{cb}({pretty});"),
+        ),
         None => ("application/json; charset=utf-8", pretty),
     };
     let mut response = Response::new(text.into());
@@ -279,7 +316,10 @@ fn empty(status: StatusCode) -> Response {
 
 fn cors_headers() -> HeaderMap {
     let mut h = HeaderMap::new();
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
     h.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
         HeaderValue::from_static("HEAD, GET, POST, PUT, PATCH, DELETE, OPTIONS, TRACE"),

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Requests/s of `GET /api/randomNumber`: Hero (release) against a bare warp handler that
+# sends the same JSON envelope (bench/bare-warp), same load generator, same run.
+#
+#   bench/http.sh                       # 2 threads, 64 connections, 10 s each
+#   THREADS=2 CONNECTIONS=64 DURATION=10s bench/http.sh
+#
+# Loopback only. Installs wrk from Debian if it is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+THREADS=${THREADS:-2}
+CONNECTIONS=${CONNECTIONS:-64}
+DURATION=${DURATION:-10s}
+
+if ! command -v wrk >/dev/null 2>&1; then
+  echo "installing wrk" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+fi
+
+cargo build --release -q -p hero --bin hero -p bare-warp
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# Starts "$@" (which must log `listening on http://ADDR:PORT`), echoes the port.
+start() {
+  local log="$tmp/$1.log"
+  shift
+  "$@" >"$log" 2>&1 &
+  pids+=("$!")
+  for _ in $(seq 200); do
+    local port
+    port=$(sed -n 's/.*listening on http:\/\/[^ ]*:\([0-9][0-9]*\).*/\1/p' "$log" | head -n1)
+    if [ -n "$port" ]; then echo "$port"; return; fi
+    sleep 0.05
+  done
+  echo "did not start: $*" >&2
+  cat "$log" >&2
+  exit 1
+}
+
+rps() {
+  local port=$1 out
+  # A short warm-up, then the measured run.
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d2s "http://127.0.0.1:$port/api/randomNumber" >/dev/null
+  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" "http://127.0.0.1:$port/api/randomNumber")
+  if grep -q "Non-2xx" <<<"$out"; then
+    echo "non-2xx responses from port $port:" >&2
+    echo "$out" >&2
+    exit 1
+  fi
+  awk '/Requests\/sec/ {print $2}' <<<"$out"
+}
+
+# Hero logs nothing per request at `info`: the log level does not skew the figure.
+hero_port=$(start hero env RUST_LOG=info NO_COLOR=1 target/release/hero --bind 127.0.0.1 --port 0)
+bare_port=$(start bare target/release/bare-warp 0)
+
+echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION GET /api/randomNumber ($(nproc) cores)"
+hero_rps=$(rps "$hero_port")
+bare_rps=$(rps "$bare_port")
+echo "hero:      $hero_rps requests/s"
+echo "bare warp: $bare_rps requests/s"
+awk -v h="$hero_rps" -v b="$bare_rps" 'BEGIN { printf "ratio:     %.2f (target >= 0.80)\n", h / b }'
