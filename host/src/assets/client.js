@@ -1,0 +1,1 @@
+// Placeholder: the browser Bayeux client is written on branch fayejs.
