@@ -6,6 +6,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{Value, json};
 
 use crate::actions::{Clash, Processor, Registry};
+use crate::bayeux::{Bayeux, BayeuxConfig};
 use crate::cache::MemoryCache;
 use crate::config::Config;
 use crate::connections::Connections;
@@ -25,6 +26,8 @@ pub struct App {
     pub connections: Arc<Connections>,
     /// Chat rooms.
     pub rooms: Rooms,
+    /// The Bayeux server at `/faye`.
+    pub bayeux: Bayeux,
     started: Instant,
     started_at_ms: u64,
 }
@@ -35,6 +38,9 @@ pub enum AppError {
     /// Two statically linked actions share a name and version.
     #[error(transparent)]
     Clash(#[from] Clash),
+    /// The starting chat rooms could not be created.
+    #[error("cannot create the starting chat rooms: {0}")]
+    Rooms(#[from] crate::rooms::RoomError),
 }
 
 impl App {
@@ -47,12 +53,17 @@ impl App {
         let registry = Arc::new(Registry::with_static_actions()?);
         let connections = Arc::new(Connections::default());
         let rooms = Rooms::new(Arc::new(MemoryRoomStore::default()), Arc::clone(&connections));
+        let bayeux = Bayeux::new(BayeuxConfig {
+            trust_forwarded_for: config.trust_proxy,
+            ..BayeuxConfig::default()
+        });
         Ok(Arc::new_cyclic(|weak| App {
             config,
             processor: Processor::new(registry, Arc::new(Services::new(weak.clone()))),
             cache: MemoryCache::default(),
             connections,
             rooms,
+            bayeux,
             started: Instant::now(),
             started_at_ms: now_ms(),
         }))

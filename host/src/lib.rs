@@ -40,6 +40,14 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), app::AppError> {
     let app = App::new(config)?;
+    app.create_starting_rooms().await?;
+    let websocket = servers::websocket::WebSocketServer::attach(&app, &app.bayeux);
+    let bayeux = app.bayeux.clone();
+    let shutdown = async move {
+        shutdown.await;
+        websocket.destroy_all("the server is shutting down").await;
+        bayeux.shutdown().await;
+    };
     servers::web::serve(app, listener, shutdown).await;
     Ok(())
 }

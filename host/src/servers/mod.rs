@@ -5,3 +5,4 @@ pub mod documentation;
 pub mod identity;
 pub mod public;
 pub mod web;
+pub mod websocket;

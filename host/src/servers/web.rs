@@ -12,7 +12,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use crate::app::App;
-use crate::servers::{api, public};
+use crate::servers::{api, public, websocket};
 
 /// Body of every 404, as actionhero clients expect it.
 pub const NOT_FOUND_BODY: &str = "Sorry, that file is not found :(";
@@ -25,7 +25,9 @@ pub fn routes(
     // Routes of later subsystems (Bayeux, client assets) are added here, before `public`:
     // it claims every remaining GET/HEAD path.
     let public = public::routes(Arc::clone(&app));
-    api.or(public).unify().recover(recover).unify()
+    let bayeux = crate::bayeux::routes(app.bayeux.clone());
+    api.or(bayeux).unify().or(websocket::asset_routes()).unify()
+        .or(public).unify().recover(recover).unify()
 }
 
 /// Maps every rejection to a status and a plain-text body.

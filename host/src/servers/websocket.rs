@@ -22,7 +22,7 @@
 //! `length` is always the size in bytes of the file itself.
 
 use std::net::SocketAddr;
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Weak};
 
 use base64::Engine as _;
@@ -41,6 +41,7 @@ use crate::bayeux::{
 use crate::connections::Connection;
 use crate::rooms::{RoomDelivery, RoomError};
 use crate::servers::documentation::documentation;
+use crate::servers::public::read_public_file;
 
 /// Root of every websocket-server channel.
 pub const ROOT: &str = "/client/websocket";
@@ -52,8 +53,6 @@ pub const CONNECTION_PREFIX: &str = "/client/websocket/connection/";
 pub const VERB_NOT_FOUND: &str = "verb not found or not allowed";
 /// The `file` error for a missing or refused file.
 pub const FILE_NOT_FOUND: &str = "Sorry, that file is not found :(";
-/// Largest file the `file` verb sends.
-const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// The connection channel of connection `id`.
 pub fn connection_channel(id: &str) -> String {
@@ -339,23 +338,21 @@ fn is_textual(mime: &str) -> bool {
         )
 }
 
-/// The `file` answer for `path` under the public directory `root`.
+/// The `file` answer for `path` under the public directory `root`, read by the same
+/// function as `/public` so both refuse the same paths.
 async fn file_reply(root: &Path, path: &str) -> Map<String, Value> {
-    let mime = mime_guess::from_path(path).first_or_octet_stream().essence_str().to_owned();
     let mut r = Map::new();
-    match read_public(root, path).await {
-        Some(bytes) => {
-            let length = bytes.len();
-            match (is_textual(&mime), String::from_utf8(bytes)) {
-                (true, Ok(text)) => {
+    match read_public_file(root, path).await {
+        Ok(file) if !path.trim_matches('/').is_empty() => {
+            let mime = file.mime.split(';').next().unwrap_or_default().trim().to_owned();
+            let length = file.bytes.len();
+            match std::str::from_utf8(&file.bytes) {
+                Ok(text) if is_textual(&mime) => {
                     r.insert("content".into(), text.into());
                 }
-                (_, Ok(text)) => {
-                    r.insert("content".into(), base64::engine::general_purpose::STANDARD.encode(text.as_bytes()).into());
-                    r.insert("encoding".into(), "base64".into());
-                }
-                (_, Err(e)) => {
-                    r.insert("content".into(), base64::engine::general_purpose::STANDARD.encode(e.as_bytes()).into());
+                _ => {
+                    let encoded = base64::engine::general_purpose::STANDARD.encode(&file.bytes);
+                    r.insert("content".into(), encoded.into());
                     r.insert("encoding".into(), "base64".into());
                 }
             }
@@ -363,7 +360,7 @@ async fn file_reply(root: &Path, path: &str) -> Map<String, Value> {
             r.insert("mime".into(), mime.into());
             r.insert("length".into(), length.into());
         }
-        None => {
+        _ => {
             r.insert("error".into(), FILE_NOT_FOUND.into());
             r.insert("content".into(), Value::Null);
             r.insert("mime".into(), "text/html".into());
@@ -371,31 +368,6 @@ async fn file_reply(root: &Path, path: &str) -> Map<String, Value> {
         }
     }
     r
-}
-
-/// Reads `path` under `root`, refusing anything that escapes it (`..`, absolute paths,
-/// symlinks out of the root) and directories; `None` for every refusal.
-async fn read_public(root: &Path, path: &str) -> Option<Vec<u8>> {
-    let relative: PathBuf = Path::new(path.trim_start_matches('/'))
-        .components()
-        .map(|c| match c {
-            Component::Normal(part) => Some(part),
-            _ => None,
-        })
-        .collect::<Option<PathBuf>>()?;
-    if relative.as_os_str().is_empty() {
-        return None;
-    }
-    let root = tokio::fs::canonicalize(root).await.ok()?;
-    let full = tokio::fs::canonicalize(root.join(relative)).await.ok()?;
-    if !full.starts_with(&root) {
-        return None;
-    }
-    let meta = tokio::fs::metadata(&full).await.ok()?;
-    if !meta.is_file() || meta.len() > MAX_FILE_BYTES {
-        return None;
-    }
-    tokio::fs::read(&full).await.ok()
 }
 
 impl Extension for WebSocketServer {
