@@ -7,6 +7,8 @@
 //! - `errorTest`: always fails with an [`ActionError`].
 //! - `echoTest`: returns the params it received (after scrubbing and defaults).
 
+mod rooms;
+
 use plugin_api::{
     Action, ActionDefinition, ActionError, ActionResult, Context, Input, Value, json,
 };
@@ -141,6 +143,7 @@ plugin_api::register_action!(
 #[inline(never)]
 pub fn link() {
     std::hint::black_box(&NAMES);
+    rooms::link();
 }
 
 static NAMES: [&str; 6] = [
