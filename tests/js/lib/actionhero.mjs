@@ -74,3 +74,8 @@ export async function until(predicate, ms = 10000) {
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/** `hero-testbed` (hero plus the test actions), next to the hero binary under test. */
+export { heroBin } from './hero.mjs';
+import { heroBin as _heroBin } from './hero.mjs';
+export const testbedBin = process.env.HERO_TESTBED_BIN || path.join(path.dirname(_heroBin), 'hero-testbed');

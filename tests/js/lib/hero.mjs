@@ -14,8 +14,8 @@ export const heroBin = process.env.HERO_BIN || path.join(root, 'target/debug/her
  * Start hero with extra CLI args (and env); resolves to {url, port, proc, logs, stop()}.
  * The port is read from the "listening on http://ADDR:PORT" log line.
  */
-export async function startHero(args = [], { env = {}, cwd = root, timeoutMs = 20000 } = {}) {
-  const proc = spawn(heroBin, ['--bind', '127.0.0.1', '--port', '0', ...args], {
+export async function startHero(args = [], { env = {}, cwd = root, timeoutMs = 20000, bin = heroBin } = {}) {
+  const proc = spawn(bin, ['--bind', '127.0.0.1', '--port', '0', ...args], {
     cwd,
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info', NO_COLOR: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
