@@ -155,7 +155,7 @@
     };
     var timer = setTimeout(function () { finish(new Error('connection setup timed out')); }, self.options.timeout);
 
-    self._dropConnection('Error: connection lost');
+    self._dropConnection('Error: connection lost', true);
     var setupChannel = self.options.setupChannel;
     var setup = self.client.subscribe(setupChannel, function (message) {
       if (!message || typeof message.id !== 'string' || generation !== self._generation || self.id) return;
@@ -180,9 +180,11 @@
     });
   };
 
-  // Forgets the current connection; its pending callbacks get `reason`.
-  ActionheroClient.prototype._dropConnection = function (reason) {
-    if (this._subscription) {
+  // Forgets the current connection; its pending callbacks get `reason`. The channel is
+  // unsubscribed only while the Bayeux client lives on (`keepFaye`): an unsubscribe
+  // queued behind a Bayeux disconnect would be retried against a closed session.
+  ActionheroClient.prototype._dropConnection = function (reason, keepFaye) {
+    if (keepFaye && this._subscription) {
       try { this._subscription.cancel(); } catch (e) { /* already gone */ }
     }
     this._subscription = null;

@@ -1,0 +1,16 @@
+import { startHero } from './lib/hero.mjs';
+import { faye, loadClient, connect, call, TRANSPORTS, testbedBin } from './lib/actionhero.mjs';
+const steps = process.argv[2] || '';
+const hero = await startHero(['--starting-chat-rooms', JSON.stringify({ defaultRoom: {}, secureRoom: { role: 'admin' } })], { bin: testbedBin, env: { RUST_LOG: 'debug' } });
+const AC = await loadClient(hero.url);
+const { client } = await connect(AC, hero.url, TRANSPORTS[1]);
+const fc = client.client;
+if (steps.includes('a')) console.log(JSON.stringify(await call.roomAdd(client, 'secureRoom')));
+if (steps.includes('b')) console.log(JSON.stringify(await call.action(client, 'attributeTest', { key: 'role', value: 'admin' })));
+if (steps.includes('c')) console.log(JSON.stringify(await call.roomAdd(client, 'secureRoom')));
+client.disconnect();
+await new Promise((r) => setTimeout(r, 1500));
+console.log('pending', JSON.stringify([...fc._dispatcher._envelopes.values()].map(e => e.message)));
+console.log(hero.logs.filter(l => /disconnect|destroy|panic|ERROR|WARN/i.test(l)).slice(-10).join('\n'));
+await hero.stop();
+process.exit(0);
