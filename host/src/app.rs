@@ -19,6 +19,8 @@ pub struct App {
     pub processor: Processor,
     /// The cache behind the `cache` service.
     pub cache: MemoryCache,
+    /// Dynamic plugins (loaded by [`crate::plugins::start`]).
+    pub plugins: crate::plugins::Plugins,
     started: Instant,
     started_at_ms: u64,
 }
@@ -40,6 +42,7 @@ impl App {
     pub fn new(config: Config) -> Result<Arc<Self>, AppError> {
         let registry = Arc::new(Registry::with_static_actions()?);
         Ok(Arc::new_cyclic(|weak| App {
+            plugins: crate::plugins::Plugins::new(config.plugins.clone()),
             config,
             processor: Processor::new(registry, Arc::new(Services::new(weak.clone()))),
             cache: MemoryCache::default(),
@@ -62,6 +65,7 @@ impl App {
             "actions": self.registry().list().len(),
             "cacheEntries": self.cache.len(),
             "stats": { "actions": self.processor.stats().snapshot() },
+            "plugins": self.plugins.status(),
         })
     }
 }
