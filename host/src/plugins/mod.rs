@@ -10,6 +10,7 @@
 //! Changes are picked up by polling the directory every `plugin_reload_ms` (0: never),
 //! on `SIGHUP`, and with `hero reload --pid N` (which sends `SIGHUP`).
 
+pub mod commands;
 mod dynamic;
 pub mod library;
 
