@@ -250,7 +250,7 @@ fn broken_libraries_are_refused_and_the_host_keeps_serving() {
         assert!(line.contains(reason), "{line}");
     };
     refused("libwrongabi.so", "ABI version 57005, this host speaks ABI version 1");
-    refused("libtruncated.so", "");
+    refused("libtruncated.so", "not a shared library");
     refused("random.so", "not a shared library");
     refused("libtest_again.so", "action clash: action generation v1");
     assert!(!hero.logs().iter().any(|l| l.contains("notes.txt")));
