@@ -48,7 +48,12 @@ fn libs() -> &'static Libs {
         example: build("dynamic-plugin", "dynamic_plugin", "", "example"),
         gen1: build("hero-test-plugin", "hero_test_plugin", "", "gen1"),
         gen2: build("hero-test-plugin", "hero_test_plugin", "gen2", "gen2"),
-        wrong_abi: build("hero-test-plugin", "hero_test_plugin", "wrong-abi", "wrong_abi"),
+        wrong_abi: build(
+            "hero-test-plugin",
+            "hero_test_plugin",
+            "wrong-abi",
+            "wrong_abi",
+        ),
     })
 }
 
@@ -69,7 +74,8 @@ fn start(dir: &Path, extra: &[&str]) -> Hero {
             .args(extra.iter().copied()),
     );
     // Plugins are loaded before the first request is served; the log line says so.
-    hero.wait_for_log("loading dynamic plugins", WAIT).expect("loader ran");
+    hero.wait_for_log("loading dynamic plugins", WAIT)
+        .expect("loader ran");
     hero
 }
 
@@ -82,16 +88,22 @@ impl Conn {
     fn open(hero: &Hero) -> Conn {
         let stream = TcpStream::connect(("127.0.0.1", hero.port)).unwrap();
         stream.set_read_timeout(Some(WAIT)).unwrap();
-        Conn { reader: BufReader::new(stream) }
+        Conn {
+            reader: BufReader::new(stream),
+        }
     }
 
     fn get(&mut self, path: &str) -> Value {
-        let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\n");
+        let req =
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\n");
         self.reader.get_mut().write_all(req.as_bytes()).unwrap();
         let mut length = 0usize;
         loop {
             let mut line = String::new();
-            assert!(self.reader.read_line(&mut line).unwrap() > 0, "connection closed");
+            assert!(
+                self.reader.read_line(&mut line).unwrap() > 0,
+                "connection closed"
+            );
             let line = line.trim_end();
             if line.is_empty() {
                 break;
@@ -120,13 +132,21 @@ fn poll(hero: &Hero, path: &str, done: impl Fn(&Value) -> bool) -> Value {
         if done(&body) {
             return body;
         }
-        assert!(Instant::now() < deadline, "timed out polling {path}; last answer {body}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out polling {path}; last answer {body}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
 fn fields(body: &Value, names: &[&str]) -> Value {
-    Value::Object(names.iter().map(|n| ((*n).to_owned(), body[*n].clone())).collect())
+    Value::Object(
+        names
+            .iter()
+            .map(|n| ((*n).to_owned(), body[*n].clone()))
+            .collect(),
+    )
 }
 
 #[test]
@@ -143,11 +163,21 @@ fn dynamic_build_answers_like_the_static_build() {
             Some(hero::actions::Origin::Static)
         ));
         let mut answers = Vec::new();
-        for params in [json!({"action": "greet", "name": "Ada"}), json!({"action": "greet", "name": "Ada"}), json!({"action": "greet", "name": ""}), json!({"action": "greet", "name": "x".repeat(65)})] {
-            let Value::Object(params) = params else { unreachable!() };
+        for params in [
+            json!({"action": "greet", "name": "Ada"}),
+            json!({"action": "greet", "name": "Ada"}),
+            json!({"action": "greet", "name": ""}),
+            json!({"action": "greet", "name": "x".repeat(65)}),
+        ] {
+            let Value::Object(params) = params else {
+                unreachable!()
+            };
             let outcome = app
                 .processor
-                .process(hero::actions::ActionRequest { params, connection: Default::default() })
+                .process(hero::actions::ActionRequest {
+                    params,
+                    connection: Default::default(),
+                })
                 .await;
             answers.push(match outcome.result {
                 Ok(v) => fields(&v, &["greeting", "count"]),
@@ -159,21 +189,41 @@ fn dynamic_build_answers_like_the_static_build() {
 
     let dir = plugin_dir(&[(&libs.example, "libdynamic_plugin.so")]);
     let hero = start(dir.path(), &[]);
-    hero.wait_for_log("loaded plugin dynamic-plugin 0.1.0", WAIT).expect("example loaded");
+    hero.wait_for_log("loaded plugin dynamic-plugin 0.1.0", WAIT)
+        .expect("example loaded");
     let long = "x".repeat(65);
-    let dynamic_answers: Vec<Value> = ["/api/greet?name=Ada", "/api/greet?name=Ada", "/api/greet?name=", &format!("/api/greet?name={long}")]
-        .iter()
-        .map(|p| {
-            let body = get(&hero, p);
-            if body.get("error").is_some() { json!({ "error": body["error"] }) } else { fields(&body, &["greeting", "count"]) }
-        })
-        .collect();
+    let dynamic_answers: Vec<Value> = [
+        "/api/greet?name=Ada",
+        "/api/greet?name=Ada",
+        "/api/greet?name=",
+        &format!("/api/greet?name={long}"),
+    ]
+    .iter()
+    .map(|p| {
+        let body = get(&hero, p);
+        if body.get("error").is_some() {
+            json!({ "error": body["error"] })
+        } else {
+            fields(&body, &["greeting", "count"])
+        }
+    })
+    .collect();
     assert_eq!(dynamic_answers, static_answers);
-    assert_eq!(dynamic_answers[1], json!({"greeting": "Hello, Ada!", "count": 2}));
-    assert_eq!(dynamic_answers[2], json!({"greeting": "Hello, world!", "count": 1}));
-    assert_eq!(dynamic_answers[3]["error"], "Error: name must be a string of 1 to 64 characters");
+    assert_eq!(
+        dynamic_answers[1],
+        json!({"greeting": "Hello, Ada!", "count": 2})
+    );
+    assert_eq!(
+        dynamic_answers[2],
+        json!({"greeting": "Hello, world!", "count": 1})
+    );
+    assert_eq!(
+        dynamic_answers[3]["error"],
+        "Error: name must be a string of 1 to 64 characters"
+    );
     // The plugin's tracing events reach the host's log.
-    hero.wait_for_log("greeted name=Ada count=2", WAIT).expect("plugin log forwarded");
+    hero.wait_for_log("greeted name=Ada count=2", WAIT)
+        .expect("plugin log forwarded");
     // status lists the loaded plugin.
     let status = get(&hero, "/api/status");
     let loaded = &status["plugins"]["loaded"][0];
@@ -186,7 +236,8 @@ fn replaced_file_is_served_while_an_old_slow_call_finishes_on_the_old_code() {
     let libs = libs();
     let dir = plugin_dir(&[(&libs.gen1, "libtest.so")]);
     let hero = start(dir.path(), &[]);
-    hero.wait_for_log("loaded plugin hero-test-plugin", WAIT).expect("gen1 loaded");
+    hero.wait_for_log("loaded plugin hero-test-plugin", WAIT)
+        .expect("gen1 loaded");
     let mut keep_alive = Conn::open(&hero);
     assert_eq!(keep_alive.get("/api/generation")["generation"], 1);
 
@@ -194,21 +245,33 @@ fn replaced_file_is_served_while_an_old_slow_call_finishes_on_the_old_code() {
     let slow = std::thread::spawn(move || {
         let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
         stream.set_read_timeout(Some(WAIT)).unwrap();
-        Conn { reader: BufReader::new(stream) }.get("/api/slowGeneration?ms=2500")
+        Conn {
+            reader: BufReader::new(stream),
+        }
+        .get("/api/slowGeneration?ms=2500")
     });
-    hero.wait_for_log("slow call started", WAIT).expect("slow call in flight");
+    hero.wait_for_log("slow call started", WAIT)
+        .expect("slow call in flight");
 
     let swapped = Instant::now();
     std::fs::copy(&libs.gen2, dir.path().join("libtest.so")).unwrap();
-    hero.wait_for_log("reloaded plugin hero-test-plugin", WAIT).expect("gen2 reloaded");
+    hero.wait_for_log("reloaded plugin hero-test-plugin", WAIT)
+        .expect("gen2 reloaded");
     let body = poll(&hero, "/api/generation", |b| b["generation"] == 2);
     assert_eq!(body["generation"], 2);
-    assert!(swapped.elapsed() < Duration::from_secs(3), "reload took {:?}", swapped.elapsed());
+    assert!(
+        swapped.elapsed() < Duration::from_secs(3),
+        "reload took {:?}",
+        swapped.elapsed()
+    );
     // The keep-alive connection opened before the swap still works, on the new code.
     assert_eq!(keep_alive.get("/api/generation")["generation"], 2);
 
     let old = slow.join().unwrap();
-    assert_eq!(old["generation"], 1, "the call started before the swap ran the old code: {old}");
+    assert_eq!(
+        old["generation"], 1,
+        "the call started before the swap ran the old code: {old}"
+    );
     assert_eq!(old["slept"], 2500);
 }
 
@@ -217,12 +280,17 @@ fn deleting_the_file_removes_its_actions() {
     let libs = libs();
     let dir = plugin_dir(&[(&libs.gen1, "libtest.so")]);
     let hero = start(dir.path(), &[]);
-    hero.wait_for_log("loaded plugin hero-test-plugin", WAIT).expect("loaded");
+    hero.wait_for_log("loaded plugin hero-test-plugin", WAIT)
+        .expect("loaded");
     assert_eq!(get(&hero, "/api/generation")["generation"], 1);
     std::fs::remove_file(dir.path().join("libtest.so")).unwrap();
-    hero.wait_for_log("plugin file removed", WAIT).expect("removal logged");
+    hero.wait_for_log("plugin file removed", WAIT)
+        .expect("removal logged");
     let body = poll(&hero, "/api/generation", |b| b.get("error").is_some());
-    assert_eq!(body["error"], "Error: generation is not a known action or that is not a valid apiVersion.");
+    assert_eq!(
+        body["error"],
+        "Error: generation is not a known action or that is not a valid apiVersion."
+    );
     assert_eq!(get(&hero, "/api/status")["plugins"]["loaded"], json!([]));
 }
 
@@ -238,18 +306,30 @@ fn broken_libraries_are_refused_and_the_host_keeps_serving() {
         (&libs.gen1, "libtest_again.so"),
     ]);
     std::fs::write(dir.path().join("libtruncated.so"), &good[..good.len() / 3]).unwrap();
-    let noise: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let noise: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     std::fs::write(dir.path().join("random.so"), noise).unwrap();
-    std::fs::write(dir.path().join("notes.txt"), "not a plugin, not even looked at").unwrap();
+    std::fs::write(
+        dir.path().join("notes.txt"),
+        "not a plugin, not even looked at",
+    )
+    .unwrap();
 
     let hero = start(dir.path(), &[]);
     let refused = |file: &str, reason: &str| {
         let line = hero
-            .wait_for_log(&format!("refused plugin {}", dir.path().join(file).display()), WAIT)
+            .wait_for_log(
+                &format!("refused plugin {}", dir.path().join(file).display()),
+                WAIT,
+            )
             .unwrap_or_else(|| panic!("no refusal of {file}:\n{}", hero.logs().join("\n")));
         assert!(line.contains(reason), "{line}");
     };
-    refused("libwrongabi.so", "ABI version 57005, this host speaks ABI version 1");
+    refused(
+        "libwrongabi.so",
+        "ABI version 57005, this host speaks ABI version 1",
+    );
     refused("libtruncated.so", "not a shared library");
     refused("random.so", "not a shared library");
     refused("libtest_again.so", "action clash: action generation v1");
@@ -260,7 +340,11 @@ fn broken_libraries_are_refused_and_the_host_keeps_serving() {
     assert_eq!(get(&hero, "/api/generation")["generation"], 1);
     assert!(get(&hero, "/api/randomNumber")["randomNumber"].is_number());
     let status = get(&hero, "/api/status");
-    assert_eq!(status["plugins"]["refused"].as_array().unwrap().len(), 4, "{status}");
+    assert_eq!(
+        status["plugins"]["refused"].as_array().unwrap().len(),
+        4,
+        "{status}"
+    );
 
     // `hero plugins` tells the same story without a running host.
     let out = Command::new(support::HERO_BIN)
@@ -269,10 +353,21 @@ fn broken_libraries_are_refused_and_the_host_keeps_serving() {
         .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("libgood.so: dynamic-plugin 0.1.0 (ABI 1"), "{text}");
+    assert!(
+        text.contains("libgood.so: dynamic-plugin 0.1.0 (ABI 1"),
+        "{text}"
+    );
     assert!(text.contains("greet@1"), "{text}");
-    assert!(text.contains("libwrongabi.so: refused: symbol hero_plugin_hero_test_plugin: ABI version 57005"), "{text}");
-    assert!(text.contains("random.so: refused: not a shared library"), "{text}");
+    assert!(
+        text.contains(
+            "libwrongabi.so: refused: symbol hero_plugin_hero_test_plugin: ABI version 57005"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("random.so: refused: not a shared library"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -280,11 +375,16 @@ fn panics_and_garbage_service_calls_get_clean_errors() {
     let libs = libs();
     let dir = plugin_dir(&[(&libs.gen1, "libtest.so")]);
     let hero = start(dir.path(), &[]);
-    hero.wait_for_log("loaded plugin hero-test-plugin", WAIT).expect("loaded");
+    hero.wait_for_log("loaded plugin hero-test-plugin", WAIT)
+        .expect("loaded");
 
     let body = get(&hero, "/api/panicky");
-    assert_eq!(body["error"], "Error: The server experienced an internal error");
-    hero.wait_for_log("the panicky action panicked on purpose", WAIT).expect("panic logged");
+    assert_eq!(
+        body["error"],
+        "Error: The server experienced an internal error"
+    );
+    hero.wait_for_log("the panicky action panicked on purpose", WAIT)
+        .expect("panic logged");
 
     let body = get(&hero, "/api/garbageService");
     let reply = body["reply"].as_str().unwrap();
@@ -301,13 +401,15 @@ fn sighup_and_hero_reload_pick_up_changes_when_polling_is_off() {
     let libs = libs();
     let dir = plugin_dir(&[(&libs.gen1, "libtest.so")]);
     let hero = start(dir.path(), &["--plugin-reload-ms", "0"]);
-    hero.wait_for_log("loaded plugin hero-test-plugin", WAIT).expect("loaded");
+    hero.wait_for_log("loaded plugin hero-test-plugin", WAIT)
+        .expect("loaded");
     std::fs::copy(&libs.gen2, dir.path().join("libtest.so")).unwrap();
     // Not watched: still the old code.
     assert_eq!(get(&hero, "/api/generation")["generation"], 1);
 
     hero.signal("HUP");
-    hero.wait_for_log("reloaded plugin hero-test-plugin", WAIT).expect("SIGHUP reload");
+    hero.wait_for_log("reloaded plugin hero-test-plugin", WAIT)
+        .expect("SIGHUP reload");
     assert_eq!(get(&hero, "/api/generation")["generation"], 2);
 
     std::fs::copy(&libs.gen1, dir.path().join("libtest.so")).unwrap();
@@ -315,7 +417,11 @@ fn sighup_and_hero_reload_pick_up_changes_when_polling_is_off() {
         .args(["reload", "--pid", &hero.pid().to_string()])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     poll(&hero, "/api/generation", |b| b["generation"] == 1);
 }
 
@@ -326,13 +432,19 @@ fn a_dynamic_action_clashing_with_a_static_one_is_refused() {
     let dir = plugin_dir(&[(&libs.example, "libdynamic_plugin.so")]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let config = hero::Config { plugins: dir.path().to_path_buf(), ..hero::Config::default() };
+        let config = hero::Config {
+            plugins: dir.path().to_path_buf(),
+            ..hero::Config::default()
+        };
         let app = hero::App::new(config).unwrap();
         hero::plugins::start(&app);
         let refused = &app.status()["plugins"]["refused"][0];
         let reason = refused["reason"].as_str().unwrap();
         assert!(reason.contains("action greet v1 from"), "{reason}");
-        assert!(reason.contains("clashes with the one from static"), "{reason}");
+        assert!(
+            reason.contains("clashes with the one from static"),
+            "{reason}"
+        );
         assert_eq!(
             app.registry().lookup("greet", None).map(|r| r.origin),
             Some(hero::actions::Origin::Static)

@@ -19,7 +19,9 @@ fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let lib = PathBuf::from(args.next().context("usage: hero-bench LIB.so [N]")?);
     let n: u32 = args.next().map_or(Ok(200_000), |s| s.parse())?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(calls(lib, n))
 }
 
@@ -27,7 +29,11 @@ async fn calls(lib: PathBuf, n: u32) -> anyhow::Result<()> {
     let app = hero::App::new(hero::Config::default())?;
     let services: Arc<dyn HostServices> =
         Arc::new(hero::services::Services::new(Arc::downgrade(&app)));
-    let ctx = Context::new(Params::new(), ConnectionInfo::default(), Arc::clone(&services));
+    let ctx = Context::new(
+        Params::new(),
+        ConnectionInfo::default(),
+        Arc::clone(&services),
+    );
 
     let static_ping: Arc<dyn Invoke> = Arc::new(
         plugin_api::registered_actions()
@@ -40,7 +46,10 @@ async fn calls(lib: PathBuf, n: u32) -> anyhow::Result<()> {
         .find(|h| h.definition().name == "ping")
         .context("no ping in the library")?;
 
-    for (label, handler) in [("static Invoke", &static_ping), ("dynamic Invoke", &dynamic_ping)] {
+    for (label, handler) in [
+        ("static Invoke", &static_ping),
+        ("dynamic Invoke", &dynamic_ping),
+    ] {
         let per_call = time(n, || handler.invoke(ctx.clone())).await?;
         println!("{label:<16} {per_call:>8.0} ns/call  ({n} calls)");
     }
@@ -66,7 +75,10 @@ async fn calls(lib: PathBuf, n: u32) -> anyhow::Result<()> {
         started.elapsed().as_nanos() as f64 / f64::from(n)
     })
     .await?;
-    println!("{:<16} {boundary:>8.0} ns/call  ({n} calls on one blocking thread)", "bare boundary");
+    println!(
+        "{:<16} {boundary:>8.0} ns/call  ({n} calls on one blocking thread)",
+        "bare boundary"
+    );
     Ok(())
 }
 

@@ -19,7 +19,11 @@ impl Action for Greet {
     fn definition(&self) -> ActionDefinition {
         ActionDefinition::new("greet")
             .description("Greets a name and counts how often it was greeted")
-            .input(Input::optional("name").default("world").validator(short_name))
+            .input(
+                Input::optional("name")
+                    .default("world")
+                    .validator(short_name),
+            )
             .output_example(json!({ "greeting": "Hello, world!", "count": 1 }))
     }
 

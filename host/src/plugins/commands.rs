@@ -108,10 +108,14 @@ const TEMPLATE_LIB: &str = include_str!("../../../examples/dynamic-plugin/src/li
 
 fn new_plugin(name: &str, parent: &Path) -> anyhow::Result<()> {
     let valid = !name.is_empty()
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic());
     if !valid {
-        anyhow::bail!("plugin name {name:?}: use letters, digits, '-' and '_', starting with a letter");
+        anyhow::bail!(
+            "plugin name {name:?}: use letters, digits, '-' and '_', starting with a letter"
+        );
     }
     let root = parent.join(name);
     if root.exists() {
@@ -143,11 +147,15 @@ plugin-api = {{ path = "{api}" }}
     let readme = format!(
         "# {name}\n\nA Hero plugin. Build it and drop the library into the host's plugin directory:\n\n    cargo build\n    cp target/debug/lib{crate_name}.so /path/to/hero/plugins/\n\nThe host loads it (or reloads it when the file changes) and logs `loaded plugin {name}`.\nTo link it statically instead, depend on this crate from a binary that calls\n`hero::cli::main()` and reference an item of it from `main` (see examples/static-plugin).\n"
     );
-    std::fs::create_dir_all(root.join("src")).with_context(|| format!("cannot create {}", root.display()))?;
+    std::fs::create_dir_all(root.join("src"))
+        .with_context(|| format!("cannot create {}", root.display()))?;
     std::fs::write(root.join("Cargo.toml"), manifest)?;
     std::fs::write(root.join("src/lib.rs"), lib)?;
     std::fs::write(root.join("README.md"), readme)?;
     std::fs::write(root.join(".gitignore"), "/target\n")?;
-    println!("created plugin crate {} (build it with `cargo build` there)", root.display());
+    println!(
+        "created plugin crate {} (build it with `cargo build` there)",
+        root.display()
+    );
     Ok(())
 }

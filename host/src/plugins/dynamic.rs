@@ -40,7 +40,8 @@ impl Invoke for DynamicAction {
             let host = HostCall::new(services, handle);
             // The plugin drives the action to completion on the calling thread: that
             // thread must be one the reactor does not need.
-            let joined = tokio::task::spawn_blocking(move || plugin.call(&name, &request, host)).await;
+            let joined =
+                tokio::task::spawn_blocking(move || plugin.call(&name, &request, host)).await;
             match joined {
                 Ok(Ok(reply)) => reply.into(),
                 Ok(Err(err)) => {

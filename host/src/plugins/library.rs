@@ -21,7 +21,9 @@ pub enum Refusal {
     #[error("not a shared library: {0}")]
     NotLibrary(String),
     /// No `hero_plugin_*` symbol.
-    #[error("missing entry symbol {ENTRY_PREFIX}<crate_name> (was it built with plugin_api::export_plugin!?)")]
+    #[error(
+        "missing entry symbol {ENTRY_PREFIX}<crate_name> (was it built with plugin_api::export_plugin!?)"
+    )]
     MissingSymbol,
     /// The private copy could not be written.
     #[error("cannot copy the library to {0}: {1}")]

@@ -205,7 +205,11 @@ impl Plugins {
         };
         let mut files = self.files.lock().unwrap_or_else(PoisonError::into_inner);
 
-        let gone: Vec<PathBuf> = files.keys().filter(|p| !present.contains_key(*p)).cloned().collect();
+        let gone: Vec<PathBuf> = files
+            .keys()
+            .filter(|p| !present.contains_key(*p))
+            .cloned()
+            .collect();
         for path in gone {
             let state = files.remove(&path);
             if matches!(state.map(|s| s.outcome), Some(FileOutcome::Loaded(_))) {
@@ -222,15 +226,28 @@ impl Plugins {
             if settle && previous.get(&path) != Some(&now) {
                 continue; // still being written, or just appeared: look again next time
             }
-            let replacing = matches!(files.get(&path).map(|s| &s.outcome), Some(FileOutcome::Loaded(_)));
+            let replacing = matches!(
+                files.get(&path).map(|s| &s.outcome),
+                Some(FileOutcome::Loaded(_))
+            );
             let outcome = self.load(registry, &path, replacing);
-            files.insert(path, FileState { stamp: now, outcome });
+            files.insert(
+                path,
+                FileState {
+                    stamp: now,
+                    outcome,
+                },
+            );
         }
     }
 
     fn load(&self, registry: &Registry, path: &Path, replacing: bool) -> FileOutcome {
         let origin = Origin::Dynamic(path.to_path_buf());
-        let keep = if replacing { "; the version loaded before keeps serving" } else { "" };
+        let keep = if replacing {
+            "; the version loaded before keeps serving"
+        } else {
+            ""
+        };
         let described = match describe_file(path) {
             Ok(d) => d,
             Err(reason) => {
@@ -263,7 +280,10 @@ pub fn start(app: &Arc<App>) {
     tracing::info!(dir = %plugins.dir().display(), "loading dynamic plugins");
     plugins.sync(app.registry(), false, false);
     let weak = Arc::downgrade(app);
-    tokio::spawn(watch(weak, Duration::from_millis(app.config.plugin_reload_ms)));
+    tokio::spawn(watch(
+        weak,
+        Duration::from_millis(app.config.plugin_reload_ms),
+    ));
 }
 
 async fn watch(app: Weak<App>, every: Duration) {

@@ -112,7 +112,10 @@ unsafe extern "C" fn init(host: *const HostVTable) -> i32 {
 
 unsafe extern "C" fn describe<P: Exports>(out: *mut FfiBuf) -> i32 {
     guarded(out, || {
-        let definitions: Vec<_> = P::handlers().iter().map(ActionHandler::definition).collect();
+        let definitions: Vec<_> = P::handlers()
+            .iter()
+            .map(ActionHandler::definition)
+            .collect();
         match serde_json::to_vec(&definitions) {
             Ok(bytes) => (STATUS_OK, bytes),
             Err(e) => (STATUS_BAD_REQUEST, e.to_string().into_bytes()),
@@ -134,7 +137,12 @@ unsafe extern "C" fn call<P: Exports>(
         };
         let request: CallRequest = match serde_json::from_slice(request) {
             Ok(r) => r,
-            Err(e) => return (STATUS_BAD_REQUEST, format!("malformed call request: {e}").into_bytes()),
+            Err(e) => {
+                return (
+                    STATUS_BAD_REQUEST,
+                    format!("malformed call request: {e}").into_bytes(),
+                );
+            }
         };
         let Some(handler) = P::handlers()
             .iter()
@@ -156,7 +164,10 @@ unsafe extern "C" fn call<P: Exports>(
                 let reply = CallReply::from(result);
                 match serde_json::to_vec(&reply) {
                     Ok(bytes) => (STATUS_OK, bytes),
-                    Err(e) => (STATUS_BAD_REQUEST, format!("unserializable result: {e}").into_bytes()),
+                    Err(e) => (
+                        STATUS_BAD_REQUEST,
+                        format!("unserializable result: {e}").into_bytes(),
+                    ),
                 }
             }
             Err(message) => (STATUS_PANIC, message.into_bytes()),
@@ -236,7 +247,9 @@ fn service_raw(host: HostVTable, ctx: *const c_void, request: &[u8]) -> ServiceR
     if status == STATUS_OK {
         Ok(bytes)
     } else {
-        Err(ServiceError::Unavailable(String::from_utf8_lossy(&bytes).into_owned()))
+        Err(ServiceError::Unavailable(
+            String::from_utf8_lossy(&bytes).into_owned(),
+        ))
     }
 }
 
@@ -252,7 +265,9 @@ pub fn raw_service_call(request: &[u8]) -> ServiceResult<Vec<u8>> {
     let host = HOST.get().copied();
     match host {
         Some(host) if !ctx.is_null() => service_raw(host, ctx, request),
-        _ => Err(ServiceError::Unavailable("not inside a dynamic plugin call".into())),
+        _ => Err(ServiceError::Unavailable(
+            "not inside a dynamic plugin call".into(),
+        )),
     }
 }
 
@@ -311,7 +326,11 @@ impl HostServices for Remote {
         ready(self.request(&ServiceCall::RoomDelete { room: room.into() }))
     }
 
-    fn room_add<'a>(&'a self, connection: &'a str, room: &'a str) -> BoxFuture<'a, ServiceResult<()>> {
+    fn room_add<'a>(
+        &'a self,
+        connection: &'a str,
+        room: &'a str,
+    ) -> BoxFuture<'a, ServiceResult<()>> {
         ready(self.request(&ServiceCall::RoomAdd {
             connection: connection.into(),
             room: room.into(),

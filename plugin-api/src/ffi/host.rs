@@ -6,8 +6,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, OnceLock};
 
 use super::abi::{
-    ABI_VERSION, FfiBuf, FfiStr, HostVTable, MIN_HEADER_SIZE, PluginHeader, STATUS_OK,
-    STATUS_PANIC,
+    ABI_VERSION, FfiBuf, FfiStr, HostVTable, MIN_HEADER_SIZE, PluginHeader, STATUS_OK, STATUS_PANIC,
 };
 use super::log::level_number;
 use super::wire::{CallReply, CallRequest, dispatch};
@@ -166,7 +165,9 @@ impl Plugin {
         match status {
             STATUS_OK => Ok(()),
             STATUS_PANIC => Err(CallError::Panic("in init".into())),
-            other => Err(CallError::BadRequest(format!("init returned status {other}"))),
+            other => Err(CallError::BadRequest(format!(
+                "init returned status {other}"
+            ))),
         }
     }
 
@@ -190,8 +191,14 @@ impl Plugin {
     /// # Errors
     ///
     /// The call failed at the boundary (not: the action returned an error).
-    pub fn call(&self, name: &str, request: &CallRequest, host: Arc<HostCall>) -> Result<CallReply, CallError> {
-        let request = serde_json::to_vec(request).map_err(|e| CallError::BadRequest(e.to_string()))?;
+    pub fn call(
+        &self,
+        name: &str,
+        request: &CallRequest,
+        host: Arc<HostCall>,
+    ) -> Result<CallReply, CallError> {
+        let request =
+            serde_json::to_vec(request).map_err(|e| CallError::BadRequest(e.to_string()))?;
         let ctx = Arc::into_raw(host).cast::<c_void>();
         let mut out = FfiBuf::EMPTY;
         // SAFETY: both strings outlive the call; `ctx` holds one reference for the call.
@@ -263,13 +270,18 @@ pub fn host_vtable() -> &'static HostVTable {
 unsafe extern "C" fn service(ctx: *const c_void, request: FfiStr, out: *mut FfiBuf) -> i32 {
     let run = AssertUnwindSafe(|| {
         if ctx.is_null() {
-            return (super::abi::STATUS_BAD_REQUEST, b"null host context".to_vec());
+            return (
+                super::abi::STATUS_BAD_REQUEST,
+                b"null host context".to_vec(),
+            );
         }
         // SAFETY: the plugin holds a reference on `ctx` (retain) for as long as it uses it.
         let call = unsafe { &*ctx.cast::<HostCall>() };
         // SAFETY: `request` is valid for this call.
         let request = unsafe { request.as_bytes() };
-        let reply = call.handle.block_on(dispatch(call.services.as_ref(), request));
+        let reply = call
+            .handle
+            .block_on(dispatch(call.services.as_ref(), request));
         (STATUS_OK, reply)
     });
     let (status, bytes) = match catch_unwind(run) {

@@ -67,9 +67,9 @@ mod log;
 mod wire;
 
 pub use abi::{
-    ABI_VERSION, API_VERSION, CallFn, DescribeFn, ENTRY_PREFIX, FfiBuf, FfiStr, FreeFn,
-    HostVTable, InitFn, LogFn, MIN_HEADER_SIZE, MIN_HOST_SIZE, PluginHeader, RUSTC_VERSION,
-    RefFn, STATUS_BAD_REQUEST, STATUS_OK, STATUS_PANIC, ServiceFn, TARGET,
+    ABI_VERSION, API_VERSION, CallFn, DescribeFn, ENTRY_PREFIX, FfiBuf, FfiStr, FreeFn, HostVTable,
+    InitFn, LogFn, MIN_HEADER_SIZE, MIN_HOST_SIZE, PluginHeader, RUSTC_VERSION, RefFn,
+    STATUS_BAD_REQUEST, STATUS_OK, STATUS_PANIC, ServiceFn, TARGET,
 };
 pub use export::{Exports, header, raw_service_call};
 pub use host::{CallError, EntryFn, HeaderError, HostCall, Plugin, host_vtable};
