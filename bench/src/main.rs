@@ -40,7 +40,9 @@ async fn calls(lib: PathBuf, n: u32) -> anyhow::Result<()> {
             .find(|h| h.definition().name == "ping")
             .context("static ping not linked")?,
     );
-    let (_, handlers) = hero::plugins::load_file(&lib).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let handlers = hero::plugins::describe_file(&lib)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .handlers;
     let dynamic_ping = handlers
         .into_iter()
         .find(|h| h.definition().name == "ping")

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 
-use super::{PluginInfo, library_files, load_file};
+use super::{PluginInfo, describe_file, library_files};
 
 /// Plugin subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -84,9 +84,9 @@ fn list(dir: &Path) -> anyhow::Result<()> {
         println!("{}: no *.so files", dir.display());
     }
     for file in files {
-        match load_file(&file) {
-            Ok((infos, _)) => {
-                for p in infos {
+        match describe_file(&file) {
+            Ok(described) => {
+                for p in described.infos {
                     println!("{}: {}", file.display(), describe(&p));
                 }
             }

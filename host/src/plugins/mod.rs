@@ -88,22 +88,20 @@ pub struct Plugins {
 }
 
 /// A plugin file's actions, described and wrapped, ready to register.
-struct Described {
-    infos: Vec<PluginInfo>,
-    handlers: Vec<Arc<dyn Invoke>>,
+#[derive(Debug)]
+pub struct Described {
+    /// One per plugin entry of the file.
+    pub infos: Vec<PluginInfo>,
+    /// Every action of the file.
+    pub handlers: Vec<Arc<dyn Invoke>>,
 }
 
-/// Loads `path` (not registering anything).
+/// Loads and describes `path` (not registering anything).
 ///
 /// # Errors
 ///
 /// Why the file is refused.
-pub fn load_file(path: &Path) -> Result<(Vec<PluginInfo>, Vec<Arc<dyn Invoke>>), Refusal> {
-    let d = describe_file(path)?;
-    Ok((d.infos, d.handlers))
-}
-
-fn describe_file(path: &Path) -> Result<Described, Refusal> {
+pub fn describe_file(path: &Path) -> Result<Described, Refusal> {
     let bytes = std::fs::read(path).map_err(Refusal::Read)?;
     let opened = library::open(path, &bytes)?;
     let mut infos = Vec::new();
@@ -334,10 +332,10 @@ fn hangup_signal() -> Hangup {
 
 async fn next_hangup(hangup: &mut Hangup) {
     #[cfg(unix)]
-    if let Some(s) = hangup {
-        if s.recv().await.is_some() {
-            return;
-        }
+    if let Some(s) = hangup
+        && s.recv().await.is_some()
+    {
+        return;
     }
     let _ = hangup;
     std::future::pending().await
