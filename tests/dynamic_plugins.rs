@@ -315,6 +315,17 @@ fn broken_libraries_are_refused_and_the_host_keeps_serving() {
         "not a plugin, not even looked at",
     )
     .unwrap();
+    // A real shared library without an entry symbol: a proc-macro the build produced.
+    let proc_macro = std::fs::read_dir(repo_root().join("target/plugin-tests/debug/deps"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with("libserde_derive-") && name.ends_with(".so")
+        })
+        .expect("a proc-macro library in the plugin build");
+    std::fs::copy(proc_macro, dir.path().join("libserde_derive.so")).unwrap();
 
     let hero = start(dir.path(), &[]);
     let refused = |file: &str, reason: &str| {
@@ -332,7 +343,11 @@ fn broken_libraries_are_refused_and_the_host_keeps_serving() {
     );
     refused("libtruncated.so", "not a shared library");
     refused("random.so", "not a shared library");
-    refused("libtest_again.so", "action clash: action generation v1");
+    refused("libtest_again.so", "action clash: action ping v1");
+    refused(
+        "libserde_derive.so",
+        "missing entry symbol hero_plugin_<crate_name>",
+    );
     assert!(!hero.logs().iter().any(|l| l.contains("notes.txt")));
 
     // Still serving: the good plugin, the first copy of the test plugin, static actions.
@@ -342,7 +357,7 @@ fn broken_libraries_are_refused_and_the_host_keeps_serving() {
     let status = get(&hero, "/api/status");
     assert_eq!(
         status["plugins"]["refused"].as_array().unwrap().len(),
-        4,
+        5,
         "{status}"
     );
 
@@ -450,4 +465,45 @@ fn a_dynamic_action_clashing_with_a_static_one_is_refused() {
             Some(hero::actions::Origin::Static)
         );
     });
+}
+
+#[test]
+fn hero_new_plugin_creates_a_crate_that_builds_and_loads() {
+    // Built after the others, so the shared target dir holds plugin-api's dependencies.
+    libs();
+    let parent = tempfile::tempdir().unwrap();
+    let out = Command::new(support::HERO_BIN)
+        .args([
+            "new",
+            "plugin",
+            "hello-plug",
+            "--dir",
+            parent.path().to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let root = parent.path().join("hello-plug");
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains(r#"crate-type = ["cdylib", "rlib"]"#),
+        "{manifest}"
+    );
+    let target = repo_root().join("target/plugin-tests");
+    let status = Command::new(option_env!("CARGO").unwrap_or("cargo"))
+        .current_dir(&root)
+        .env("CARGO_TARGET_DIR", &target)
+        .args(["build", "--quiet", "--offline", "--lib"])
+        .status()
+        .unwrap();
+    assert!(status.success(), "the scaffolded plugin does not build");
+    let dir = plugin_dir(&[(&target.join("debug/libhello_plug.so"), "libhello_plug.so")]);
+    let hero = start(dir.path(), &[]);
+    hero.wait_for_log("loaded plugin hello-plug 0.1.0", WAIT)
+        .expect("scaffolded plugin loaded");
+    assert_eq!(get(&hero, "/api/greet?name=New")["greeting"], "Hello, New!");
 }

@@ -298,14 +298,15 @@ unsafe extern "C" fn service(ctx: *const c_void, request: FfiStr, out: *mut FfiB
 unsafe extern "C" fn retain(ctx: *const c_void) {
     if !ctx.is_null() {
         // SAFETY: `ctx` came from `Arc::into_raw` in `Plugin::call` and is still live.
-        unsafe { Arc::increment_strong_count(ctx.cast::<HostCall>()) };
+        let _ = catch_unwind(|| unsafe { Arc::increment_strong_count(ctx.cast::<HostCall>()) });
     }
 }
 
 unsafe extern "C" fn release(ctx: *const c_void) {
     if !ctx.is_null() {
-        // SAFETY: balances one `retain`.
-        unsafe { Arc::decrement_strong_count(ctx.cast::<HostCall>()) };
+        // SAFETY: balances one `retain`. Dropping the last reference drops the host's
+        // services handle, which must not unwind into the plugin.
+        let _ = catch_unwind(|| unsafe { Arc::decrement_strong_count(ctx.cast::<HostCall>()) });
     }
 }
 
@@ -328,4 +329,175 @@ unsafe extern "C" fn log(level: u32, target: FfiStr, message: FfiStr) {
 unsafe extern "C" fn free(buf: FfiBuf) {
     // SAFETY: the plugin hands back only buffers the host wrote, once.
     let _ = catch_unwind(AssertUnwindSafe(|| unsafe { buf.free_local() }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Action, ActionHandler, ActionResult, Context, json};
+
+    struct Echo;
+    impl Action for Echo {
+        fn definition(&self) -> ActionDefinition {
+            ActionDefinition::new("echo")
+        }
+        async fn run(&self, ctx: Context) -> ActionResult {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            Ok(json!({ "params": ctx.params() }))
+        }
+    }
+
+    struct Exported;
+    impl super::super::Exports for Exported {
+        const NAME: &'static str = "echo-plugin";
+        const VERSION: &'static str = "1.2.3";
+        fn handlers() -> &'static [ActionHandler] {
+            static HANDLERS: OnceLock<Vec<ActionHandler>> = OnceLock::new();
+            HANDLERS.get_or_init(|| vec![ActionHandler::new(Echo)])
+        }
+    }
+
+    fn leaked(edit: impl FnOnce(&mut PluginHeader)) -> *const PluginHeader {
+        let mut header = super::super::header::<Exported>();
+        edit(&mut header);
+        Box::leak(Box::new(header))
+    }
+
+    #[test]
+    fn headers_are_checked_before_use() {
+        // SAFETY (all calls): leaked headers live for the rest of the test process.
+        assert_eq!(
+            unsafe { Plugin::from_raw(std::ptr::null()) }.unwrap_err(),
+            HeaderError::Null
+        );
+        let other_abi = leaked(|h| h.abi_version = ABI_VERSION + 1);
+        assert!(matches!(
+            unsafe { Plugin::from_raw(other_abi) },
+            Err(HeaderError::AbiVersion { found, .. }) if found == ABI_VERSION + 1
+        ));
+        let short = leaked(|h| h.struct_size = 8);
+        assert!(matches!(
+            unsafe { Plugin::from_raw(short) },
+            Err(HeaderError::TooSmall { found: 8, .. })
+        ));
+        let target = leaked(|h| h.target = FfiStr::from_static("sparc-sun-solaris"));
+        assert!(matches!(
+            unsafe { Plugin::from_raw(target) },
+            Err(HeaderError::Target { .. })
+        ));
+        let good = unsafe { Plugin::from_raw(leaked(|_| ())) }.unwrap();
+        assert_eq!(
+            (good.name(), good.version()),
+            ("echo-plugin".into(), "1.2.3".into())
+        );
+    }
+
+    #[test]
+    fn a_call_round_trips_through_the_c_functions() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let plugin = unsafe { Plugin::from_raw(leaked(|_| ())) }.unwrap();
+        plugin.init().unwrap();
+        assert_eq!(plugin.describe().unwrap()[0].name, "echo");
+        let mut params = crate::Params::new();
+        params.insert("a".into(), json!(1));
+        let request = CallRequest {
+            version: 1,
+            params,
+            connection: Default::default(),
+        };
+        let services: Arc<dyn HostServices> = Arc::new(NoServices);
+        let host = HostCall::new(services, runtime.handle().clone());
+        let reply: Result<_, _> = plugin.call("echo", &request, host).unwrap().into();
+        assert_eq!(reply.unwrap(), json!({ "params": { "a": 1 } }));
+        let unknown: Result<_, crate::ActionError> = plugin
+            .call(
+                "nope",
+                &request,
+                HostCall::new(Arc::new(NoServices), runtime.handle().clone()),
+            )
+            .unwrap()
+            .into();
+        assert_eq!(unknown.unwrap_err().kind, crate::ErrorKind::UnknownAction);
+    }
+
+    struct NoServices;
+    fn none<'a, T: Send + 'a>() -> crate::BoxFuture<'a, crate::ServiceResult<T>> {
+        Box::pin(std::future::ready(Err(crate::ServiceError::Unavailable(
+            "none".into(),
+        ))))
+    }
+    impl HostServices for NoServices {
+        fn cache_get<'a>(
+            &'a self,
+            _: &'a str,
+        ) -> crate::BoxFuture<'a, crate::ServiceResult<Option<serde_json::Value>>> {
+            none()
+        }
+        fn cache_set<'a>(
+            &'a self,
+            _: &'a str,
+            _: serde_json::Value,
+            _: Option<std::time::Duration>,
+        ) -> crate::BoxFuture<'a, crate::ServiceResult<()>> {
+            none()
+        }
+        fn cache_delete<'a>(
+            &'a self,
+            _: &'a str,
+        ) -> crate::BoxFuture<'a, crate::ServiceResult<bool>> {
+            none()
+        }
+        fn room_broadcast<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a str,
+            _: serde_json::Value,
+        ) -> crate::BoxFuture<'a, crate::ServiceResult<()>> {
+            none()
+        }
+        fn room_members<'a>(
+            &'a self,
+            _: &'a str,
+        ) -> crate::BoxFuture<'a, crate::ServiceResult<Vec<String>>> {
+            none()
+        }
+        fn room_create<'a>(
+            &'a self,
+            _: &'a str,
+            _: crate::Params,
+        ) -> crate::BoxFuture<'a, crate::ServiceResult<()>> {
+            none()
+        }
+        fn room_delete<'a>(&'a self, _: &'a str) -> crate::BoxFuture<'a, crate::ServiceResult<()>> {
+            none()
+        }
+        fn room_add<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a str,
+        ) -> crate::BoxFuture<'a, crate::ServiceResult<()>> {
+            none()
+        }
+        fn room_remove<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a str,
+        ) -> crate::BoxFuture<'a, crate::ServiceResult<()>> {
+            none()
+        }
+        fn set_attribute<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a str,
+            _: serde_json::Value,
+        ) -> crate::BoxFuture<'a, crate::ServiceResult<()>> {
+            none()
+        }
+        fn host_status(&self) -> crate::BoxFuture<'_, crate::ServiceResult<serde_json::Value>> {
+            none()
+        }
+    }
 }
