@@ -1,6 +1,8 @@
 //! Black-box tests of dynamic plugins: real cdylib builds of the example and of a test
 //! fixture, loaded by the real `hero` binary from a temporary plugin directory.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap: a failure is the test failing
+
 mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -276,13 +278,21 @@ fn replaced_file_is_served_while_an_old_slow_call_finishes_on_the_old_code() {
 }
 
 #[test]
-fn deleting_the_file_removes_its_actions() {
+fn a_broken_replacement_keeps_the_old_version_and_deleting_removes_it() {
     let libs = libs();
     let dir = plugin_dir(&[(&libs.gen1, "libtest.so")]);
     let hero = start(dir.path(), &[]);
     hero.wait_for_log("loaded plugin hero-test-plugin", WAIT)
         .expect("loaded");
     assert_eq!(get(&hero, "/api/generation")["generation"], 1);
+
+    std::fs::write(dir.path().join("libtest.so"), b"\x7fELF but not really").unwrap();
+    let line = hero
+        .wait_for_log("the version loaded before keeps serving", WAIT)
+        .expect("broken replacement refused");
+    assert!(line.contains("libtest.so: not a shared library"), "{line}");
+    assert_eq!(get(&hero, "/api/generation")["generation"], 1);
+
     std::fs::remove_file(dir.path().join("libtest.so")).unwrap();
     hero.wait_for_log("plugin file removed", WAIT)
         .expect("removal logged");

@@ -108,6 +108,9 @@ pub fn open(original: &Path, bytes: &[u8]) -> Result<Opened, Refusal> {
     let loaded = unsafe { libloading::Library::new(&copy) };
     // The mapping survives the unlink; the copy is not needed on disk any more.
     let _ = std::fs::remove_file(&copy);
+    if let Some(dir) = copy.parent() {
+        let _ = std::fs::remove_dir(dir); // only if empty: another load may be using it
+    }
     // Never unloaded, even when refused below: `dlclose` is unsound with thread-locals,
     // and in-flight calls may still be running the code of a replaced version.
     let library: &'static libloading::Library =

@@ -61,20 +61,15 @@ pub struct PluginInfo {
     pub actions: Vec<String>,
 }
 
-/// What became of one file.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum FileOutcome {
-    /// Loaded; its actions are registered.
-    Loaded(Vec<PluginInfo>),
-    /// Refused, with the reason (a previously loaded version may still serve).
-    Refused(String),
-}
-
+/// What became of one file. A refused replacement leaves the version loaded before
+/// serving: then both are set.
 #[derive(Debug)]
 struct FileState {
     stamp: Stamp,
-    outcome: FileOutcome,
+    /// The version whose actions are registered, if any.
+    loaded: Option<Vec<PluginInfo>>,
+    /// Why the current content of the file was refused, if it was.
+    refused: Option<String>,
 }
 
 /// The dynamic plugins of a running host.
@@ -171,18 +166,14 @@ impl Plugins {
         let mut refused = Vec::new();
         for (path, state) in files.iter() {
             let file = path.display().to_string();
-            match &state.outcome {
-                FileOutcome::Loaded(plugins) => {
-                    for p in plugins {
-                        loaded.push(serde_json::json!({
-                            "file": file, "name": p.name, "version": p.version,
-                            "abi": p.abi, "actions": p.actions,
-                        }));
-                    }
-                }
-                FileOutcome::Refused(reason) => {
-                    refused.push(serde_json::json!({ "file": file, "reason": reason }));
-                }
+            for p in state.loaded.iter().flatten() {
+                loaded.push(serde_json::json!({
+                    "file": file, "name": p.name, "version": p.version,
+                    "abi": p.abi, "actions": p.actions,
+                }));
+            }
+            if let Some(reason) = &state.refused {
+                refused.push(serde_json::json!({ "file": file, "reason": reason }));
             }
         }
         serde_json::json!({ "dir": self.dir.display().to_string(), "loaded": loaded, "refused": refused })
@@ -210,7 +201,7 @@ impl Plugins {
             .collect();
         for path in gone {
             let state = files.remove(&path);
-            if matches!(state.map(|s| s.outcome), Some(FileOutcome::Loaded(_))) {
+            if state.is_some_and(|s| s.loaded.is_some()) {
                 registry.remove(&Origin::Dynamic(path.clone()));
                 tracing::info!(file = %path.display(), "plugin file removed; its actions are gone");
             }
@@ -224,22 +215,30 @@ impl Plugins {
             if settle && previous.get(&path) != Some(&now) {
                 continue; // still being written, or just appeared: look again next time
             }
-            let replacing = matches!(
-                files.get(&path).map(|s| &s.outcome),
-                Some(FileOutcome::Loaded(_))
-            );
-            let outcome = self.load(registry, &path, replacing);
-            files.insert(
-                path,
-                FileState {
+            let before = files.remove(&path).and_then(|s| s.loaded);
+            let state = match self.load(registry, &path, before.is_some()) {
+                Ok(infos) => FileState {
                     stamp: now,
-                    outcome,
+                    loaded: Some(infos),
+                    refused: None,
                 },
-            );
+                Err(reason) => FileState {
+                    stamp: now,
+                    loaded: before,
+                    refused: Some(reason),
+                },
+            };
+            files.insert(path, state);
         }
     }
 
-    fn load(&self, registry: &Registry, path: &Path, replacing: bool) -> FileOutcome {
+    /// Loads `path` and swaps its actions in; `Err` is the refusal reason (logged).
+    fn load(
+        &self,
+        registry: &Registry,
+        path: &Path,
+        replacing: bool,
+    ) -> Result<Vec<PluginInfo>, String> {
         let origin = Origin::Dynamic(path.to_path_buf());
         let keep = if replacing {
             "; the version loaded before keeps serving"
@@ -250,13 +249,13 @@ impl Plugins {
             Ok(d) => d,
             Err(reason) => {
                 tracing::warn!(file = %path.display(), "refused plugin {}: {reason}{keep}", path.display());
-                return FileOutcome::Refused(reason.to_string());
+                return Err(reason.to_string());
             }
         };
         if let Err(clash) = registry.replace(&origin, described.handlers) {
             let reason = format!("action clash: {clash}");
             tracing::warn!(file = %path.display(), "refused plugin {}: {reason}{keep}", path.display());
-            return FileOutcome::Refused(reason);
+            return Err(reason);
         }
         for p in &described.infos {
             tracing::info!(
@@ -267,7 +266,7 @@ impl Plugins {
                 p.actions.join(", "),
             );
         }
-        FileOutcome::Loaded(described.infos)
+        Ok(described.infos)
     }
 }
 

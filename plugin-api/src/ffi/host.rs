@@ -332,6 +332,7 @@ unsafe extern "C" fn free(buf: FfiBuf) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::{Action, ActionHandler, ActionResult, Context, json};
