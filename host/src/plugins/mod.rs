@@ -216,7 +216,7 @@ impl Plugins {
                 continue; // still being written, or just appeared: look again next time
             }
             let before = files.remove(&path).and_then(|s| s.loaded);
-            let state = match self.load(registry, &path, before.is_some()) {
+            let state = match self.load(registry, &path, before.as_deref()) {
                 Ok(infos) => FileState {
                     stamp: now,
                     loaded: Some(infos),
@@ -237,9 +237,10 @@ impl Plugins {
         &self,
         registry: &Registry,
         path: &Path,
-        replacing: bool,
+        before: Option<&[PluginInfo]>,
     ) -> Result<Vec<PluginInfo>, String> {
         let origin = Origin::Dynamic(path.to_path_buf());
+        let replacing = before.is_some();
         let keep = if replacing {
             "; the version loaded before keeps serving"
         } else {
@@ -265,6 +266,20 @@ impl Plugins {
                 p.name, p.version, path.display(), p.abi, p.api_version, p.rustc,
                 p.actions.join(", "),
             );
+        }
+        if let Some(before) = before {
+            let actions = |infos: &[PluginInfo]| -> std::collections::BTreeSet<String> {
+                infos
+                    .iter()
+                    .flat_map(|p| p.actions.iter().cloned())
+                    .collect()
+            };
+            let (old, new) = (actions(before), actions(&described.infos));
+            let added: Vec<&String> = new.difference(&old).collect();
+            let removed: Vec<&String> = old.difference(&new).collect();
+            if !added.is_empty() || !removed.is_empty() {
+                tracing::info!(file = %path.display(), ?added, ?removed, "plugin actions changed");
+            }
         }
         Ok(described.infos)
     }
