@@ -68,6 +68,18 @@ async fn calls(lib: PathBuf, n: u32) -> anyhow::Result<()> {
         connection: ConnectionInfo::default(),
     };
     let handle = tokio::runtime::Handle::current();
+    // For comparison: the boundary behind `block_in_place` on the calling task instead
+    // of a hop to the blocking pool (not what the host does; see bench/README.md).
+    let in_place = {
+        let started = Instant::now();
+        for _ in 0..n {
+            let host = plugin_api::ffi::HostCall::new(Arc::clone(&services), handle.clone());
+            let reply = tokio::task::block_in_place(|| plugin.call("ping", &request, host));
+            std::hint::black_box(reply.ok());
+        }
+        started.elapsed().as_nanos() as f64 / f64::from(n)
+    };
+    println!("{:<16} {in_place:>8.0} ns/call  ({n} calls, block_in_place)", "in-place boundary");
     let boundary = tokio::task::spawn_blocking(move || {
         let started = Instant::now();
         for _ in 0..n {
