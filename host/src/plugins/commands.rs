@@ -143,7 +143,9 @@ plugin-api = {{ path = "{api}" }}
 "#,
         api = api.display()
     );
-    let lib = TEMPLATE_LIB.replace("dynamic_plugin", &crate_name);
+    let lib = TEMPLATE_LIB
+        .replace("dynamic_plugin", &crate_name)
+        .replace("dynamic-plugin", name);
     let readme = format!(
         "# {name}\n\nA Hero plugin. Build it and drop the library into the host's plugin directory:\n\n    cargo build\n    cp target/debug/lib{crate_name}.so /path/to/hero/plugins/\n\nThe host loads it (or reloads it when the file changes) and logs `loaded plugin {name}`.\nTo link it statically instead, depend on this crate from a binary that calls\n`hero::cli::main()` and reference an item of it from `main` (see examples/static-plugin).\n"
     );
