@@ -18,7 +18,8 @@ if ! command -v wrk >/dev/null 2>&1; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
 fi
 
-cargo build --release -q -p hero --bin hero -p bare-warp
+cargo build --release -q -p hero --bin hero
+cargo build --release -q -p bare-warp
 
 tmp=$(mktemp -d)
 pids=()
@@ -28,16 +29,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Starts "$@" (which must log `listening on http://ADDR:PORT`), echoes the port.
+# start VAR CMD...: runs CMD (which logs `listening on http://ADDR:PORT`) in the
+# background and sets VAR to its port.
 start() {
-  local log="$tmp/$1.log"
+  local var=$1 log="$tmp/$1.log"
   shift
   "$@" >"$log" 2>&1 &
   pids+=("$!")
   for _ in $(seq 200); do
     local port
     port=$(sed -n 's/.*listening on http:\/\/[^ ]*:\([0-9][0-9]*\).*/\1/p' "$log" | head -n1)
-    if [ -n "$port" ]; then echo "$port"; return; fi
+    if [ -n "$port" ]; then printf -v "$var" '%s' "$port"; return; fi
     sleep 0.05
   done
   echo "did not start: $*" >&2
@@ -59,8 +61,8 @@ rps() {
 }
 
 # Hero logs nothing per request at `info`: the log level does not skew the figure.
-hero_port=$(start hero env RUST_LOG=info NO_COLOR=1 target/release/hero --bind 127.0.0.1 --port 0)
-bare_port=$(start bare target/release/bare-warp 0)
+start hero_port env RUST_LOG=info NO_COLOR=1 target/release/hero --bind 127.0.0.1 --port 0
+start bare_port target/release/bare-warp 0
 
 echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION GET /api/randomNumber ($(nproc) cores)"
 hero_rps=$(rps "$hero_port")
