@@ -32,7 +32,11 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
                 async move {
                     let body = read_body(stream, &headers, app.config.max_body_bytes).await;
                     let request = HttpRequest {
-                        path_action: decode(tail.as_str().trim_matches('/')),
+                        path_action: percent_encoding::percent_decode_str(
+                            tail.as_str().trim_matches('/'),
+                        )
+                        .decode_utf8_lossy()
+                        .into_owned(),
                         method,
                         query,
                         headers,
