@@ -50,28 +50,18 @@ start() {
   exit 1
 }
 
-# CPU time (user + system, in clock ticks) the process has used so far.
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-
-# measure PORT PID: prints "REQUESTS_PER_SECOND CPU_MICROSECONDS_PER_REQUEST".
-# The second figure is the server's own CPU time per request: unlike throughput, it
-# hardly moves when neighbours compete for the cores.
+# measure PORT: prints the requests/s of one measured run.
 measure() {
-  local port=$1 pid=$2 out before after
+  local port=$1 out
   # A short warm-up, then the measured run.
   wrk -t"$THREADS" -c"$CONNECTIONS" -d2s "http://127.0.0.1:$port/api/randomNumber" >/dev/null
-  before=$(cpu_ticks "$pid")
   out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" "http://127.0.0.1:$port/api/randomNumber")
-  after=$(cpu_ticks "$pid")
   if grep -q "Non-2xx" <<<"$out"; then
     echo "non-2xx responses from port $port:" >&2
     echo "$out" >&2
     exit 1
   fi
-  awk -v ticks=$((after - before)) -v hz="$(getconf CLK_TCK)" '
-    /requests in/ { n = $1 }
-    /Requests\/sec/ { rps = $2 }
-    END { printf "%s %.1f\n", rps, ticks / hz * 1e6 / n }' <<<"$out"
+  awk '/Requests\/sec/ { print $2 }' <<<"$out"
 }
 
 # Hero logs nothing per request at `info`: the log level does not skew the figure.
@@ -79,17 +69,15 @@ start hero_port env RUST_LOG=info NO_COLOR=1 target/release/hero --bind 127.0.0.
 start bare_port target/release/bare-warp 0
 
 echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION GET /api/randomNumber, best of $ROUNDS rounds ($(nproc) cores)"
-hero_rps=0 bare_rps=0 hero_cpu=1e9 bare_cpu=1e9
+hero_rps=0
+bare_rps=0
 for round in $(seq "$ROUNDS"); do
-  read -r h hc < <(measure "$hero_port" "${pids[0]}")
-  read -r b bc < <(measure "$bare_port" "${pids[1]}")
-  echo "round $round: hero $h req/s ($hc us CPU/req), bare warp $b req/s ($bc us CPU/req)"
+  h=$(measure "$hero_port")
+  b=$(measure "$bare_port")
+  echo "round $round: hero $h req/s, bare warp $b req/s"
   hero_rps=$(awk -v a="$hero_rps" -v b="$h" 'BEGIN { print (b > a ? b : a) }')
   bare_rps=$(awk -v a="$bare_rps" -v b="$b" 'BEGIN { print (b > a ? b : a) }')
-  hero_cpu=$(awk -v a="$hero_cpu" -v b="$hc" 'BEGIN { print (b < a ? b : a) }')
-  bare_cpu=$(awk -v a="$bare_cpu" -v b="$bc" 'BEGIN { print (b < a ? b : a) }')
 done
-echo "hero:      $hero_rps requests/s, $hero_cpu us CPU per request"
-echo "bare warp: $bare_rps requests/s, $bare_cpu us CPU per request"
-awk -v h="$hero_rps" -v b="$bare_rps" -v hc="$hero_cpu" -v bc="$bare_cpu" 'BEGIN {
-  printf "ratio:     %.2f by throughput (target >= 0.80), %.2f by CPU per request\n", h / b, bc / hc }'
+echo "hero:      $hero_rps requests/s"
+echo "bare warp: $bare_rps requests/s"
+awk -v h="$hero_rps" -v b="$bare_rps" 'BEGIN { printf "ratio:     %.2f (target >= 0.80)\n", h / b }'

@@ -22,7 +22,12 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
     warp::path("api")
         .and(warp::path::tail())
         .and(warp::method())
-        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        // Decoded pairs; a missing query is an empty list, not a rejection to recover from.
+        .and(
+            warp::query::<Vec<(String, String)>>()
+                .or(warp::any().map(Vec::new))
+                .unify(),
+        )
         .and(warp::header::headers_cloned())
         .and(warp::addr::remote())
         .and(warp::body::stream())
@@ -109,12 +114,12 @@ where
 struct HttpRequest {
     path_action: String,
     method: Method,
-    query: String,
+    query: Vec<(String, String)>,
     headers: HeaderMap,
     remote: Option<SocketAddr>,
 }
 
-async fn handle(app: Arc<App>, req: HttpRequest, body: Result<Bytes, BodyError>) -> Response {
+async fn handle(app: Arc<App>, mut req: HttpRequest, body: Result<Bytes, BodyError>) -> Response {
     let started = std::time::Instant::now();
     let requester = Requester::identify(&req.headers, req.remote, app.config.trust_proxy);
     let reply = Reply {
@@ -128,7 +133,7 @@ async fn handle(app: Arc<App>, req: HttpRequest, body: Result<Bytes, BodyError>)
     }
 
     let collected = match body {
-        Ok(body) => collect_params(&req, &body).map_err(|e| (StatusCode::BAD_REQUEST, e)),
+        Ok(body) => collect_params(&mut req, &body).map_err(|e| (StatusCode::BAD_REQUEST, e)),
         Err(e) => {
             let status = match e {
                 BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -181,6 +186,8 @@ async fn handle(app: Arc<App>, req: HttpRequest, body: Result<Bytes, BodyError>)
         .process(ActionRequest { params, connection })
         .await;
     let (status, fields) = match outcome.result {
+        // An object result is the response's fields as it is (no copy into a new map).
+        Ok(Value::Object(fields)) => (StatusCode::OK, fields),
         Ok(result) => {
             let mut fields = Params::new();
             merge_result(&mut fields, result);
@@ -301,9 +308,9 @@ impl Reply<'_> {
 }
 
 /// Query, then the body (form or JSON; a JSON array lands in `payload`).
-fn collect_params(req: &HttpRequest, body: &[u8]) -> Result<Params, String> {
+fn collect_params(req: &mut HttpRequest, body: &[u8]) -> Result<Params, String> {
     let mut params = Params::new();
-    for (k, v) in form_pairs(&req.query) {
+    for (k, v) in std::mem::take(&mut req.query) {
         params.insert(k, Value::from(v));
     }
     if body.is_empty() {
