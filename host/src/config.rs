@@ -49,7 +49,7 @@ pub struct Config {
     pub return_error_codes: bool,
     /// Chat rooms created at start-up, each with its authorization pattern
     /// (`{attribute = value}`; empty means open to everyone).
-    pub starting_chat_rooms: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+    pub starting_chat_rooms: Rooms,
     /// Trust `X-Forwarded-For` for the remote IP (only behind a proxy you run).
     pub trust_proxy: bool,
     /// Largest HTTP request body accepted, in bytes.
@@ -129,6 +129,10 @@ pub struct Flags {
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub return_error_codes: Option<bool>,
+    /// Chat rooms created at start-up, as JSON: `{"room": {"attribute": "value"}}`.
+    #[arg(long, value_name = "JSON", value_parser = parse_rooms)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub starting_chat_rooms: Option<Rooms>,
     /// Trust X-Forwarded-For.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -137,10 +141,21 @@ pub struct Flags {
     #[arg(long, value_name = "BYTES")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_body_bytes: Option<u64>,
+    /// Grace period for in-flight requests at shutdown, in milliseconds.
+    #[arg(long, value_name = "MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shutdown_timeout_ms: Option<u64>,
     /// Log format.
     #[arg(long, value_name = "FORMAT")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
+}
+
+/// Rooms by name, each with its authorization pattern.
+pub type Rooms = BTreeMap<String, serde_json::Map<String, serde_json::Value>>;
+
+fn parse_rooms(text: &str) -> Result<Rooms, String> {
+    serde_json::from_str(text).map_err(|e| format!("expected {{\"room\": {{}}, ...}}: {e}"))
 }
 
 /// The configuration could not be loaded; the message names the key or file.
@@ -167,7 +182,10 @@ impl Config {
     }
 
     fn figment(flags: &Flags) -> Result<Figment, ConfigError> {
-        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        // No defaults layer: `#[serde(default)]` fills what no source sets, and a map
+        // setting (`starting_chat_rooms`) given by a source is not merged into the
+        // default map (which would keep `defaultRoom` for ever).
+        let mut figment = Figment::new();
         if let Some(path) = &flags.config {
             if !Path::new(path).is_file() {
                 return Err(ConfigError::MissingFile(path.clone()));
@@ -175,12 +193,24 @@ impl Config {
             figment = figment.merge(Toml::file_exact(path));
         }
         Ok(figment
-            .merge(
-                Env::prefixed("HERO_")
-                    .ignore(&["config"])
-                    .split("__"),
-            )
+            .merge(Self::env())
             .merge(Serialized::defaults(flags)))
+    }
+
+    /// `HERO_<KEY>` for every top-level key. Other `HERO_*` variables (`HERO_CONFIG`,
+    /// or a test harness's `HERO_BIN`) share the namespace and are not settings, so
+    /// they are skipped rather than refused as unknown keys.
+    fn env() -> Env {
+        let keys: Vec<String> = match serde_json::to_value(Config::default()) {
+            Ok(serde_json::Value::Object(fields)) => fields.keys().cloned().collect(),
+            _ => Vec::new(),
+        };
+        Env::prefixed("HERO_")
+            .filter(move |name| {
+                let top = name.as_str().split("__").next().unwrap_or_default();
+                keys.iter().any(|k| k.eq_ignore_ascii_case(top))
+            })
+            .split("__")
     }
 }
 
@@ -218,6 +248,26 @@ mod tests {
         assert_eq!(c.port, 8080);
         assert_eq!(c.simultaneous_actions, 5);
         assert!(c.starting_chat_rooms.contains_key("defaultRoom"));
+    }
+
+    #[test]
+    fn rooms_come_from_a_json_flag() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            flags: Flags,
+        }
+        let cli = Cli::try_parse_from([
+            "hero",
+            "--starting-chat-rooms",
+            r#"{"vip": {"role": "admin"}}"#,
+        ])
+        .unwrap();
+        let c = Config::load(&cli.flags).unwrap();
+        assert_eq!(c.starting_chat_rooms.len(), 1);
+        assert_eq!(c.starting_chat_rooms["vip"]["role"], "admin");
+        assert!(Cli::try_parse_from(["hero", "--starting-chat-rooms", "nope"]).is_err());
     }
 
     #[test]

@@ -63,15 +63,16 @@ impl Hero {
         let logs = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
         pipe_lines(child.stdout.take().unwrap(), Arc::clone(&logs));
         pipe_lines(child.stderr.take().unwrap(), Arc::clone(&logs));
-        let mut hero = Hero { child, port: 0, url: String::new(), logs };
+        let mut hero = Hero {
+            child,
+            port: 0,
+            url: String::new(),
+            logs,
+        };
         let line = hero
             .wait_for_log("listening on http://", WAIT)
             .unwrap_or_else(|| panic!("hero did not start:\n{}", hero.logs().join("\n")));
-        let port: u16 = line
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no port in {line:?}"));
+        let port = port_in(&line).unwrap_or_else(|| panic!("no port in {line:?}"));
         hero.port = port;
         hero.url = format!("http://127.0.0.1:{port}");
         hero
@@ -92,7 +93,10 @@ impl Hero {
         cmd.args(first)
             .args(&opts.args)
             .env("NO_COLOR", "1")
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -166,7 +170,10 @@ impl Drop for Hero {
     }
 }
 
-fn pipe_lines<R: std::io::Read + Send + 'static>(stream: R, logs: Arc<(Mutex<Vec<String>>, Condvar)>) {
+fn pipe_lines<R: std::io::Read + Send + 'static>(
+    stream: R,
+    logs: Arc<(Mutex<Vec<String>>, Condvar)>,
+) {
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines().map_while(Result::ok) {
             let (lock, cond) = &*logs;
@@ -176,7 +183,22 @@ fn pipe_lines<R: std::io::Read + Send + 'static>(stream: R, logs: Arc<(Mutex<Vec
     });
 }
 
+/// The port of a `listening on http://ADDR:PORT` log line, text or JSON.
+pub fn port_in(line: &str) -> Option<u16> {
+    let (_, rest) = line.split_once("listening on http://")?;
+    let addr = rest.split(|c: char| c.is_whitespace() || c == '"').next()?;
+    addr.rsplit(':').next()?.parse().ok()
+}
+
+/// The `hero-testbed` binary: `hero` plus the test actions (panics, versions, ...).
+pub fn testbed() -> Options {
+    Options::default().bin(Path::new(env!("CARGO_BIN_EXE_hero-testbed")))
+}
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }

@@ -9,7 +9,7 @@ mod processor;
 mod registry;
 mod stats;
 
-pub use params::{RESERVED_PARAMS, requested_version, scrub};
+pub use params::{BadVersion, RESERVED_PARAMS, requested_version, scrub};
 pub use processor::{
     ActionOutcome, ActionRequest, PendingActions, PendingSlot, Processor, merge_result,
 };

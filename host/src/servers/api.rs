@@ -6,8 +6,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
-use plugin_api::{ActionError, ConnectionInfo, Params, Value};
-use serde_json::json;
+use plugin_api::{ConnectionInfo, Params, Value};
+use serde::Serialize;
 use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
@@ -19,60 +19,87 @@ use crate::servers::identity::{Requester, is_valid_callback};
 
 /// The `/api` routes, every method.
 pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
-    let limit = app.config.max_body_bytes;
     warp::path("api")
         .and(warp::path::tail())
         .and(warp::method())
-        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        // Decoded pairs; a missing query is an empty list, not a rejection to recover from.
+        .and(
+            warp::query::<Vec<(String, String)>>()
+                .or(warp::any().map(Vec::new))
+                .unify(),
+        )
         .and(warp::header::headers_cloned())
         .and(warp::addr::remote())
-        .and(limited_body(limit))
-        .and(warp::any().map(move || Arc::clone(&app)))
+        .and(warp::body::stream())
         .then(
-            |tail: warp::path::Tail, method, query: String, headers, remote, body, app| async move {
-                let request = HttpRequest {
-                    path_action: tail.as_str().trim_matches('/').to_owned(),
-                    method,
-                    query,
-                    headers,
-                    remote,
-                    body,
-                };
-                handle(app, request).await
+            move |tail: warp::path::Tail, method, query, headers, remote, stream| {
+                let app = Arc::clone(&app);
+                async move {
+                    let body = read_body(stream, &headers, app.config.max_body_bytes).await;
+                    let request = HttpRequest {
+                        path_action: percent_encoding::percent_decode_str(
+                            tail.as_str().trim_matches('/'),
+                        )
+                        .decode_utf8_lossy()
+                        .into_owned(),
+                        method,
+                        query,
+                        headers,
+                        remote,
+                    };
+                    handle(app, request, body).await
+                }
             },
         )
         .boxed()
 }
 
-/// The whole body, refused with 413 past `limit` bytes (declared or streamed).
-fn limited_body(limit: u64) -> impl Filter<Extract = (Bytes,), Error = warp::Rejection> + Clone {
-    warp::header::optional::<u64>("content-length")
-        .and_then(move |declared: Option<u64>| async move {
-            match declared {
-                Some(n) if n > limit => Err(warp::reject::custom(BodyTooLarge)),
-                _ => Ok(()),
-            }
-        })
-        .untuple_one()
-        .and(warp::body::stream())
-        .and_then(move |stream| read_limited(stream, limit))
+/// Why a request body was not accepted.
+#[derive(Debug, thiserror::Error)]
+enum BodyError {
+    #[error("the request body is larger than {0} bytes")]
+    TooLarge(u64),
+    #[error("the request body could not be read")]
+    Unreadable,
 }
 
-async fn read_limited<S, B>(stream: S, limit: u64) -> Result<Bytes, warp::Rejection>
+/// How much of an oversized body is read and dropped before the 413, at most.
+const DRAIN_BYTES: usize = 8 * 1024 * 1024;
+/// How long reading an oversized body's rest may take before the 413 is sent anyway.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The whole body, refused past `limit` bytes (declared or streamed): a client cannot
+/// make the host buffer more than that.
+async fn read_body<S, B>(stream: S, headers: &HeaderMap, limit: u64) -> Result<Bytes, BodyError>
 where
     S: futures_util::Stream<Item = Result<B, warp::Error>>,
     B: warp::Buf,
 {
     use futures_util::TryStreamExt;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(BodyError::TooLarge(limit));
+    }
     let mut stream = std::pin::pin!(stream);
     let mut body = bytes::BytesMut::new();
-    while let Some(mut chunk) = stream
-        .try_next()
-        .await
-        .map_err(|_| warp::reject::custom(BodyUnreadable))?
-    {
+    while let Some(mut chunk) = stream.try_next().await.map_err(|_| BodyError::Unreadable)? {
         if (body.len() + chunk.remaining()) as u64 > limit {
-            return Err(warp::reject::custom(BodyTooLarge));
+            // Read (and drop) a bounded rest before answering: closing a socket with
+            // unread data resets it, and the client would lose the 413.
+            let drain = async {
+                let mut left = DRAIN_BYTES;
+                while let Ok(Some(chunk)) = stream.try_next().await {
+                    left = left.saturating_sub(chunk.remaining());
+                    if left == 0 {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+            return Err(BodyError::TooLarge(limit));
         }
         while chunk.has_remaining() {
             let part = chunk.chunk();
@@ -84,54 +111,56 @@ where
     Ok(body.freeze())
 }
 
-/// The request body is larger than `max_body_bytes`.
-#[derive(Debug)]
-pub struct BodyTooLarge;
-impl warp::reject::Reject for BodyTooLarge {}
-
-/// The request body could not be read.
-#[derive(Debug)]
-pub struct BodyUnreadable;
-impl warp::reject::Reject for BodyUnreadable {}
-
 struct HttpRequest {
     path_action: String,
     method: Method,
-    query: String,
+    query: Vec<(String, String)>,
     headers: HeaderMap,
     remote: Option<SocketAddr>,
-    body: Bytes,
 }
 
-async fn handle(app: Arc<App>, req: HttpRequest) -> Response {
+async fn handle(app: Arc<App>, mut req: HttpRequest, body: Result<Bytes, BodyError>) -> Response {
     let started = std::time::Instant::now();
     let requester = Requester::identify(&req.headers, req.remote, app.config.trust_proxy);
+    let reply = Reply {
+        app: &app,
+        requester: &requester,
+        started,
+    };
 
     if req.method == Method::OPTIONS {
         return with_identity(empty(StatusCode::OK), &requester, Some(cors_headers()));
     }
 
-    let mut params = match collect_params(&req) {
+    let collected = match body {
+        Ok(body) => collect_params(&mut req, &body).map_err(|e| (StatusCode::BAD_REQUEST, e)),
+        Err(e) => {
+            let status = match e {
+                BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                BodyError::Unreadable => StatusCode::BAD_REQUEST,
+            };
+            Err((status, e.to_string()))
+        }
+    };
+    let mut params = match collected {
         Ok(params) => params,
-        Err(message) => {
-            let body = envelope(&app, &requester, Params::new(), started, |r| {
-                r.insert("error".into(), Value::from(format!("Error: {message}")));
-            });
-            return with_identity(json_response(StatusCode::BAD_REQUEST, &body, None), &requester, None);
+        Err((status, message)) => {
+            let fields = error_fields(format!("Error: {message}"));
+            return reply.json(status, fields, &Params::new(), None);
         }
     };
     if !req.path_action.is_empty() {
-        params.insert("action".into(), Value::from(req.path_action.clone()));
+        params.insert("action".into(), Value::from(req.path_action));
     }
     let callback = params
         .get("callback")
         .and_then(Value::as_str)
         .filter(|cb| is_valid_callback(cb))
         .map(str::to_owned);
+    let callback = callback.as_deref();
 
     if req.method == Method::TRACE {
-        let body = envelope(&app, &requester, params, started, |_| {});
-        return with_identity(json_response(StatusCode::OK, &body, callback.as_deref()), &requester, None);
+        return reply.json(StatusCode::OK, Params::new(), &params, callback);
     }
 
     let has_action = params
@@ -139,11 +168,9 @@ async fn handle(app: Arc<App>, req: HttpRequest) -> Response {
         .and_then(Value::as_str)
         .is_some_and(|a| !a.is_empty());
     if !has_action {
-        let docs = documentation(app.registry());
-        let body = envelope(&app, &requester, params, started, |r| {
-            r.insert("documentation".into(), docs);
-        });
-        return with_identity(json_response(StatusCode::OK, &body, callback.as_deref()), &requester, None);
+        let mut fields = Params::new();
+        fields.insert("documentation".into(), documentation(app.registry()));
+        return reply.json(StatusCode::OK, fields, &params, callback);
     }
 
     let connection = ConnectionInfo {
@@ -158,32 +185,135 @@ async fn handle(app: Arc<App>, req: HttpRequest) -> Response {
         .processor
         .process(ActionRequest { params, connection })
         .await;
-    let mut status = StatusCode::OK;
-    let error = outcome.result.as_ref().err().map(ActionError::client_message);
-    if let Err(err) = &outcome.result
-        && app.config.return_error_codes
-    {
-        status = StatusCode::from_u16(err.kind.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let (status, fields) = match outcome.result {
+        // An object result is the response's fields as it is (no copy into a new map).
+        Ok(Value::Object(fields)) => (StatusCode::OK, fields),
+        Ok(result) => {
+            let mut fields = Params::new();
+            merge_result(&mut fields, result);
+            (StatusCode::OK, fields)
+        }
+        Err(err) => {
+            let status = if app.config.return_error_codes {
+                StatusCode::from_u16(err.kind.http_status()).unwrap_or(StatusCode::BAD_REQUEST)
+            } else {
+                StatusCode::OK
+            };
+            (status, error_fields(err.client_message()))
+        }
+    };
+    reply.json(status, fields, &outcome.params, callback)
+}
+
+fn error_fields(message: String) -> Params {
+    let mut fields = Params::new();
+    fields.insert("error".into(), Value::from(message));
+    fields
+}
+
+/// What every JSON answer of one request shares.
+struct Reply<'a> {
+    app: &'a App,
+    requester: &'a Requester,
+    started: std::time::Instant,
+}
+
+/// The response object: the action's fields (or `error`, `documentation`), then
+/// `serverInformation` and `requesterInformation`. Serialized from borrows, so the
+/// hot path builds no intermediate JSON tree.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope<'a> {
+    #[serde(flatten)]
+    fields: &'a Params,
+    server_information: ServerInformation<'a>,
+    requester_information: RequesterInformation<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ServerInformation<'a> {
+    server_name: &'a str,
+    api_version: &'a str,
+    request_duration: u64,
+    current_time: u64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RequesterInformation<'a> {
+    id: &'a str,
+    fingerprint: &'a str,
+    #[serde(rename = "remoteIP")]
+    remote_ip: &'a str,
+    received_params: &'a Params,
+}
+
+impl Reply<'_> {
+    /// The pretty-printed envelope (as JSONP when `callback` is given), with the
+    /// requester's cookie.
+    fn json(
+        &self,
+        status: StatusCode,
+        mut fields: Params,
+        received: &Params,
+        callback: Option<&str>,
+    ) -> Response {
+        // The envelope's own keys win over an action's fields of the same name.
+        for reserved in ["serverInformation", "requesterInformation"] {
+            if fields.contains_key(reserved) {
+                fields.remove(reserved);
+            }
+        }
+        let envelope = Envelope {
+            fields: &fields,
+            server_information: ServerInformation {
+                server_name: &self.app.config.server_name,
+                api_version: &self.app.config.api_version,
+                request_duration: u64::try_from(self.started.elapsed().as_millis())
+                    .unwrap_or(u64::MAX),
+                current_time: now_ms(),
+            },
+            requester_information: RequesterInformation {
+                id: &self.requester.id,
+                fingerprint: &self.requester.fingerprint,
+                remote_ip: &self.requester.remote_ip,
+                received_params: received,
+            },
+        };
+        let mut body = Vec::with_capacity(1024);
+        if let Some(cb) = callback {
+            body.extend_from_slice(cb.as_bytes());
+            body.push(b'(');
+        }
+        if serde_json::to_writer_pretty(&mut body, &envelope).is_err() {
+            // Only a non-string map key could fail, and `Params` has none.
+            body.clear();
+            body.extend_from_slice(b"{}");
+        }
+        let content_type = match callback {
+            Some(_) => {
+                body.extend_from_slice(b");");
+                "application/javascript; charset=utf-8"
+            }
+            None => "application/json; charset=utf-8",
+        };
+        let mut response = Response::new(body.into());
+        *response.status_mut() = status;
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        with_identity(response, self.requester, None)
     }
-    let result = outcome.result.ok();
-    let body = envelope(&app, &requester, outcome.params, started, |r| {
-        if let Some(result) = result {
-            merge_result(r, result);
-        }
-        if let Some(error) = error {
-            r.insert("error".into(), Value::from(error));
-        }
-    });
-    with_identity(json_response(status, &body, callback.as_deref()), &requester, None)
 }
 
 /// Query, then the body (form or JSON; a JSON array lands in `payload`).
-fn collect_params(req: &HttpRequest) -> Result<Params, String> {
+fn collect_params(req: &mut HttpRequest, body: &[u8]) -> Result<Params, String> {
     let mut params = Params::new();
-    for (k, v) in form_urlencoded(&req.query) {
+    for (k, v) in std::mem::take(&mut req.query) {
         params.insert(k, Value::from(v));
     }
-    if req.body.is_empty() {
+    if body.is_empty() {
         return Ok(params);
     }
     let content_type = req
@@ -193,7 +323,7 @@ fn collect_params(req: &HttpRequest) -> Result<Params, String> {
         .unwrap_or("")
         .to_ascii_lowercase();
     if content_type.contains("json") {
-        match serde_json::from_slice::<Value>(&req.body) {
+        match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(fields)) => params.extend(fields),
             Ok(array @ Value::Array(_)) => {
                 params.insert("payload".into(), array);
@@ -204,15 +334,16 @@ fn collect_params(req: &HttpRequest) -> Result<Params, String> {
     } else if content_type.starts_with("multipart/") {
         return Err("multipart bodies are not supported; send a form or JSON".into());
     } else {
-        let text = std::str::from_utf8(&req.body).map_err(|_| "the body is not valid UTF-8")?;
-        for (k, v) in form_urlencoded(text) {
+        let text = std::str::from_utf8(body).map_err(|_| "the body is not valid UTF-8")?;
+        for (k, v) in form_pairs(text) {
             params.insert(k, Value::from(v));
         }
     }
     Ok(params)
 }
 
-fn form_urlencoded(text: &str) -> impl Iterator<Item = (String, String)> + '_ {
+/// `application/x-www-form-urlencoded` pairs, decoded (`+` is a space).
+pub(crate) fn form_pairs(text: &str) -> impl Iterator<Item = (String, String)> + '_ {
     text.split('&').filter(|p| !p.is_empty()).map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         (decode(k), decode(v))
@@ -226,51 +357,6 @@ fn decode(s: &str) -> String {
         .into_owned()
 }
 
-/// The response object with `serverInformation` and `requesterInformation`.
-fn envelope(
-    app: &App,
-    requester: &Requester,
-    received: Params,
-    started: std::time::Instant,
-    fill: impl FnOnce(&mut serde_json::Map<String, Value>),
-) -> Value {
-    let mut response = serde_json::Map::new();
-    fill(&mut response);
-    response.insert(
-        "serverInformation".into(),
-        json!({
-            "serverName": app.config.server_name,
-            "apiVersion": app.config.api_version,
-            "requestDuration": u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            "currentTime": now_ms(),
-        }),
-    );
-    response.insert(
-        "requesterInformation".into(),
-        json!({
-            "id": requester.id,
-            "fingerprint": requester.fingerprint,
-            "remoteIP": requester.remote_ip,
-            "receivedParams": received,
-        }),
-    );
-    Value::Object(response)
-}
-
-fn json_response(status: StatusCode, body: &Value, callback: Option<&str>) -> Response {
-    let pretty = serde_json::to_string_pretty(body).unwrap_or_else(|_| "{}".into());
-    let (content_type, text) = match callback {
-        Some(cb) => ("application/javascript; charset=utf-8", format!("{cb}({pretty});")),
-        None => ("application/json; charset=utf-8", pretty),
-    };
-    let mut response = Response::new(text.into());
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response
-}
-
 fn empty(status: StatusCode) -> Response {
     let mut response = Response::new(Default::default());
     *response.status_mut() = status;
@@ -279,7 +365,10 @@ fn empty(status: StatusCode) -> Response {
 
 fn cors_headers() -> HeaderMap {
     let mut h = HeaderMap::new();
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
     h.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
         HeaderValue::from_static("HEAD, GET, POST, PUT, PATCH, DELETE, OPTIONS, TRACE"),

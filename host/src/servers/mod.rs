@@ -3,4 +3,5 @@
 pub mod api;
 pub mod documentation;
 pub mod identity;
+pub mod public;
 pub mod web;

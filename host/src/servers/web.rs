@@ -12,7 +12,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use crate::app::App;
-use crate::servers::api;
+use crate::servers::{api, public};
 
 /// Body of every 404, as actionhero clients expect it.
 pub const NOT_FOUND_BODY: &str = "Sorry, that file is not found :(";
@@ -22,24 +22,36 @@ pub fn routes(
     app: Arc<App>,
 ) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static {
     let api = api::routes(Arc::clone(&app));
-    // Routes of later subsystems (public files, Bayeux, client assets) are added here.
-    api.recover(recover).unify()
+    // Routes of later subsystems (Bayeux, client assets) are added here, before `public`:
+    // it claims every remaining GET/HEAD path.
+    let public = public::routes(Arc::clone(&app));
+    api.or(public).unify().recover(recover).unify()
 }
 
 /// Maps every rejection to a status and a plain-text body.
 async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     let (status, body) = if rejection.is_not_found() {
         (StatusCode::NOT_FOUND, NOT_FOUND_BODY.to_owned())
-    } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some()
-        || rejection.find::<api::BodyTooLarge>().is_some()
-    {
-        (StatusCode::PAYLOAD_TOO_LARGE, "Request body too large".to_owned())
+    } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Request body too large".to_owned(),
+        )
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
-        (StatusCode::METHOD_NOT_ALLOWED, "Method not allowed".to_owned())
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method not allowed".to_owned(),
+        )
     } else if rejection.find::<warp::reject::LengthRequired>().is_some() {
         (StatusCode::LENGTH_REQUIRED, "Length required".to_owned())
-    } else if rejection.find::<warp::reject::UnsupportedMediaType>().is_some() {
-        (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Unsupported media type".to_owned())
+    } else if rejection
+        .find::<warp::reject::UnsupportedMediaType>()
+        .is_some()
+    {
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Unsupported media type".to_owned(),
+        )
     } else {
         tracing::debug!(?rejection, "request rejected");
         (StatusCode::BAD_REQUEST, "Bad request".to_owned())
@@ -55,7 +67,11 @@ async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
 
 /// Serves `app` on `listener` until `shutdown` resolves, then stops accepting and lets
 /// in-flight requests finish for at most the configured shutdown timeout.
-pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) {
+pub async fn serve(
+    app: Arc<App>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
     let grace = Duration::from_millis(app.config.shutdown_timeout_ms);
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let server = warp::serve(routes(app))
