@@ -28,6 +28,8 @@ pub struct App {
     pub rooms: Rooms,
     /// The Bayeux server at `/faye`.
     pub bayeux: Bayeux,
+    /// Dynamic plugins (loaded by [`crate::plugins::start`]).
+    pub plugins: crate::plugins::Plugins,
     started: Instant,
     started_at_ms: u64,
 }
@@ -58,6 +60,7 @@ impl App {
             ..BayeuxConfig::default()
         });
         Ok(Arc::new_cyclic(|weak| App {
+            plugins: crate::plugins::Plugins::new(config.plugins.clone()),
             config,
             processor: Processor::new(registry, Arc::new(Services::new(weak.clone()))),
             cache: MemoryCache::default(),
@@ -97,6 +100,7 @@ impl App {
             "connections": self.connections.status(),
             "chatRooms": self.rooms.status().await,
             "stats": { "actions": self.processor.stats().snapshot() },
+            "plugins": self.plugins.status(),
         })
     }
 }

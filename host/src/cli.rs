@@ -6,16 +6,18 @@
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 
-use anyhow::Context as _;
-use clap::Parser;
 use crate::Config;
 use crate::config::{Flags, LogFormat};
+use anyhow::Context as _;
+use clap::Parser;
 use tokio::net::TcpListener;
 
 /// Hero: actions over HTTP and websockets, from plugins.
 #[derive(Debug, Parser)]
 #[command(name = "hero", version, about)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<crate::plugins::commands::Command>,
     #[command(flatten)]
     flags: Flags,
 }
@@ -30,6 +32,9 @@ pub fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
+    if let Some(command) = cli.command {
+        return crate::plugins::commands::run(command, &config.plugins);
+    }
     init_logging(config.log_format);
     match start(config) {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -43,37 +48,40 @@ pub fn main() -> std::process::ExitCode {
 
 #[tokio::main]
 async fn start(config: Config) -> anyhow::Result<()> {
+    // Handlers first: a signal that arrives once `listening` is logged must already
+    // mean "shut down gracefully", not the default "die".
+    let shutdown = shutdown_signal().context("cannot install signal handlers")?;
     let addr = SocketAddr::new(config.bind, config.port);
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr().context("listener has no address")?;
     tracing::info!("listening on http://{local}");
-    crate::run(config, listener, shutdown_signal()).await?;
+    crate::run(config, listener, shutdown).await?;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Installs SIGINT and SIGTERM handlers; the future resolves on either.
+#[cfg(unix)]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
+    })
+}
+
+/// Resolves on Ctrl-C.
+#[cfg(not(unix))]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
 
 fn init_logging(format: LogFormat) {

@@ -19,6 +19,7 @@ pub mod cli;
 pub mod config;
 pub mod connections;
 pub mod rooms;
+pub mod plugins;
 pub mod servers;
 pub mod services;
 
@@ -48,6 +49,7 @@ pub async fn run(
         websocket.destroy_all("the server is shutting down").await;
         bayeux.shutdown().await;
     };
+    plugins::start(&app);
     servers::web::serve(app, listener, shutdown).await;
     Ok(())
 }

@@ -71,7 +71,8 @@ impl ActionHandler {
         let definition = Arc::clone(&self.definition);
         let action = Arc::clone(&self.action);
         Box::pin(async move {
-            let params = definition.prepare_params(ctx.params().clone())?;
+            let (ctx, params) = ctx.take_params();
+            let params = definition.prepare_params(params)?;
             action.run_boxed(ctx.with_params(params)).await
         })
     }

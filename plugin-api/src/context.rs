@@ -107,6 +107,12 @@ impl Context {
         self.params = params;
         self
     }
+
+    /// Moves the params out (to prepare them without a copy); `with_params` puts them back.
+    pub(crate) fn take_params(mut self) -> (Self, Params) {
+        let params = std::mem::take(&mut self.params);
+        (self, params)
+    }
 }
 
 /// The cache service: JSON values with optional expiry, shared by every node.

@@ -6,12 +6,11 @@ use plugin_api::{ActionDefinition, Params, Value};
 pub const RESERVED_PARAMS: [&str; 4] = ["action", "apiVersion", "callback", "file"];
 
 /// Drops every param the action does not declare, except the reserved ones.
-pub fn scrub(definition: &ActionDefinition, params: &Params) -> Params {
+///
+/// In place: no new map, no copied keys or values (this runs on every call).
+pub fn scrub(definition: &ActionDefinition, mut params: Params) -> Params {
+    params.retain(|name, _| RESERVED_PARAMS.contains(&name.as_str()) || definition.declares(name));
     params
-        .iter()
-        .filter(|(name, _)| RESERVED_PARAMS.contains(&name.as_str()) || definition.declares(name))
-        .map(|(name, value)| (name.clone(), value.clone()))
-        .collect()
 }
 
 /// `apiVersion` is present but not a positive integer.
@@ -46,7 +45,7 @@ mod tests {
         let def = ActionDefinition::new("a").input(Input::required("key"));
         let Value::Object(sent) = json!({"key": 1, "evil": 2, "action": "a", "apiVersion": "1",
             "callback": "cb", "file": "f"}) else { unreachable!() };
-        let kept = scrub(&def, &sent);
+        let kept = scrub(&def, sent);
         assert!(kept.contains_key("key") && !kept.contains_key("evil"));
         for name in RESERVED_PARAMS {
             assert!(kept.contains_key(name), "{name}");

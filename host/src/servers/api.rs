@@ -6,8 +6,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
-use plugin_api::{ActionError, ConnectionInfo, Params, Value};
-use serde_json::json;
+use plugin_api::{ConnectionInfo, Params, Value};
+use serde::Serialize;
 use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
@@ -22,7 +22,12 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
     warp::path("api")
         .and(warp::path::tail())
         .and(warp::method())
-        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        // Decoded pairs; a missing query is an empty list, not a rejection to recover from.
+        .and(
+            warp::query::<Vec<(String, String)>>()
+                .or(warp::any().map(Vec::new))
+                .unify(),
+        )
         .and(warp::header::headers_cloned())
         .and(warp::addr::remote())
         .and(warp::body::stream())
@@ -32,7 +37,11 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
                 async move {
                     let body = read_body(stream, &headers, app.config.max_body_bytes).await;
                     let request = HttpRequest {
-                        path_action: decode(tail.as_str().trim_matches('/')),
+                        path_action: percent_encoding::percent_decode_str(
+                            tail.as_str().trim_matches('/'),
+                        )
+                        .decode_utf8_lossy()
+                        .into_owned(),
                         method,
                         query,
                         headers,
@@ -105,21 +114,26 @@ where
 struct HttpRequest {
     path_action: String,
     method: Method,
-    query: String,
+    query: Vec<(String, String)>,
     headers: HeaderMap,
     remote: Option<SocketAddr>,
 }
 
-async fn handle(app: Arc<App>, req: HttpRequest, body: Result<Bytes, BodyError>) -> Response {
+async fn handle(app: Arc<App>, mut req: HttpRequest, body: Result<Bytes, BodyError>) -> Response {
     let started = std::time::Instant::now();
     let requester = Requester::identify(&req.headers, req.remote, app.config.trust_proxy);
+    let reply = Reply {
+        app: &app,
+        requester: &requester,
+        started,
+    };
 
     if req.method == Method::OPTIONS {
         return with_identity(empty(StatusCode::OK), &requester, Some(cors_headers()));
     }
 
     let collected = match body {
-        Ok(body) => collect_params(&req, &body).map_err(|e| (StatusCode::BAD_REQUEST, e)),
+        Ok(body) => collect_params(&mut req, &body).map_err(|e| (StatusCode::BAD_REQUEST, e)),
         Err(e) => {
             let status = match e {
                 BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -131,28 +145,22 @@ async fn handle(app: Arc<App>, req: HttpRequest, body: Result<Bytes, BodyError>)
     let mut params = match collected {
         Ok(params) => params,
         Err((status, message)) => {
-            let body = envelope(&app, &requester, Params::new(), started, |r| {
-                r.insert("error".into(), Value::from(format!("Error: {message}")));
-            });
-            return with_identity(json_response(status, &body, None), &requester, None);
+            let fields = error_fields(format!("Error: {message}"));
+            return reply.json(status, fields, &Params::new(), None);
         }
     };
     if !req.path_action.is_empty() {
-        params.insert("action".into(), Value::from(req.path_action.clone()));
+        params.insert("action".into(), Value::from(req.path_action));
     }
     let callback = params
         .get("callback")
         .and_then(Value::as_str)
         .filter(|cb| is_valid_callback(cb))
         .map(str::to_owned);
+    let callback = callback.as_deref();
 
     if req.method == Method::TRACE {
-        let body = envelope(&app, &requester, params, started, |_| {});
-        return with_identity(
-            json_response(StatusCode::OK, &body, callback.as_deref()),
-            &requester,
-            None,
-        );
+        return reply.json(StatusCode::OK, Params::new(), &params, callback);
     }
 
     let has_action = params
@@ -160,15 +168,9 @@ async fn handle(app: Arc<App>, req: HttpRequest, body: Result<Bytes, BodyError>)
         .and_then(Value::as_str)
         .is_some_and(|a| !a.is_empty());
     if !has_action {
-        let docs = documentation(app.registry());
-        let body = envelope(&app, &requester, params, started, |r| {
-            r.insert("documentation".into(), docs);
-        });
-        return with_identity(
-            json_response(StatusCode::OK, &body, callback.as_deref()),
-            &requester,
-            None,
-        );
+        let mut fields = Params::new();
+        fields.insert("documentation".into(), documentation(app.registry()));
+        return reply.json(StatusCode::OK, fields, &params, callback);
     }
 
     let connection = ConnectionInfo {
@@ -183,37 +185,132 @@ async fn handle(app: Arc<App>, req: HttpRequest, body: Result<Bytes, BodyError>)
         .processor
         .process(ActionRequest { params, connection })
         .await;
-    let mut status = StatusCode::OK;
-    let error = outcome
-        .result
-        .as_ref()
-        .err()
-        .map(ActionError::client_message);
-    if let Err(err) = &outcome.result
-        && app.config.return_error_codes
-    {
-        status = StatusCode::from_u16(err.kind.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let (status, fields) = match outcome.result {
+        // An object result is the response's fields as it is (no copy into a new map).
+        Ok(Value::Object(fields)) => (StatusCode::OK, fields),
+        Ok(result) => {
+            let mut fields = Params::new();
+            merge_result(&mut fields, result);
+            (StatusCode::OK, fields)
+        }
+        Err(err) => {
+            let status = if app.config.return_error_codes {
+                StatusCode::from_u16(err.kind.http_status()).unwrap_or(StatusCode::BAD_REQUEST)
+            } else {
+                StatusCode::OK
+            };
+            (status, error_fields(err.client_message()))
+        }
+    };
+    reply.json(status, fields, &outcome.params, callback)
+}
+
+fn error_fields(message: String) -> Params {
+    let mut fields = Params::new();
+    fields.insert("error".into(), Value::from(message));
+    fields
+}
+
+/// What every JSON answer of one request shares.
+struct Reply<'a> {
+    app: &'a App,
+    requester: &'a Requester,
+    started: std::time::Instant,
+}
+
+/// The response object: the action's fields (or `error`, `documentation`), then
+/// `serverInformation` and `requesterInformation`. Serialized from borrows, so the
+/// hot path builds no intermediate JSON tree.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope<'a> {
+    #[serde(flatten)]
+    fields: &'a Params,
+    server_information: ServerInformation<'a>,
+    requester_information: RequesterInformation<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ServerInformation<'a> {
+    server_name: &'a str,
+    api_version: &'a str,
+    request_duration: u64,
+    current_time: u64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RequesterInformation<'a> {
+    id: &'a str,
+    fingerprint: &'a str,
+    #[serde(rename = "remoteIP")]
+    remote_ip: &'a str,
+    received_params: &'a Params,
+}
+
+impl Reply<'_> {
+    /// The pretty-printed envelope (as JSONP when `callback` is given), with the
+    /// requester's cookie.
+    fn json(
+        &self,
+        status: StatusCode,
+        mut fields: Params,
+        received: &Params,
+        callback: Option<&str>,
+    ) -> Response {
+        // The envelope's own keys win over an action's fields of the same name.
+        for reserved in ["serverInformation", "requesterInformation"] {
+            if fields.contains_key(reserved) {
+                fields.remove(reserved);
+            }
+        }
+        let envelope = Envelope {
+            fields: &fields,
+            server_information: ServerInformation {
+                server_name: &self.app.config.server_name,
+                api_version: &self.app.config.api_version,
+                request_duration: u64::try_from(self.started.elapsed().as_millis())
+                    .unwrap_or(u64::MAX),
+                current_time: now_ms(),
+            },
+            requester_information: RequesterInformation {
+                id: &self.requester.id,
+                fingerprint: &self.requester.fingerprint,
+                remote_ip: &self.requester.remote_ip,
+                received_params: received,
+            },
+        };
+        let mut body = Vec::with_capacity(1024);
+        if let Some(cb) = callback {
+            body.extend_from_slice(cb.as_bytes());
+            body.push(b'(');
+        }
+        if serde_json::to_writer_pretty(&mut body, &envelope).is_err() {
+            // Only a non-string map key could fail, and `Params` has none.
+            body.clear();
+            body.extend_from_slice(b"{}");
+        }
+        let content_type = match callback {
+            Some(_) => {
+                body.extend_from_slice(b");");
+                "application/javascript; charset=utf-8"
+            }
+            None => "application/json; charset=utf-8",
+        };
+        let mut response = Response::new(body.into());
+        *response.status_mut() = status;
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        with_identity(response, self.requester, None)
     }
-    let result = outcome.result.ok();
-    let body = envelope(&app, &requester, outcome.params, started, |r| {
-        if let Some(result) = result {
-            merge_result(r, result);
-        }
-        if let Some(error) = error {
-            r.insert("error".into(), Value::from(error));
-        }
-    });
-    with_identity(
-        json_response(status, &body, callback.as_deref()),
-        &requester,
-        None,
-    )
 }
 
 /// Query, then the body (form or JSON; a JSON array lands in `payload`).
-fn collect_params(req: &HttpRequest, body: &[u8]) -> Result<Params, String> {
+fn collect_params(req: &mut HttpRequest, body: &[u8]) -> Result<Params, String> {
     let mut params = Params::new();
-    for (k, v) in form_pairs(&req.query) {
+    for (k, v) in std::mem::take(&mut req.query) {
         params.insert(k, Value::from(v));
     }
     if body.is_empty() {
@@ -258,54 +355,6 @@ fn decode(s: &str) -> String {
     percent_encoding::percent_decode_str(&plus)
         .decode_utf8_lossy()
         .into_owned()
-}
-
-/// The response object with `serverInformation` and `requesterInformation`.
-fn envelope(
-    app: &App,
-    requester: &Requester,
-    received: Params,
-    started: std::time::Instant,
-    fill: impl FnOnce(&mut serde_json::Map<String, Value>),
-) -> Value {
-    let mut response = serde_json::Map::new();
-    fill(&mut response);
-    response.insert(
-        "serverInformation".into(),
-        json!({
-            "serverName": app.config.server_name,
-            "apiVersion": app.config.api_version,
-            "requestDuration": u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            "currentTime": now_ms(),
-        }),
-    );
-    response.insert(
-        "requesterInformation".into(),
-        json!({
-            "id": requester.id,
-            "fingerprint": requester.fingerprint,
-            "remoteIP": requester.remote_ip,
-            "receivedParams": received,
-        }),
-    );
-    Value::Object(response)
-}
-
-fn json_response(status: StatusCode, body: &Value, callback: Option<&str>) -> Response {
-    let pretty = serde_json::to_string_pretty(body).unwrap_or_else(|_| "{}".into());
-    let (content_type, text) = match callback {
-        Some(cb) => (
-            "application/javascript; charset=utf-8",
-            format!("{cb}({pretty});"),
-        ),
-        None => ("application/json; charset=utf-8", pretty),
-    };
-    let mut response = Response::new(text.into());
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response
 }
 
 fn empty(status: StatusCode) -> Response {
