@@ -6,7 +6,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startHero } from './lib/hero.mjs';
-import { faye, loadClient, connect, call, nextEvent, TRANSPORTS } from './lib/actionhero.mjs';
+import { faye, settle, loadClient, connect, call, nextEvent, TRANSPORTS } from './lib/actionhero.mjs';
 
 const publicDir = mkdtempSync(path.join(tmpdir(), 'hero-public-'));
 const SIMPLE = '<h1>ActionHero</h1>\nI am a flat file being served to you via the API from ./public/simple.html<br />';
@@ -23,7 +23,10 @@ before(async () => {
   hero = await startHero(['--public', publicDir, '--welcome-message', 'Hello from the test']);
   ActionheroClient = await loadClient(hero.url);
 });
-after(async () => { await hero?.stop(); });
+after(async () => {
+  await settle();
+  await hero?.stop();
+});
 
 for (const transport of TRANSPORTS) {
   describe(`over ${transport.name}`, () => {

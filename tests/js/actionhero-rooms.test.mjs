@@ -4,7 +4,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startHero } from './lib/hero.mjs';
-import { loadClient, connect, call, nextEvent, recordSays, TRANSPORTS, testbedBin } from './lib/actionhero.mjs';
+import { settle, loadClient, connect, call, nextEvent, recordSays, TRANSPORTS, testbedBin } from './lib/actionhero.mjs';
 
 let hero;
 let ActionheroClient;
@@ -16,7 +16,10 @@ before(async () => {
   );
   ActionheroClient = await loadClient(hero.url);
 });
-after(async () => { await hero?.stop(); });
+after(async () => {
+  await settle();
+  await hero?.stop();
+});
 
 /** Resolves when `client` hears `message` from `from` in `room`. */
 const hears = (client, room, from, message) =>

@@ -6,7 +6,32 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 const require = createRequire(import.meta.url);
-export const faye = require('faye');
+const realFaye = require('faye');
+const tracked = new Set();
+
+/**
+ * The real faye module, with every client tracked and a 1 s retry: after a disconnect,
+ * faye retries its last held connect once the socket closes, so a test must let those
+ * retries reach the server (and get their 401) before stopping it; see `settle`.
+ */
+export const faye = {
+  ...realFaye,
+  Client: function Client(url, options = {}) {
+    const client = new realFaye.Client(url, { retry: 1, ...options });
+    tracked.add(client);
+    return client;
+  },
+};
+
+/** Waits (bounded) until no tracked faye client has a message in flight. */
+export async function settle(ms = 15000) {
+  const deadline = Date.now() + ms;
+  const busy = () => [...tracked].filter((c) => c._dispatcher._envelopes.size > 0);
+  while (busy().length > 0 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  for (const c of tracked) if (c._dispatcher._envelopes.size === 0) tracked.delete(c);
+}
 
 /** Fetches /public/javascript/actionheroClient.js from hero and loads it as a module. */
 export async function loadClient(url) {
