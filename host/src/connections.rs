@@ -8,7 +8,7 @@
 //! The registry is in memory on the node that owns the Bayeux session; rooms
 //! ([`crate::rooms`]) refer to connections by id.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -189,6 +189,27 @@ pub struct Connections {
 struct Index {
     by_id: HashMap<String, Arc<Connection>>,
     by_owner: HashMap<String, HashSet<String>>,
+    /// Owners of recently closed connections, so that their last messages (the `quit`
+    /// answer, `ClientDisconnect`) still reach the owner alone; kept per owner, at most
+    /// [`CLOSED_KEPT`], until the owner's session ends.
+    closed: HashMap<String, String>,
+    closed_by_owner: HashMap<String, VecDeque<String>>,
+}
+
+/// Closed connections remembered per Bayeux client.
+const CLOSED_KEPT: usize = 16;
+
+impl Index {
+    fn remember_closed(&mut self, id: &str, owner: &str) {
+        let ids = self.closed_by_owner.entry(owner.to_owned()).or_default();
+        ids.push_back(id.to_owned());
+        if ids.len() > CLOSED_KEPT
+            && let Some(old) = ids.pop_front()
+        {
+            self.closed.remove(&old);
+        }
+        self.closed.insert(id.to_owned(), owner.to_owned());
+    }
 }
 
 impl Connections {
@@ -230,14 +251,28 @@ impl Connections {
                 index.by_owner.remove(&connection.owner);
             }
         }
+        index.remember_closed(id, &connection.owner);
         Some(connection)
     }
 
     /// Removes every connection owned by the Bayeux client `owner`.
     pub fn remove_owned_by(&self, owner: &str) -> Vec<Arc<Connection>> {
         let mut index = self.write();
+        for id in index.closed_by_owner.remove(owner).unwrap_or_default() {
+            index.closed.remove(&id);
+        }
         let ids = index.by_owner.remove(owner).unwrap_or_default();
         ids.iter().filter_map(|id| index.by_id.remove(id)).collect()
+    }
+
+    /// The Bayeux client that owns (or owned, if recently closed) connection `id`.
+    pub fn owner_of(&self, id: &str) -> Option<String> {
+        let index = self.read();
+        index
+            .by_id
+            .get(id)
+            .map(|c| c.owner.clone())
+            .or_else(|| index.closed.get(id).cloned())
     }
 
     /// Every live connection.
@@ -299,11 +334,14 @@ mod tests {
         assert_eq!(c.len(), 3);
         assert!(c.remove(&a.id).is_some());
         assert!(c.remove(&a.id).is_none());
+        assert_eq!(c.owner_of(&a.id).as_deref(), Some("bay1"), "remembered after closing");
         let gone = c.remove_owned_by("bay1");
         assert_eq!(gone.len(), 1);
         assert_eq!(gone[0].id, b.id);
         assert_eq!(c.len(), 1);
         assert!(c.get(&other.id).is_some());
+        assert_eq!(c.owner_of(&a.id), None, "forgotten with the session");
+        assert_eq!(c.owner_of(&other.id).as_deref(), Some("bay2"));
     }
 
     #[test]

@@ -46,7 +46,10 @@ pub async fn run(
     let bayeux = app.bayeux.clone();
     let shutdown = async move {
         shutdown.await;
-        websocket.destroy_all("the server is shutting down").await;
+        // Clients are told and given a moment to leave before the transports close.
+        websocket
+            .destroy_all("the server is shutting down", std::time::Duration::from_secs(1))
+            .await;
         bayeux.shutdown().await;
     };
     plugins::start(&app);

@@ -74,6 +74,7 @@
     this.callbacks = {};
     this.events = {};
     this.client = null;
+    this._queue = [];
     this._channel = null;
     this._subscription = null;
     this._generation = 0;
@@ -114,23 +115,12 @@
     var self = this;
     callback = typeof callback === 'function' ? callback : function () {};
     if (self.state === 'connected') return callback(null, self.details);
-    var Faye;
-    try { Faye = self._fayeModule(); } catch (e) { return callback(e); }
-
-    self.state = 'connecting';
-    if (!self.client) {
-      self.client = new Faye.Client(self.options.host + self.options.fayePath, { retry: self.options.retry });
-      (self.options.disable || []).forEach(function (t) { self.client.disable(t); });
-      self.client.on('transport:down', function () {
-        if (self.state === 'connected') {
-          self.state = 'reconnecting';
-          self.emit('disconnected');
-        }
-      });
-      self.client.on('transport:up', function () {
-        if (self.state === 'reconnecting') self._revalidate();
-      });
+    try {
+      if (!self.client) self._createFaye();
+    } catch (e) {
+      return callback(e);
     }
+    self.state = 'connecting';
     self._setup(function (err, details) {
       if (err) {
         self.state = 'disconnected';
@@ -138,6 +128,38 @@
       }
       self.emit('connected');
       callback(null, details);
+    });
+  };
+
+  // A Bayeux client, watched for transport changes and lost sessions.
+  ActionheroClient.prototype._createFaye = function () {
+    var self = this;
+    var Faye = self._fayeModule();
+    var faye = new Faye.Client(self.options.host + self.options.fayePath, { retry: self.options.retry });
+    self.client = faye;
+    (self.options.disable || []).forEach(function (t) { faye.disable(t); });
+    faye.on('transport:down', function () {
+      if (self.client !== faye || self.state !== 'connected') return;
+      self.state = 'reconnecting';
+      self.emit('disconnected');
+      // Ask the server as soon as the transport allows: a held connect may not be
+      // answered for a long while, so transport:up alone could come late.
+      setTimeout(function () { if (self.state === 'reconnecting') self._revalidate(); }, self.options.connectionDelay);
+    });
+    faye.on('transport:up', function () {
+      if (self.client === faye && self.state === 'reconnecting') self._revalidate();
+    });
+    // A second successful handshake means the Bayeux session was lost, and with it
+    // the connection: open a new one.
+    var handshakes = 0;
+    faye.addExtension({
+      incoming: function (message, next) {
+        if (message.channel === '/meta/handshake' && message.successful) {
+          handshakes++;
+          if (handshakes > 1 && self.client === faye) setTimeout(function () { self._renew(false); }, 0);
+        }
+        next(message);
+      }
     });
   };
 
@@ -172,13 +194,19 @@
           finish(null, details);
         });
       }, function (err) {
-        finish(new Error('cannot subscribe to the connection channel: ' + (err && err.message || err)));
+        finish(setupError('cannot subscribe to the connection channel', err));
       });
     });
     setup.then(null, function (err) {
-      finish(new Error('cannot subscribe to the setup channel: ' + (err && err.message || err)));
+      finish(setupError('cannot subscribe to the setup channel', err));
     });
   };
+
+  function setupError(what, err) {
+    var e = new Error(what + ': ' + (err && err.message || err));
+    e.code = err && err.code;
+    return e;
+  }
 
   // Forgets the current connection; its pending callbacks get `reason`. The channel is
   // unsubscribed only while the Bayeux client lives on (`keepFaye`): an unsubscribe
@@ -192,6 +220,13 @@
     this.id = null;
     var pending = this.callbacks;
     this.callbacks = {};
+    if (!keepFaye) {
+      var queued = this._queue || [];
+      this._queue = [];
+      queued.forEach(function (q) {
+        if (typeof q.callback === 'function') q.callback({ error: reason, context: 'response' });
+      });
+    }
     Object.keys(pending).forEach(function (n) {
       var entry = pending[n];
       clearTimeout(entry.timer);
@@ -203,37 +238,71 @@
   // one and rejoin the rooms.
   ActionheroClient.prototype._revalidate = function () {
     var self = this;
-    if (self._setupRunning) return;
+    if (self._setupRunning || !self.client) return;
+    if (!self._channel) return self._renew(false);
     self._setupRunning = true;
-    var renew = function () {
-      setTimeout(function () {
-        self._setup(function (err) {
-          self._setupRunning = false;
-          if (err) {
-            self.state = 'reconnecting';
-            return;
-          }
-          var rooms = self.rooms.slice();
-          rooms.forEach(function (room) { self.send({ event: 'roomAdd', room: room }, function () {}); });
-          self.emit('connected');
-          self.emit('reconnected');
-        });
-      }, self.options.connectionDelay);
-    };
-    if (!self._channel) return renew();
     var checked = false;
     var check = function (ok) {
       if (checked) return;
       checked = true;
-      if (!ok) return renew();
       self._setupRunning = false;
+      if (!ok) return self._renew(self._lostSession);
       self.state = 'connected';
       self.emit('connected');
       self.emit('reconnected');
+      self._flush();
     };
     self.send({ event: 'detailsView' }, function (response) {
       check(!response.error && response.status === 'OK');
-    }, { timeout: Math.min(self.options.timeout, 5000), onRefused: function () { check(false); } });
+    }, { force: true, onRefused: function (err) { self._lostSession = !!(err && err.code === 401); check(false); } });
+  };
+
+  // Opens a new connection (both counts restart at zero), rejoins the rooms, then sends
+  // what was queued meanwhile. `fresh`: the Bayeux session is gone (401), so start a new
+  // Bayeux client too.
+  ActionheroClient.prototype._renew = function (fresh, attempt) {
+    var self = this;
+    attempt = attempt || 0;
+    if ((self._setupRunning && !attempt) || !self.client) return;
+    self._setupRunning = true;
+    if (self.state === 'connected') {
+      self.state = 'reconnecting';
+      self.emit('disconnected');
+    }
+    setTimeout(function () {
+      if (!self.client || self.state === 'disconnected') { self._setupRunning = false; return; }
+      if (fresh) {
+        var old = self.client;
+        self.client = null;
+        try { old.disconnect(); } catch (e) { /* its session is gone already */ }
+        // Its session is dead, so that disconnect fails and faye would keep its last
+        // connect alive; close its transport outright when the client exposes one.
+        if (old._dispatcher && typeof old._dispatcher.close === 'function') old._dispatcher.close();
+        self._createFaye();
+      }
+      self._setup(function (err) {
+        if (err) {
+          self.state = 'reconnecting';
+          if (attempt < 10) return self._renew(err.code === 401, attempt + 1);
+          self._setupRunning = false;
+          return;
+        }
+        self._setupRunning = false;
+        self.rooms.slice().forEach(function (room) {
+          self.send({ event: 'roomAdd', room: room }, function () {});
+        });
+        self.emit('connected');
+        self.emit('reconnected');
+        self._flush();
+      });
+    }, self.options.connectionDelay * (attempt + 1));
+  };
+
+  // Sends the messages queued while reconnecting.
+  ActionheroClient.prototype._flush = function () {
+    var queued = this._queue || [];
+    this._queue = [];
+    for (var i = 0; i < queued.length; i++) this.send(queued[i].args, queued[i].callback);
   };
 
   // ---- sending ----
@@ -241,8 +310,13 @@
   ActionheroClient.prototype.send = function (args, callback, sendOptions) {
     var self = this;
     sendOptions = sendOptions || {};
-    if (!self._channel || !self.client) {
+    if (!self.client || self.state === 'disconnected') {
       if (typeof callback === 'function') callback({ error: 'Error: not connected', context: 'response' });
+      return;
+    }
+    if (!sendOptions.force && (self.state !== 'connected' || !self._channel)) {
+      // Reconnecting: sent on the new connection once it is up.
+      (self._queue = self._queue || []).push({ args: args, callback: callback });
       return;
     }
     self.messageCount++;
@@ -262,10 +336,16 @@
         if (entry) {
           delete self.callbacks[n];
           clearTimeout(entry.timer);
-          entry.fn({ error: 'Error: ' + (err && err.message || 'refused'), context: 'response', messageCount: n });
         }
-        if (sendOptions.onRefused) sendOptions.onRefused(err);
-        else if (self.state === 'connected') self._revalidate();
+        if (sendOptions.onRefused) {
+          if (entry) entry.fn({ error: 'Error: ' + (err && err.message || 'refused'), context: 'response', messageCount: n });
+          sendOptions.onRefused(err);
+          return;
+        }
+        // Refused: the connection is gone (403), or the whole Bayeux session (401). Send
+        // it again on a new connection.
+        (self._queue = self._queue || []).push({ args: args, callback: entry ? entry.fn : callback });
+        self._renew(!!(err && err.code === 401));
       });
     }
   };

@@ -118,14 +118,36 @@ impl WebSocketServer {
         true
     }
 
-    /// Destroys every connection (at shutdown), telling each client why.
-    pub async fn destroy_all(&self, reason: &str) {
+    /// Destroys every connection (at shutdown), telling each client why, then waits
+    /// (at most `grace`) for their Bayeux clients to disconnect, so the message is
+    /// delivered before the transports close.
+    pub async fn destroy_all(&self, reason: &str, grace: std::time::Duration) {
         let Some(app) = self.app.upgrade() else {
             return;
         };
+        let mut owners: Vec<String> = Vec::new();
         for connection in app.connections.all() {
-            self.destroy(&connection.id, reason).await;
+            if self.destroy(&connection.id, reason).await && !owners.contains(&connection.owner) {
+                owners.push(connection.owner.clone());
+            }
         }
+        let deadline = tokio::time::Instant::now() + grace;
+        let engine = self.bayeux.engine();
+        while !owners.is_empty() && tokio::time::Instant::now() < deadline {
+            let mut live = Vec::with_capacity(owners.len());
+            for owner in owners {
+                if matches!(engine.session(&owner).await, Ok(Some(_))) {
+                    live.push(owner);
+                }
+            }
+            owners = live;
+            if !owners.is_empty() {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+        // The replies to those disconnects are written after the sessions end; let
+        // them reach the sockets before the transports close.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 
     /// Removes a connection: from the registry, its rooms (announced), its pending work.
@@ -381,6 +403,11 @@ impl Extension for WebSocketServer {
             };
             let name = msg.channel_str().to_owned();
             let client = ctx.client_id.as_deref();
+            if client.is_none() && msg.client_id.is_some() {
+                // An unknown or foreign client id: the Bayeux layer answers `401` (so a
+                // client whose session was lost learns it) and acts on nothing.
+                return Verdict::Pass;
+            }
             if name == "/meta/subscribe" {
                 let subs: Vec<String> = match &msg.subscription {
                     Some(Value::String(s)) => vec![s.clone()],
@@ -433,8 +460,8 @@ impl Extension for WebSocketServer {
                     .map(str::to_owned),
             };
             let owner_matches = id
-                .and_then(|id| app.connections.get(&id))
-                .is_some_and(|c| ctx.client_id.as_deref() == Some(c.owner.as_str()));
+                .and_then(|id| app.connections.owner_of(&id))
+                .is_some_and(|owner| ctx.client_id.as_deref() == Some(owner.as_str()));
             let echo = ctx.publisher.is_some() && ctx.publisher == ctx.client_id;
             if owner_matches && !echo {
                 Verdict::Pass

@@ -26,11 +26,12 @@ export const faye = {
 /** Waits (bounded) until no tracked faye client has a message in flight. */
 export async function settle(ms = 15000) {
   const deadline = Date.now() + ms;
-  const busy = () => [...tracked].filter((c) => c._dispatcher._envelopes.size > 0);
+  // A closed dispatcher (after a successful disconnect) keeps no timers.
+  const busy = () => [...tracked].filter((c) => c._dispatcher._transport && c._dispatcher._envelopes.size > 0);
   while (busy().length > 0 && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 50));
   }
-  for (const c of tracked) if (c._dispatcher._envelopes.size === 0) tracked.delete(c);
+  for (const c of tracked) if (!busy().includes(c)) tracked.delete(c);
 }
 
 /** Fetches /public/javascript/actionheroClient.js from hero and loads it as a module. */
@@ -51,7 +52,7 @@ export const TRANSPORTS = [
 
 /** A connected client: resolves to {client, details}. */
 export async function connect(ActionheroClient, url, transport, extra = {}) {
-  const client = new ActionheroClient({ faye, host: url, disable: transport.disable, ...extra });
+  const client = new ActionheroClient({ faye, host: url, disable: transport.disable, retry: 1, ...extra });
   const details = await new Promise((resolve, reject) => {
     client.connect((err, d) => (err ? reject(err) : resolve(d)));
   });
@@ -104,3 +105,13 @@ export async function until(predicate, ms = 10000) {
 export { heroBin } from './hero.mjs';
 import { heroBin as _heroBin } from './hero.mjs';
 export const testbedBin = process.env.HERO_TESTBED_BIN || path.join(path.dirname(_heroBin), 'hero-testbed');
+
+/** Tracked faye clients that still have messages in flight (for diagnostics). */
+export function inFlight() {
+  return [...tracked].filter((c) => c._dispatcher._envelopes.size > 0).map((c) => ({
+    state: c._state,
+    transport: c._dispatcher.connectionType,
+    open: !!c._dispatcher._transport,
+    messages: [...c._dispatcher._envelopes.values()].map((e) => e.message.channel),
+  }));
+}
