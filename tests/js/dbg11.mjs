@@ -1,0 +1,13 @@
+import { chromium } from 'playwright-core';
+import { startHero } from './lib/hero.mjs';
+const hero = await startHero([]);
+const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+const page = await browser.newPage();
+page.on('console', (m) => console.log('CONSOLE', m.type(), m.text()));
+page.on('pageerror', (e) => console.log('PAGEERROR', String(e)));
+page.on('requestfailed', (r) => console.log('REQFAIL', r.url()));
+page.on('response', (r) => { if (r.status() >= 400) console.log('HTTP', r.status(), r.url()); });
+await page.goto(`${hero.url}/chat.html`);
+await new Promise((r) => setTimeout(r, 3000));
+console.log('state', await page.evaluate(() => document.body.dataset.state + ' ' + document.getElementById('error').textContent + ' ' + typeof window.Faye));
+await browser.close(); await hero.stop();
