@@ -311,6 +311,12 @@ impl Bayeux {
         }
     }
 
+    /// Whether a long-poll connect of `client_id` is held on this node (tests).
+    #[cfg(test)]
+    pub(crate) fn inner_held(&self, client_id: &str) -> bool {
+        lock(&self.inner.held).contains_key(client_id)
+    }
+
     /// Attaches a push socket for `client_id`; the previous one (if any) is stopped.
     /// Returns the token to detach with and the stop signal.
     pub(crate) fn attach(&self, client_id: &str) -> (u64, CancellationToken) {
@@ -606,6 +612,7 @@ impl Bayeux {
         if let Outcome::Reply(r) | Outcome::Hold { reply: r, .. } = &outcome
             && r.successful == Some(true)
             && channel::is_meta(name)
+            && !ctx.trusted
             && self.inner.meta_subscriptions.load(Ordering::Relaxed) > 0
         {
             // In-process observers of meta traffic (never network clients).
