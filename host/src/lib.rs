@@ -1,2 +1,43 @@
-//! placeholder
+//! Hero: a plugin-hosting application server after the design of actionhero.
+//!
+//! # Layout
+//!
+//! - [`config`]: one typed configuration (defaults < file < env < flags).
+//! - [`app`]: the shared state of a running host.
+//! - [`actions`]: the registry, the params pipeline and the one processor.
+//! - [`services`]: the host services actions call (cache, rooms, attributes).
+//! - [`cache`]: the key/value cache.
+//! - [`servers`]: warp routes for `/api`, static files and client assets.
+//!
+//! [`run`] starts everything on a pre-bound listener, so tests can bind port 0.
+
+pub mod actions;
+pub mod app;
 pub mod bayeux;
+pub mod cache;
+pub mod cli;
+pub mod config;
+pub mod servers;
+pub mod services;
+
+use std::future::Future;
+
+use tokio::net::TcpListener;
+
+pub use app::App;
+pub use config::Config;
+
+/// Runs the host on `listener` until `shutdown` resolves.
+///
+/// # Errors
+///
+/// When the app cannot be assembled (clashing static actions).
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), app::AppError> {
+    let app = App::new(config)?;
+    servers::web::serve(app, listener, shutdown).await;
+    Ok(())
+}

@@ -1,1 +1,8 @@
-fn main() {}
+//! The `hero` binary: the host with the first-party plugins linked in.
+
+fn main() -> std::process::ExitCode {
+    // Static plugins register through inventory; naming the crate keeps the linker
+    // from dropping it.
+    hero_plugins::link();
+    hero::cli::main()
+}

@@ -74,4 +74,13 @@ pub trait HostServices: Send + Sync + 'static {
         key: &'a str,
         value: Value,
     ) -> BoxFuture<'a, ServiceResult<()>>;
+
+    /// The host's status: uptime, connection counts, per-action counters (for `status`).
+    fn host_status(&self) -> BoxFuture<'_, ServiceResult<Value>>;
+}
+
+impl std::fmt::Debug for dyn HostServices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HostServices")
+    }
 }

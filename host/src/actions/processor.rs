@@ -1,0 +1,183 @@
+//! The one action processor every transport calls.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
+use plugin_api::{ActionError, ConnectionInfo, Context, ErrorKind, HostServices, Params, Value};
+use tracing::Instrument;
+
+use super::params::{requested_version, scrub};
+use super::registry::Registry;
+use super::stats::Stats;
+
+/// Counts a connection's actions in flight, to enforce `simultaneousActions`.
+#[derive(Debug, Default, Clone)]
+pub struct PendingActions(Arc<AtomicUsize>);
+
+impl PendingActions {
+    /// Actions in flight now.
+    pub fn count(&self) -> usize {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// Takes a slot if fewer than `limit` are taken; the slot frees itself on drop.
+    pub fn try_acquire(&self, limit: usize) -> Option<PendingSlot> {
+        self.0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < limit).then_some(n + 1))
+            .ok()
+            .map(|_| PendingSlot(Arc::clone(&self.0)))
+    }
+}
+
+/// One action in flight; dropping it frees the slot.
+#[derive(Debug)]
+pub struct PendingSlot(Arc<AtomicUsize>);
+
+impl Drop for PendingSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// One action call as a transport hands it over.
+#[derive(Debug)]
+pub struct ActionRequest {
+    /// Everything the client sent (the action name under `action`).
+    pub params: Params,
+    /// The calling connection.
+    pub connection: ConnectionInfo,
+}
+
+/// What came of one action call.
+#[derive(Debug)]
+pub struct ActionOutcome {
+    /// The params after scrubbing, with the resolved `apiVersion`.
+    pub params: Params,
+    /// The action's result, or the error for the client.
+    pub result: Result<Value, ActionError>,
+    /// Time from lookup to result.
+    pub duration: Duration,
+}
+
+/// Looks actions up, prepares params, runs them with panic isolation, counts them.
+#[derive(Debug)]
+pub struct Processor {
+    registry: Arc<Registry>,
+    services: Arc<dyn HostServices>,
+    stats: Stats,
+}
+
+impl Processor {
+    /// A processor over `registry`, giving actions `services`.
+    pub fn new(registry: Arc<Registry>, services: Arc<dyn HostServices>) -> Self {
+        Self {
+            registry,
+            services,
+            stats: Stats::default(),
+        }
+    }
+
+    /// The registry it looks actions up in.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// Per-action counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Runs one action call to completion. Never panics, whatever the action does.
+    pub async fn process(&self, request: ActionRequest) -> ActionOutcome {
+        let started = Instant::now();
+        let ActionRequest { params, connection } = request;
+        let name = params
+            .get("action")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+
+        let Ok(version) = requested_version(&params) else {
+            return self.finish(&name, params, Err(ActionError::unknown_action(&name)), started);
+        };
+        let Some(action) = self.registry.lookup(&name, version) else {
+            return self.finish(&name, params, Err(ActionError::unknown_action(&name)), started);
+        };
+        let definition = action.handler.definition();
+        let mut scrubbed = scrub(definition, &params);
+        scrubbed.insert("apiVersion".into(), Value::from(definition.version));
+
+        if definition
+            .blocked_connection_types
+            .iter()
+            .any(|t| t == &connection.kind)
+        {
+            let err = ActionError::with_kind(
+                ErrorKind::Forbidden,
+                format!("this action cannot be called by a {} connection", connection.kind),
+            );
+            return self.finish(&name, scrubbed, Err(err), started);
+        }
+
+        let span = tracing::info_span!("action", action = %name, version = definition.version,
+            connection = %connection.id);
+        let ctx = Context::new(scrubbed.clone(), connection, Arc::clone(&self.services));
+        let run = AssertUnwindSafe(action.handler.invoke(ctx)).catch_unwind();
+        let result = match run.instrument(span.clone()).await {
+            Ok(result) => result,
+            Err(panic) => {
+                let reason = panic_message(panic.as_ref());
+                span.in_scope(|| tracing::error!(%reason, "action panicked"));
+                Err(ActionError::internal())
+            }
+        };
+        if let Err(err) = &result
+            && err.kind == ErrorKind::Internal
+        {
+            span.in_scope(|| tracing::warn!(error = %err, "action failed internally"));
+        }
+        self.finish(&name, scrubbed, result, started)
+    }
+
+    fn finish(
+        &self,
+        name: &str,
+        params: Params,
+        result: Result<Value, ActionError>,
+        started: Instant,
+    ) -> ActionOutcome {
+        let duration = started.elapsed();
+        // Unknown names are not counted: clients choose them, so they would grow the map.
+        if !matches!(&result, Err(e) if e.kind == ErrorKind::UnknownAction) {
+            self.stats.record(name, result.is_ok(), duration);
+        }
+        ActionOutcome {
+            params,
+            result,
+            duration,
+        }
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned())
+}
+
+/// Merges an action's result into a response object: an object's fields are copied,
+/// anything else goes under `data`.
+pub fn merge_result(response: &mut serde_json::Map<String, Value>, result: Value) {
+    match result {
+        Value::Object(fields) => response.extend(fields),
+        Value::Null => {}
+        other => {
+            response.insert("data".into(), other);
+        }
+    }
+}

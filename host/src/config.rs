@@ -1,0 +1,241 @@
+//! One typed configuration: defaults < TOML file < `HERO_*` environment < CLI flags.
+//!
+//! Every setting has one name: `server_name` in the file, `HERO_SERVER_NAME` in the
+//! environment, `--server-name` on the command line. Nested sections use `__` in the
+//! environment (`HERO_BAYEUX__TIMEOUT_MS`).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The host's configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on.
+    pub bind: IpAddr,
+    /// Port to listen on; 0 picks a free one (logged at start-up).
+    pub port: u16,
+    /// Directory of static files served at `/public` and `/`.
+    pub public: PathBuf,
+    /// Directory of dynamic plugins (`*.so`).
+    pub plugins: PathBuf,
+    /// `serverInformation.serverName` in HTTP responses.
+    pub server_name: String,
+    /// `serverInformation.apiVersion` in HTTP responses.
+    pub api_version: String,
+    /// Sent to every new websocket connection.
+    pub welcome_message: String,
+    /// Actions a websocket connection may have in flight at once.
+    pub simultaneous_actions: usize,
+    /// Map action errors to HTTP status codes (404, 422, 500, 400) instead of 200.
+    pub return_error_codes: bool,
+    /// Chat rooms created at start-up, each with its authorization pattern
+    /// (`{attribute = value}`; empty means open to everyone).
+    pub starting_chat_rooms: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+    /// Trust `X-Forwarded-For` for the remote IP (only behind a proxy you run).
+    pub trust_proxy: bool,
+    /// Largest HTTP request body accepted, in bytes.
+    pub max_body_bytes: u64,
+    /// How long shutdown waits for in-flight requests, in milliseconds.
+    pub shutdown_timeout_ms: u64,
+    /// Log line format.
+    pub log_format: LogFormat,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bind: IpAddr::from([0, 0, 0, 0]),
+            port: 8080,
+            public: PathBuf::from("public"),
+            plugins: PathBuf::from("plugins"),
+            server_name: "actionhero API".into(),
+            api_version: "0.0.1".into(),
+            welcome_message: "Hello! Welcome to the actionhero api".into(),
+            simultaneous_actions: 5,
+            return_error_codes: false,
+            starting_chat_rooms: BTreeMap::from([("defaultRoom".into(), serde_json::Map::new())]),
+            trust_proxy: false,
+            max_body_bytes: 1024 * 1024,
+            shutdown_timeout_ms: 10_000,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// Settings given on the command line; only those present override the rest.
+#[derive(Debug, Clone, Default, Serialize, clap::Args)]
+pub struct Flags {
+    /// TOML configuration file.
+    #[arg(long, env = "HERO_CONFIG", value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bind: Option<IpAddr>,
+    /// Port to listen on (0: any free port).
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Directory of static files.
+    #[arg(long, value_name = "DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public: Option<PathBuf>,
+    /// Directory of dynamic plugins.
+    #[arg(long, value_name = "DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugins: Option<PathBuf>,
+    /// Server name reported in responses.
+    #[arg(long, value_name = "NAME")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    /// API version reported in responses.
+    #[arg(long, value_name = "VERSION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    /// Welcome message for websocket connections.
+    #[arg(long, value_name = "TEXT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub welcome_message: Option<String>,
+    /// Actions a websocket connection may have in flight.
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub simultaneous_actions: Option<usize>,
+    /// Answer action errors with HTTP error codes.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub return_error_codes: Option<bool>,
+    /// Trust X-Forwarded-For.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trust_proxy: Option<bool>,
+    /// Largest request body, in bytes.
+    #[arg(long, value_name = "BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_body_bytes: Option<u64>,
+    /// Log format.
+    #[arg(long, value_name = "FORMAT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// The configuration could not be loaded; the message names the key or file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file named by `--config` does not exist.
+    #[error("config file {0} not found")]
+    MissingFile(PathBuf),
+    /// A value is malformed or a key unknown.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Loads defaults, then the file, then `HERO_*` variables, then the flags.
+    ///
+    /// # Errors
+    ///
+    /// A missing file, an unknown key or a malformed value, named in the error.
+    pub fn load(flags: &Flags) -> Result<Self, ConfigError> {
+        Self::figment(flags)?
+            .extract()
+            .map_err(|errors| ConfigError::Invalid(describe(errors)))
+    }
+
+    fn figment(flags: &Flags) -> Result<Figment, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = &flags.config {
+            if !Path::new(path).is_file() {
+                return Err(ConfigError::MissingFile(path.clone()));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        Ok(figment
+            .merge(
+                Env::prefixed("HERO_")
+                    .ignore(&["config"])
+                    .split("__"),
+            )
+            .merge(Serialized::defaults(flags)))
+    }
+}
+
+/// One line per error, each naming its key and where the value came from.
+fn describe(errors: figment::Error) -> String {
+    errors
+        .into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            let source = e
+                .metadata
+                .as_ref()
+                .map(|m| match &m.source {
+                    Some(src) => format!(" ({} {src})", m.name),
+                    None => format!(" ({})", m.name),
+                })
+                .unwrap_or_default();
+            if key.is_empty() {
+                format!("{}{source}", e.kind)
+            } else {
+                format!("key `{key}`: {}{source}", e.kind)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_documented_ones() {
+        let c = Config::load(&Flags::default()).unwrap();
+        assert_eq!(c.port, 8080);
+        assert_eq!(c.simultaneous_actions, 5);
+        assert!(c.starting_chat_rooms.contains_key("defaultRoom"));
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hero.toml");
+        std::fs::write(&file, "prot = 3\n").unwrap();
+        let flags = Flags {
+            config: Some(file),
+            ..Flags::default()
+        };
+        let err = Config::load(&flags).unwrap_err().to_string();
+        assert!(err.contains("prot"), "{err}");
+    }
+
+    #[test]
+    fn bad_value_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hero.toml");
+        std::fs::write(&file, "port = \"eighty\"\n").unwrap();
+        let flags = Flags {
+            config: Some(file),
+            ..Flags::default()
+        };
+        let err = Config::load(&flags).unwrap_err().to_string();
+        assert!(err.contains("key `port`"), "{err}");
+    }
+}

@@ -1,0 +1,47 @@
+use std::time::Duration;
+
+use plugin_api::{Action, ActionDefinition, ActionError, ActionResult, Context, Input, json};
+
+/// How long the test entry lives.
+const TTL: Duration = Duration::from_secs(5 * 60);
+
+/// Saves, loads and deletes `key` = `value` through the cache service.
+#[derive(Debug, Default)]
+pub struct CacheTest;
+
+impl Action for CacheTest {
+    fn definition(&self) -> ActionDefinition {
+        ActionDefinition::new("cacheTest")
+            .description("I will test the internal cache functions of the API")
+            .input(Input::required("key"))
+            .input(Input::required("value"))
+            .output_example(json!({
+                "cacheTestResults": { "saveResp": true, "loadResp": { "key": "cacheTest_k", "value": "v" }, "deleteResp": true }
+            }))
+    }
+
+    async fn run(&self, ctx: Context) -> ActionResult {
+        let key = format!("cacheTest_{}", ctx.param("key").map(param_text).unwrap_or_default());
+        let value = ctx.param("value").cloned().unwrap_or_default();
+        let cache = ctx.cache();
+        cache.set(&key, value, Some(TTL)).await?;
+        let loaded = cache
+            .get(&key)
+            .await?
+            .ok_or_else(|| ActionError::new("the cache lost the value it just saved"))?;
+        let deleted = cache.delete(&key).await?;
+        Ok(json!({
+            "cacheTestResults": {
+                "saveResp": true,
+                "loadResp": { "key": key, "value": loaded },
+                "deleteResp": deleted,
+            }
+        }))
+    }
+}
+
+fn param_text(v: &plugin_api::Value) -> String {
+    v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+}
+
+plugin_api::register_action!(CacheTest);

@@ -1,0 +1,182 @@
+//! Shared helpers of the black-box tests: start the real `hero` binary on a free port,
+//! read its logs, stop it with a signal.
+
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub const HERO_BIN: &str = env!("CARGO_BIN_EXE_hero");
+
+/// How long start-up and log waits may take before a test fails.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// A running `hero` process; killed when dropped.
+pub struct Hero {
+    child: Child,
+    pub port: u16,
+    pub url: String,
+    logs: Arc<(Mutex<Vec<String>>, Condvar)>,
+}
+
+/// How to start a hero.
+#[derive(Default, Clone)]
+pub struct Options {
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub cwd: Option<PathBuf>,
+    pub bin: Option<PathBuf>,
+}
+
+impl Options {
+    pub fn args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, args: I) -> Self {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+    pub fn cwd(mut self, dir: &Path) -> Self {
+        self.cwd = Some(dir.to_path_buf());
+        self
+    }
+    pub fn bin(mut self, bin: &Path) -> Self {
+        self.bin = Some(bin.to_path_buf());
+        self
+    }
+}
+
+impl Hero {
+    /// Starts hero on 127.0.0.1 and a free port with extra args.
+    pub fn start(args: &[&str]) -> Hero {
+        Self::start_with(Options::default().args(args.iter().copied()))
+    }
+
+    /// Starts hero with full options; panics (failing the test) if it does not come up.
+    pub fn start_with(opts: Options) -> Hero {
+        let mut child = Self::spawn(&opts, &["--bind", "127.0.0.1", "--port", "0"]);
+        let logs = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
+        pipe_lines(child.stdout.take().unwrap(), Arc::clone(&logs));
+        pipe_lines(child.stderr.take().unwrap(), Arc::clone(&logs));
+        let mut hero = Hero { child, port: 0, url: String::new(), logs };
+        let line = hero
+            .wait_for_log("listening on http://", WAIT)
+            .unwrap_or_else(|| panic!("hero did not start:\n{}", hero.logs().join("\n")));
+        let port: u16 = line
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no port in {line:?}"));
+        hero.port = port;
+        hero.url = format!("http://127.0.0.1:{port}");
+        hero
+    }
+
+    /// Runs hero to completion with `args` (for start-up failures); returns status and output.
+    pub fn run_to_exit(opts: Options) -> (ExitStatus, String) {
+        let child = Self::spawn(&opts, &[]);
+        let out = child.wait_with_output().expect("hero runs");
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        (out.status, text)
+    }
+
+    fn spawn(opts: &Options, first: &[&str]) -> Child {
+        let bin = opts.bin.clone().unwrap_or_else(|| PathBuf::from(HERO_BIN));
+        let mut cmd = Command::new(bin);
+        cmd.args(first)
+            .args(&opts.args)
+            .env("NO_COLOR", "1")
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in &opts.env {
+            cmd.env(k, v);
+        }
+        if let Some(dir) = &opts.cwd {
+            cmd.current_dir(dir);
+        }
+        cmd.spawn().expect("hero binary spawns")
+    }
+
+    /// `url` + `path`.
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// Every log line so far.
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.0.lock().unwrap().clone()
+    }
+
+    /// Waits until a log line contains `needle`; returns it.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        let (lock, cond) = &*self.logs;
+        let mut lines = lock.lock().unwrap();
+        loop {
+            if let Some(l) = lines.iter().find(|l| l.contains(needle)) {
+                return Some(l.clone());
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            lines = cond.wait_timeout(lines, left).unwrap().0;
+        }
+    }
+
+    /// Sends a signal (`TERM`, `INT`, `HUP`) to the process.
+    pub fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .args([format!("-{name}"), self.child.id().to_string()])
+            .status()
+            .expect("kill runs")
+            .success();
+        assert!(ok, "kill -{name} failed");
+    }
+
+    /// Waits for the process to exit, up to `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Hero {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn pipe_lines<R: std::io::Read + Send + 'static>(stream: R, logs: Arc<(Mutex<Vec<String>>, Condvar)>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            let (lock, cond) = &*logs;
+            lock.lock().unwrap().push(line);
+            cond.notify_all();
+        }
+    });
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
