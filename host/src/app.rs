@@ -19,6 +19,8 @@ pub struct App {
     pub processor: Processor,
     /// The cache behind the `cache` service.
     pub cache: MemoryCache,
+    /// The Bayeux server.
+    pub bayeux: crate::bayeux::Bayeux,
     started: Instant,
     started_at_ms: u64,
 }
@@ -39,7 +41,11 @@ impl App {
     /// Two static actions clash.
     pub fn new(config: Config) -> Result<Arc<Self>, AppError> {
         let registry = Arc::new(Registry::with_static_actions()?);
+        let mut bayeux_config = config.bayeux.clone();
+        bayeux_config.trust_forwarded_for |= config.trust_proxy;
+        let bayeux = crate::bayeux::Bayeux::new(bayeux_config);
         Ok(Arc::new_cyclic(|weak| App {
+            bayeux,
             config,
             processor: Processor::new(registry, Arc::new(Services::new(weak.clone()))),
             cache: MemoryCache::default(),

@@ -6,10 +6,10 @@
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 
-use anyhow::Context as _;
-use clap::Parser;
 use crate::Config;
 use crate::config::{Flags, LogFormat};
+use anyhow::Context as _;
+use clap::Parser;
 use tokio::net::TcpListener;
 
 /// Hero: actions over HTTP and websockets, from plugins.

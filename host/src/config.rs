@@ -56,6 +56,8 @@ pub struct Config {
     pub shutdown_timeout_ms: u64,
     /// Log line format.
     pub log_format: LogFormat,
+    /// The Bayeux server at `/faye`.
+    pub bayeux: crate::bayeux::BayeuxConfig,
 }
 
 impl Default for Config {
@@ -75,6 +77,7 @@ impl Default for Config {
             max_body_bytes: 1024 * 1024,
             shutdown_timeout_ms: 10_000,
             log_format: LogFormat::Text,
+            bayeux: crate::bayeux::BayeuxConfig::default(),
         }
     }
 }
@@ -168,11 +171,7 @@ impl Config {
             figment = figment.merge(Toml::file_exact(path));
         }
         Ok(figment
-            .merge(
-                Env::prefixed("HERO_")
-                    .ignore(&["config"])
-                    .split("__"),
-            )
+            .merge(Env::prefixed("HERO_").ignore(&["config"]).split("__"))
             .merge(Serialized::defaults(flags)))
     }
 }

@@ -63,7 +63,12 @@ impl Hero {
         let logs = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
         pipe_lines(child.stdout.take().unwrap(), Arc::clone(&logs));
         pipe_lines(child.stderr.take().unwrap(), Arc::clone(&logs));
-        let mut hero = Hero { child, port: 0, url: String::new(), logs };
+        let mut hero = Hero {
+            child,
+            port: 0,
+            url: String::new(),
+            logs,
+        };
         let line = hero
             .wait_for_log("listening on http://", WAIT)
             .unwrap_or_else(|| panic!("hero did not start:\n{}", hero.logs().join("\n")));
@@ -92,7 +97,10 @@ impl Hero {
         cmd.args(first)
             .args(&opts.args)
             .env("NO_COLOR", "1")
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -166,7 +174,10 @@ impl Drop for Hero {
     }
 }
 
-fn pipe_lines<R: std::io::Read + Send + 'static>(stream: R, logs: Arc<(Mutex<Vec<String>>, Condvar)>) {
+fn pipe_lines<R: std::io::Read + Send + 'static>(
+    stream: R,
+    logs: Arc<(Mutex<Vec<String>>, Condvar)>,
+) {
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines().map_while(Result::ok) {
             let (lock, cond) = &*logs;
@@ -178,5 +189,8 @@ fn pipe_lines<R: std::io::Read + Send + 'static>(stream: R, logs: Arc<(Mutex<Vec
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }

@@ -117,7 +117,11 @@ async fn handle(app: Arc<App>, req: HttpRequest) -> Response {
             let body = envelope(&app, &requester, Params::new(), started, |r| {
                 r.insert("error".into(), Value::from(format!("Error: {message}")));
             });
-            return with_identity(json_response(StatusCode::BAD_REQUEST, &body, None), &requester, None);
+            return with_identity(
+                json_response(StatusCode::BAD_REQUEST, &body, None),
+                &requester,
+                None,
+            );
         }
     };
     if !req.path_action.is_empty() {
@@ -131,7 +135,11 @@ async fn handle(app: Arc<App>, req: HttpRequest) -> Response {
 
     if req.method == Method::TRACE {
         let body = envelope(&app, &requester, params, started, |_| {});
-        return with_identity(json_response(StatusCode::OK, &body, callback.as_deref()), &requester, None);
+        return with_identity(
+            json_response(StatusCode::OK, &body, callback.as_deref()),
+            &requester,
+            None,
+        );
     }
 
     let has_action = params
@@ -143,7 +151,11 @@ async fn handle(app: Arc<App>, req: HttpRequest) -> Response {
         let body = envelope(&app, &requester, params, started, |r| {
             r.insert("documentation".into(), docs);
         });
-        return with_identity(json_response(StatusCode::OK, &body, callback.as_deref()), &requester, None);
+        return with_identity(
+            json_response(StatusCode::OK, &body, callback.as_deref()),
+            &requester,
+            None,
+        );
     }
 
     let connection = ConnectionInfo {
@@ -159,7 +171,11 @@ async fn handle(app: Arc<App>, req: HttpRequest) -> Response {
         .process(ActionRequest { params, connection })
         .await;
     let mut status = StatusCode::OK;
-    let error = outcome.result.as_ref().err().map(ActionError::client_message);
+    let error = outcome
+        .result
+        .as_ref()
+        .err()
+        .map(ActionError::client_message);
     if let Err(err) = &outcome.result
         && app.config.return_error_codes
     {
@@ -174,7 +190,11 @@ async fn handle(app: Arc<App>, req: HttpRequest) -> Response {
             r.insert("error".into(), Value::from(error));
         }
     });
-    with_identity(json_response(status, &body, callback.as_deref()), &requester, None)
+    with_identity(
+        json_response(status, &body, callback.as_deref()),
+        &requester,
+        None,
+    )
 }
 
 /// Query, then the body (form or JSON; a JSON array lands in `payload`).
@@ -260,7 +280,10 @@ fn envelope(
 fn json_response(status: StatusCode, body: &Value, callback: Option<&str>) -> Response {
     let pretty = serde_json::to_string_pretty(body).unwrap_or_else(|_| "{}".into());
     let (content_type, text) = match callback {
-        Some(cb) => ("application/javascript; charset=utf-8", format!("{cb}({pretty});")),
+        Some(cb) => (
+            "application/javascript; charset=utf-8",
+            format!("{cb}({pretty});"),
+        ),
         None => ("application/json; charset=utf-8", pretty),
     };
     let mut response = Response::new(text.into());
@@ -279,7 +302,10 @@ fn empty(status: StatusCode) -> Response {
 
 fn cors_headers() -> HeaderMap {
     let mut h = HeaderMap::new();
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
     h.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
         HeaderValue::from_static("HEAD, GET, POST, PUT, PATCH, DELETE, OPTIONS, TRACE"),

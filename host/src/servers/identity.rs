@@ -126,8 +126,14 @@ mod tests {
     #[test]
     fn cookie_is_reused_and_forwarded_for_trusted_only() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::COOKIE, HeaderValue::from_static("a=b; sessionID=abc123"));
-        headers.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.9, 10.0.0.1"));
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=b; sessionID=abc123"),
+        );
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("10.0.0.9, 10.0.0.1"),
+        );
         let addr: SocketAddr = "127.0.0.1:5000".parse().unwrap();
         let r = Requester::identify(&headers, Some(addr), false);
         assert_eq!(r.fingerprint, "abc123");

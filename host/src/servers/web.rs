@@ -23,6 +23,7 @@ pub fn routes(
 ) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static {
     let api = api::routes(Arc::clone(&app));
     // Routes of later subsystems (public files, Bayeux, client assets) are added here.
+    let api = api.or(crate::bayeux::routes(app.bayeux.clone())).unify();
     api.recover(recover).unify()
 }
 
@@ -33,13 +34,25 @@ async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some()
         || rejection.find::<api::BodyTooLarge>().is_some()
     {
-        (StatusCode::PAYLOAD_TOO_LARGE, "Request body too large".to_owned())
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Request body too large".to_owned(),
+        )
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
-        (StatusCode::METHOD_NOT_ALLOWED, "Method not allowed".to_owned())
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method not allowed".to_owned(),
+        )
     } else if rejection.find::<warp::reject::LengthRequired>().is_some() {
         (StatusCode::LENGTH_REQUIRED, "Length required".to_owned())
-    } else if rejection.find::<warp::reject::UnsupportedMediaType>().is_some() {
-        (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Unsupported media type".to_owned())
+    } else if rejection
+        .find::<warp::reject::UnsupportedMediaType>()
+        .is_some()
+    {
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Unsupported media type".to_owned(),
+        )
     } else {
         tracing::debug!(?rejection, "request rejected");
         (StatusCode::BAD_REQUEST, "Bad request".to_owned())
@@ -55,7 +68,11 @@ async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
 
 /// Serves `app` on `listener` until `shutdown` resolves, then stops accepting and lets
 /// in-flight requests finish for at most the configured shutdown timeout.
-pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) {
+pub async fn serve(
+    app: Arc<App>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
     let grace = Duration::from_millis(app.config.shutdown_timeout_ms);
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let server = warp::serve(routes(app))
