@@ -1,0 +1,38 @@
+// The reference Bayeux server: the real npm faye NodeAdapter mounted at /faye on a plain
+// http server. The compatibility tests run against it first (TARGET=faye) to prove that
+// they assert real faye behaviour; then the same tests run against hero.
+import http from 'node:http';
+import { once } from 'node:events';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+const faye = require('faye');
+
+/**
+ * Start a faye server; resolves to {url, port, adapter, stop()}.
+ * `port` 0 picks a free port; pass a previous port to restart on the same address.
+ * `handler(req, res)` answers requests that are not for /faye (default 404); faye's own
+ * request listener wraps it, so a test may serve pages next to the Bayeux endpoint.
+ */
+export async function startFayeServer({ port = 0, timeout = 45, handler } = {}) {
+  const server = http.createServer(handler || ((req, res) => { res.writeHead(404); res.end(); }));
+  const adapter = new faye.NodeAdapter({ mount: '/faye', timeout });
+  adapter.attach(server);
+  // Upgraded websockets and held long-polls are not closed by server.close(): track
+  // every socket so stop() really drops all clients, like a process exit.
+  const sockets = new Set();
+  server.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
+  server.listen(port, '127.0.0.1');
+  await once(server, 'listening');
+  const actual = server.address().port;
+  return {
+    url: `http://127.0.0.1:${actual}`,
+    port: actual,
+    adapter,
+    async stop() {
+      adapter.close();
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+}
