@@ -13,11 +13,16 @@ const faye = require('faye');
  * `port` 0 picks a free port; pass a previous port to restart on the same address.
  * `handler(req, res)` answers requests that are not for /faye (default 404); faye's own
  * request listener wraps it, so a test may serve pages next to the Bayeux endpoint.
+ * `websocket: false` refuses every websocket upgrade (like a proxy that blocks them).
  */
-export async function startFayeServer({ port = 0, timeout = 45, handler } = {}) {
+export async function startFayeServer({ port = 0, timeout = 45, handler, websocket = true } = {}) {
   const server = http.createServer(handler || ((req, res) => { res.writeHead(404); res.end(); }));
   const adapter = new faye.NodeAdapter({ mount: '/faye', timeout });
   adapter.attach(server);
+  if (!websocket) {
+    server.removeAllListeners('upgrade');
+    server.on('upgrade', (req, socket) => socket.destroy());
+  }
   // Upgraded websockets and held long-polls are not closed by server.close(): track
   // every socket so stop() really drops all clients, like a process exit.
   const sockets = new Set();
