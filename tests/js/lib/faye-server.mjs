@@ -14,11 +14,20 @@ const faye = require('faye');
  * `handler(req, res)` answers requests that are not for /faye (default 404); faye's own
  * request listener wraps it, so a test may serve pages next to the Bayeux endpoint.
  * `websocket: false` refuses every websocket upgrade (like a proxy that blocks them).
+ * `routes` maps exact paths to handlers that answer BEFORE faye does (e.g. to serve our own
+ * client.js at /faye/client.js, where faye would serve its own).
  */
-export async function startFayeServer({ port = 0, timeout = 45, handler, websocket = true } = {}) {
+export async function startFayeServer({ port = 0, timeout = 45, handler, websocket = true, routes = {} } = {}) {
   const server = http.createServer(handler || ((req, res) => { res.writeHead(404); res.end(); }));
   const adapter = new faye.NodeAdapter({ mount: '/faye', timeout });
   adapter.attach(server);
+  const fayeListeners = server.listeners('request');
+  server.removeAllListeners('request');
+  server.on('request', (req, res) => {
+    const route = routes[new URL(req.url, 'http://x').pathname];
+    if (route) return route(req, res);
+    for (const l of fayeListeners) l.call(server, req, res);
+  });
   if (!websocket) {
     server.removeAllListeners('upgrade');
     server.on('upgrade', (req, socket) => socket.destroy());
