@@ -39,6 +39,10 @@ pub struct BayeuxConfig {
     /// Channel prefix reserved for in-process traffic; network clients can neither
     /// subscribe nor publish under it, and `/**` subscribers never see it.
     pub internal_prefix: String,
+    /// Channel prefixes network clients may only subscribe to by exact name: wildcard
+    /// subscriptions under them are refused (`403`) and broader wildcards (`/**`) do not
+    /// receive their messages. Protects the websocket server's per-connection channels.
+    pub exact_only_prefixes: Vec<String>,
     /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
     pub trust_forwarded_for: bool,
 }
@@ -61,6 +65,7 @@ impl Default for BayeuxConfig {
             ws_write_buffer_bytes: 0,
             ws_send_queue: 64,
             internal_prefix: "/hero".to_owned(),
+            exact_only_prefixes: vec!["/client/websocket".to_owned()],
             trust_forwarded_for: false,
         }
     }

@@ -222,6 +222,7 @@ impl Bayeux {
         let name = msg.channel_str();
         let opts = PublishOptions {
             local_only: self.is_internal(name) || channel::is_meta(name),
+            exact_only: self.is_exact_only(name),
         };
         let envelope = Arc::new(Envelope::new(msg, publisher));
         self.inner
@@ -280,6 +281,26 @@ impl Bayeux {
     /// A token cancelled at shutdown.
     pub(crate) fn shutdown_token(&self) -> &CancellationToken {
         &self.inner.shutdown
+    }
+
+    /// Whether `name` (a channel or a wildcard's prefix) lies under an exact-only prefix.
+    fn is_exact_only(&self, name: &str) -> bool {
+        self.inner
+            .config
+            .exact_only_prefixes
+            .iter()
+            .any(|p| channel::is_under(name, p.trim_end_matches('/')))
+    }
+
+    /// Whether a network client may not subscribe to `pattern`.
+    fn is_forbidden_pattern(&self, pattern: &str) -> bool {
+        if channel::is_meta(pattern) || channel::is_service(pattern) || self.is_internal(pattern) {
+            return true;
+        }
+        let prefix = pattern
+            .strip_suffix("/**")
+            .or_else(|| pattern.strip_suffix("/*"));
+        prefix.is_some_and(|p| self.is_exact_only(p))
     }
 
     fn is_internal(&self, name: &str) -> bool {
@@ -786,10 +807,7 @@ impl Bayeux {
                 error = Some(BayeuxError::channel_invalid(name));
                 break;
             }
-            if add
-                && !ctx.trusted
-                && (channel::is_meta(name) || channel::is_service(name) || self.is_internal(name))
-            {
+            if add && !ctx.trusted && self.is_forbidden_pattern(name) {
                 error = Some(BayeuxError::channel_forbidden(name));
                 break;
             }

@@ -228,6 +228,14 @@ async fn subscribe_rules() {
         ("/service/**", "403:/service/**:Forbidden channel"),
         ("/service/x", "403:/service/x:Forbidden channel"),
         ("/hero/**", "403:/hero/**:Forbidden channel"),
+        (
+            "/client/websocket/connection/*",
+            "403:/client/websocket/connection/*:Forbidden channel",
+        ),
+        (
+            "/client/websocket/**",
+            "403:/client/websocket/**:Forbidden channel",
+        ),
         ("/a/**/b", "405:/a/**/b:Invalid channel"),
         ("nope", "405:nope:Invalid channel"),
     ] {
@@ -298,6 +306,30 @@ async fn exactly_once_with_overlapping_subscriptions() {
     // /a/** does not match /a; /** does.
     publish(&b, &other, "/a", json!(2)).await;
     assert_eq!(poll(&b, &a).await.len(), 2);
+}
+
+#[tokio::test]
+async fn private_channels_reach_exact_subscribers_only() {
+    let b = Bayeux::new(config(1000));
+    let owner = handshake(&b).await;
+    let spy = handshake(&b).await;
+    assert_eq!(
+        subscribe(&b, &owner, json!("/client/websocket/connection/abc")).await["successful"],
+        true
+    );
+    assert_eq!(
+        subscribe(&b, &spy, json!(["/**", "/client/**"])).await["successful"],
+        true
+    );
+    b.publish("/client/websocket/connection/abc", json!("private"))
+        .await
+        .unwrap();
+    publish(&b, &owner, "/client/open", json!("public")).await;
+    let got = poll(&b, &owner).await;
+    assert_eq!(got.len(), 2, "{got:?}");
+    let got = poll(&b, &spy).await;
+    let data: Vec<&Value> = got.iter().skip(1).map(|m| &m["data"]).collect();
+    assert_eq!(data, [&json!("public")], "{got:?}");
 }
 
 #[tokio::test]
