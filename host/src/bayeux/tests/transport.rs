@@ -326,6 +326,24 @@ async fn websocket_framing_push_and_heartbeat() {
             }
         }
     }
+    // A frame larger than the 1 KiB read buffer (but within the limit) is fine.
+    let big = "y".repeat(3000);
+    ws.send(WsMessage::text(
+        json!([{"id":"big","channel":"/w","clientId":id,"data":big}]).to_string(),
+    ))
+    .await
+    .unwrap();
+    let mut got_ack = false;
+    let mut got_delivery = false;
+    while !(got_ack && got_delivery) {
+        for m in ws_next(&mut ws).await {
+            if m["successful"] == true && m["id"] == "big" {
+                got_ack = true;
+            } else if m["data"] == json!(big) {
+                got_delivery = true;
+            }
+        }
+    }
     // Malformed frames are ignored, the socket lives on.
     ws.send(WsMessage::text("{nope")).await.unwrap();
     ws.send(WsMessage::text("[]")).await.unwrap();
