@@ -348,18 +348,22 @@ async fn websocket_framing_push_and_heartbeat() {
     ws.send(WsMessage::text("{nope")).await.unwrap();
     ws.send(WsMessage::text("[]")).await.unwrap();
     assert_eq!(ws_next(&mut ws).await, Vec::<Value>::new());
-    // An oversized frame closes the socket.
+    // An oversized frame closes the socket with 1009.
     ws.send(WsMessage::text("x".repeat(10_000))).await.ok();
-    let closed = timeout(Duration::from_secs(5), async {
+    let close = timeout(Duration::from_secs(5), async {
         loop {
             match ws.next().await {
-                None | Some(Err(_)) | Some(Ok(WsMessage::Close(_))) => break,
+                Some(Ok(WsMessage::Close(frame))) => break frame,
+                None => break None,
+                Some(Err(e)) => panic!("ws error {e:?}"),
                 Some(Ok(_)) => {}
             }
         }
     })
-    .await;
-    assert!(closed.is_ok());
+    .await
+    .unwrap()
+    .expect("a close frame");
+    assert_eq!(u16::from(close.code), 1009);
 }
 
 #[tokio::test]

@@ -20,8 +20,11 @@ use hyper_util::rt::TokioIo;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Error as TungsteniteError;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_util::sync::CancellationToken;
 use warp::http::header::{CONNECTION, HeaderValue, SEC_WEBSOCKET_ACCEPT, UPGRADE};
@@ -117,6 +120,8 @@ enum Out {
         client_id: String,
         hold: Duration,
     },
+    /// Close the socket with this frame.
+    Close(CloseFrame),
 }
 
 type Io = TokioIo<hyper::upgrade::Upgraded>;
@@ -151,6 +156,16 @@ async fn read(
             Some(Ok(WsMessage::Text(t))) => t,
             Some(Ok(WsMessage::Close(_))) | None => break,
             Some(Ok(_)) => continue, // ping/pong handled by tungstenite; binary ignored
+            Some(Err(TungsteniteError::Capacity(e))) => {
+                // Over `max_frame_bytes`: say so in the close frame (1009).
+                tracing::debug!(error = %e, "bayeux: websocket frame too large");
+                let close = CloseFrame {
+                    code: CloseCode::Size,
+                    reason: "Message too big".into(),
+                };
+                let _ = tx.send(Box::new(Out::Close(close))).await;
+                break;
+            }
             Some(Err(e)) => {
                 tracing::debug!(error = %e, "bayeux: websocket read error");
                 break;
@@ -160,7 +175,8 @@ async fn read(
             break;
         }
     }
-    stop.cancel();
+    // Closing the queue lets the writer send what is queued (e.g. a close frame), then end.
+    drop(tx);
     let _ = writer.await;
 }
 
@@ -251,6 +267,10 @@ impl Writer {
                 out = rx.recv() => match out.map(|o| *o) {
                     None => break,
                     Some(Out::Frame(text)) => Box::pin(send(&mut sink, text)).await,
+                    Some(Out::Close(frame)) => {
+                        let _ = sink.send(WsMessage::Close(Some(frame))).await;
+                        false
+                    }
                     Some(Out::Hold { reply, client_id, hold }) => {
                         self.attach(&client_id);
                         // A second connect releases the first.
