@@ -639,3 +639,16 @@ async fn local_client_sees_service_meta_and_internal() {
     assert_eq!(b.session_count().await, n - 1);
     assert!(!b.disconnect_client(&id).await);
 }
+
+#[test]
+fn public_types_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Bayeux>();
+    send_sync::<BayeuxConfig>();
+    send_sync::<MessageContext>();
+    send::<crate::bayeux::LocalClient>();
+    // Extensions and engines are used as trait objects.
+    send_sync::<Arc<dyn Extension>>();
+    send_sync::<Arc<dyn crate::bayeux::Engine>>();
+}
