@@ -21,6 +21,8 @@ pub struct App {
     pub cache: MemoryCache,
     /// The Bayeux server.
     pub bayeux: crate::bayeux::Bayeux,
+    /// Dynamic plugins (loaded by [`crate::plugins::start`]).
+    pub plugins: crate::plugins::Plugins,
     started: Instant,
     started_at_ms: u64,
 }
@@ -46,6 +48,7 @@ impl App {
         let bayeux = crate::bayeux::Bayeux::new(bayeux_config);
         Ok(Arc::new_cyclic(|weak| App {
             bayeux,
+            plugins: crate::plugins::Plugins::new(config.plugins.clone()),
             config,
             processor: Processor::new(registry, Arc::new(Services::new(weak.clone()))),
             cache: MemoryCache::default(),
@@ -68,6 +71,7 @@ impl App {
             "actions": self.registry().list().len(),
             "cacheEntries": self.cache.len(),
             "stats": { "actions": self.processor.stats().snapshot() },
+            "plugins": self.plugins.status(),
         })
     }
 }

@@ -16,6 +16,8 @@ use tokio::net::TcpListener;
 #[derive(Debug, Parser)]
 #[command(name = "hero", version, about)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<crate::plugins::commands::Command>,
     #[command(flatten)]
     flags: Flags,
 }
@@ -30,6 +32,9 @@ pub fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
+    if let Some(command) = cli.command {
+        return crate::plugins::commands::run(command, &config.plugins);
+    }
     init_logging(config.log_format);
     match start(config) {
         Ok(()) => std::process::ExitCode::SUCCESS,

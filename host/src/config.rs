@@ -35,6 +35,8 @@ pub struct Config {
     pub public: PathBuf,
     /// Directory of dynamic plugins (`*.so`).
     pub plugins: PathBuf,
+    /// How often the plugin directory is polled for changes, in ms (0: only on SIGHUP).
+    pub plugin_reload_ms: u64,
     /// `serverInformation.serverName` in HTTP responses.
     pub server_name: String,
     /// `serverInformation.apiVersion` in HTTP responses.
@@ -67,6 +69,7 @@ impl Default for Config {
             port: 8080,
             public: PathBuf::from("public"),
             plugins: PathBuf::from("plugins"),
+            plugin_reload_ms: 250,
             server_name: "actionhero API".into(),
             api_version: "0.0.1".into(),
             welcome_message: "Hello! Welcome to the actionhero api".into(),
@@ -105,6 +108,10 @@ pub struct Flags {
     #[arg(long, value_name = "DIR")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plugins: Option<PathBuf>,
+    /// Plugin directory poll interval in ms (0: reload only on SIGHUP).
+    #[arg(long, value_name = "MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugin_reload_ms: Option<u64>,
     /// Server name reported in responses.
     #[arg(long, value_name = "NAME")]
     #[serde(skip_serializing_if = "Option::is_none")]

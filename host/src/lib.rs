@@ -17,6 +17,7 @@ pub mod bayeux;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod plugins;
 pub mod servers;
 pub mod services;
 
@@ -38,6 +39,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), app::AppError> {
     let app = App::new(config)?;
+    plugins::start(&app);
     servers::web::serve(app, listener, shutdown).await;
     Ok(())
 }

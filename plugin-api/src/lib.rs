@@ -60,11 +60,20 @@
 //! # Logging
 //!
 //! Use [`tracing`]'s macros; the host's subscriber records them with the action's span.
+//!
+//! # Static and dynamic plugins
+//!
+//! Register a plugin crate's actions with [`export_plugin!`] instead of
+//! [`register_action!`] and set `crate-type = ["cdylib", "rlib"]`: linked into a binary
+//! the actions register through `inventory`; dropped as a `.so` into the host's plugin
+//! directory, the host loads them through the C boundary described in [`ffi`]. Same
+//! source, same behaviour, no `unsafe` in the plugin.
 
 mod action;
 mod context;
 mod definition;
 mod error;
+pub mod ffi;
 mod services;
 
 pub use action::{Action, ActionHandler, ActionResult, Registration, registered_actions};

@@ -1,0 +1,138 @@
+//! Opening one plugin file: find its entry symbols, load a private copy, check headers.
+//!
+//! The only `unsafe` of the host: `dlopen` runs the library's initialisers, and the
+//! entry symbol is trusted to have the type the ABI names.
+
+#![allow(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use object::{Object, ObjectSymbol};
+use plugin_api::ffi::{CallError, ENTRY_PREFIX, EntryFn, HeaderError, Plugin};
+
+/// Why a plugin file was refused. The message is what the log line says.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// The file could not be read.
+    #[error("cannot read the file: {0}")]
+    Read(#[source] std::io::Error),
+    /// Not a shared library this host can parse.
+    #[error("not a shared library: {0}")]
+    NotLibrary(String),
+    /// No `hero_plugin_*` symbol.
+    #[error(
+        "missing entry symbol {ENTRY_PREFIX}<crate_name> (was it built with plugin_api::export_plugin!?)"
+    )]
+    MissingSymbol,
+    /// The private copy could not be written.
+    #[error("cannot copy the library to {0}: {1}")]
+    Copy(PathBuf, #[source] std::io::Error),
+    /// `dlopen` failed.
+    #[error("cannot load the library: {0}")]
+    Load(String),
+    /// The header is unacceptable.
+    #[error("symbol {symbol}: {reason}")]
+    Header {
+        /// The entry symbol.
+        symbol: String,
+        /// Why.
+        reason: HeaderError,
+    },
+    /// `init` or `describe` failed.
+    #[error("plugin {plugin}: {reason}")]
+    Plugin {
+        /// The plugin's name.
+        plugin: String,
+        /// Why.
+        reason: CallError,
+    },
+}
+
+/// Every plugin entry in one file, loaded and initialised.
+#[derive(Debug)]
+pub struct Opened {
+    /// One per entry symbol (usually one).
+    pub plugins: Vec<Plugin>,
+}
+
+/// The entry symbols a library exports, by name; reads the file once.
+///
+/// # Errors
+///
+/// The file is unreadable, not a library, or has no entry symbol.
+pub fn entry_symbols(bytes: &[u8]) -> Result<Vec<String>, Refusal> {
+    let file = object::File::parse(bytes).map_err(|e| Refusal::NotLibrary(e.to_string()))?;
+    let mut names: Vec<String> = file
+        .dynamic_symbols()
+        .filter(|s| s.is_definition())
+        .filter_map(|s| s.name().ok().map(str::to_owned))
+        .filter(|n| n.starts_with(ENTRY_PREFIX))
+        .collect();
+    names.sort();
+    names.dedup();
+    if names.is_empty() {
+        return Err(Refusal::MissingSymbol);
+    }
+    Ok(names)
+}
+
+/// A fresh path for the private copy of a library: the loader caches by path, so a
+/// reloaded file must be opened under a name never used before.
+fn copy_path(original: &Path) -> PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let stem = original
+        .file_stem()
+        .map_or_else(|| "plugin".into(), |s| s.to_string_lossy().into_owned());
+    std::env::temp_dir()
+        .join(format!("hero-plugins-{}", std::process::id()))
+        .join(format!("{stem}-{n}.so"))
+}
+
+/// Loads `bytes` (the content of `original`) under a private copy and initialises
+/// each entry. The library is never unloaded.
+///
+/// # Errors
+///
+/// Why the file is refused; nothing stays registered then (the mapping does).
+pub fn open(original: &Path, bytes: &[u8]) -> Result<Opened, Refusal> {
+    let symbols = entry_symbols(bytes)?;
+    let copy = copy_path(original);
+    if let Some(dir) = copy.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Refusal::Copy(copy.clone(), e))?;
+    }
+    std::fs::write(&copy, bytes).map_err(|e| Refusal::Copy(copy.clone(), e))?;
+    // SAFETY: loading runs the library's initialisers; a plugin library is trusted code
+    // (the operator put it in the plugin directory) that passed the symbol check.
+    let loaded = unsafe { libloading::Library::new(&copy) };
+    // The mapping survives the unlink; the copy is not needed on disk any more.
+    let _ = std::fs::remove_file(&copy);
+    if let Some(dir) = copy.parent() {
+        let _ = std::fs::remove_dir(dir); // only if empty: another load may be using it
+    }
+    // Never unloaded, even when refused below: `dlclose` is unsound with thread-locals,
+    // and in-flight calls may still be running the code of a replaced version.
+    let library: &'static libloading::Library =
+        Box::leak(Box::new(loaded.map_err(|e| Refusal::Load(e.to_string()))?));
+    let mut plugins = Vec::with_capacity(symbols.len());
+    for symbol in symbols {
+        // SAFETY: symbols with the entry prefix have the `EntryFn` type by the ABI.
+        let entry = unsafe { library.get::<EntryFn>(symbol.as_bytes()) }
+            .map_err(|e| Refusal::Load(e.to_string()))?;
+        // SAFETY: the entry takes no arguments and returns a pointer to a static.
+        let header = unsafe { entry() };
+        // SAFETY: the library is leaked above and so never unloaded.
+        let plugin = unsafe { Plugin::from_raw(header) }.map_err(|reason| Refusal::Header {
+            symbol: symbol.clone(),
+            reason,
+        })?;
+        let failed = |reason| Refusal::Plugin {
+            plugin: plugin.name(),
+            reason,
+        };
+        plugin.init().map_err(failed)?;
+        plugins.push(plugin);
+    }
+    Ok(Opened { plugins })
+}

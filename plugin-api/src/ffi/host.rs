@@ -1,0 +1,504 @@
+//! The host side: checking a loaded library's header, calling it, and the table of
+//! host services handed to it. The host crate itself only opens the library.
+
+use std::ffi::c_void;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, OnceLock};
+
+use super::abi::{
+    ABI_VERSION, FfiBuf, FfiStr, HostVTable, MIN_HEADER_SIZE, PluginHeader, STATUS_OK, STATUS_PANIC,
+};
+use super::log::level_number;
+use super::wire::{CallReply, CallRequest, dispatch};
+use crate::{ActionDefinition, HostServices};
+
+/// The type of a plugin's entry symbol.
+pub type EntryFn = unsafe extern "C" fn() -> *const PluginHeader;
+
+/// Why a library's header is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HeaderError {
+    /// The entry symbol returned null.
+    #[error("the entry symbol returned a null header")]
+    Null,
+    /// Another ABI version.
+    #[error("ABI version {found}, this host speaks ABI version {expected}")]
+    AbiVersion {
+        /// What the library declares.
+        found: u32,
+        /// What this host speaks.
+        expected: u32,
+    },
+    /// A header smaller than this ABI's.
+    #[error("header is {found} bytes, this host needs at least {expected}")]
+    TooSmall {
+        /// What the library declares.
+        found: u32,
+        /// What this host needs.
+        expected: usize,
+    },
+    /// Built for another target.
+    #[error("built for {found}, this host is {expected}")]
+    Target {
+        /// The library's target triple.
+        found: String,
+        /// The host's.
+        expected: String,
+    },
+}
+
+/// A call across the boundary failed (as opposed to an action returning an error).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError {
+    /// The plugin refused the request as malformed.
+    #[error("the plugin refused the request: {0}")]
+    BadRequest(String),
+    /// The plugin panicked (the panic was caught inside the plugin).
+    #[error("the plugin panicked: {0}")]
+    Panic(String),
+    /// The plugin's reply could not be read.
+    #[error("malformed reply from the plugin: {0}")]
+    Malformed(String),
+}
+
+/// A loaded plugin's checked header. Copyable; the library is never unloaded.
+#[derive(Debug, Clone, Copy)]
+pub struct Plugin {
+    header: &'static PluginHeader,
+}
+
+fn text(s: FfiStr) -> String {
+    // SAFETY: header strings point at the library's static data, which lives for the
+    // rest of the process (libraries are never unloaded).
+    String::from_utf8_lossy(unsafe { s.as_bytes() }).into_owned()
+}
+
+impl Plugin {
+    /// Checks the header an entry symbol returned: not null, this ABI version, large
+    /// enough, same target.
+    ///
+    /// # Safety
+    ///
+    /// `header` is what a loaded library's entry symbol returned, and that library is
+    /// never unloaded.
+    ///
+    /// # Errors
+    ///
+    /// The reason the header is refused.
+    pub unsafe fn from_raw(header: *const PluginHeader) -> Result<Self, HeaderError> {
+        if header.is_null() {
+            return Err(HeaderError::Null);
+        }
+        // Read the two leading words before anything else: their meaning is the one
+        // thing every ABI version shares.
+        // SAFETY: a non-null header has at least these two fields.
+        let (abi_version, struct_size) = unsafe {
+            let words = header.cast::<u32>();
+            (words.read(), words.add(1).read())
+        };
+        if abi_version != ABI_VERSION {
+            return Err(HeaderError::AbiVersion {
+                found: abi_version,
+                expected: ABI_VERSION,
+            });
+        }
+        if (struct_size as usize) < MIN_HEADER_SIZE {
+            return Err(HeaderError::TooSmall {
+                found: struct_size,
+                expected: MIN_HEADER_SIZE,
+            });
+        }
+        // SAFETY: same ABI and large enough: the struct is ours, static, immutable.
+        let plugin = Self {
+            header: unsafe { &*header },
+        };
+        let target = plugin.target();
+        if target != super::abi::TARGET {
+            return Err(HeaderError::Target {
+                found: target,
+                expected: super::abi::TARGET.into(),
+            });
+        }
+        Ok(plugin)
+    }
+
+    /// The plugin's package name.
+    pub fn name(&self) -> String {
+        text(self.header.name)
+    }
+
+    /// The plugin's package version.
+    pub fn version(&self) -> String {
+        text(self.header.version)
+    }
+
+    /// The plugin-api version it was built against.
+    pub fn api_version(&self) -> String {
+        text(self.header.api_version)
+    }
+
+    /// The compiler that built it.
+    pub fn rustc_version(&self) -> String {
+        text(self.header.rustc_version)
+    }
+
+    /// Its target triple.
+    pub fn target(&self) -> String {
+        text(self.header.target)
+    }
+
+    /// Its ABI version.
+    pub fn abi_version(&self) -> u32 {
+        self.header.abi_version
+    }
+
+    /// Hands the plugin the host's table (log forwarding and services).
+    ///
+    /// # Errors
+    ///
+    /// The plugin refused the table or panicked.
+    pub fn init(&self) -> Result<(), CallError> {
+        // SAFETY: the table is 'static.
+        let status = unsafe { (self.header.init)(host_vtable()) };
+        match status {
+            STATUS_OK => Ok(()),
+            STATUS_PANIC => Err(CallError::Panic("in init".into())),
+            other => Err(CallError::BadRequest(format!(
+                "init returned status {other}"
+            ))),
+        }
+    }
+
+    /// The plugin's action definitions.
+    ///
+    /// # Errors
+    ///
+    /// The plugin failed or answered something that is not a list of definitions.
+    pub fn describe(&self) -> Result<Vec<ActionDefinition>, CallError> {
+        let mut out = FfiBuf::EMPTY;
+        // SAFETY: `out` is ours to be written.
+        let status = unsafe { (self.header.describe)(&mut out) };
+        let bytes = self.take(out);
+        check(status, &bytes)?;
+        serde_json::from_slice(&bytes).map_err(|e| CallError::Malformed(e.to_string()))
+    }
+
+    /// Runs action `name` with `request` on the calling thread, to completion. Call it
+    /// from a blocking-capable thread (the host's blocking pool), never the reactor.
+    ///
+    /// # Errors
+    ///
+    /// The call failed at the boundary (not: the action returned an error).
+    pub fn call(
+        &self,
+        name: &str,
+        request: &CallRequest,
+        host: Arc<HostCall>,
+    ) -> Result<CallReply, CallError> {
+        let request =
+            serde_json::to_vec(request).map_err(|e| CallError::BadRequest(e.to_string()))?;
+        let ctx = Arc::into_raw(host).cast::<c_void>();
+        let mut out = FfiBuf::EMPTY;
+        // SAFETY: both strings outlive the call; `ctx` holds one reference for the call.
+        let status = unsafe {
+            (self.header.call)(
+                FfiStr::borrow(name.as_bytes()),
+                FfiStr::borrow(&request),
+                ctx,
+                &mut out,
+            )
+        };
+        // SAFETY: releases the reference taken by `into_raw` above.
+        drop(unsafe { Arc::from_raw(ctx.cast::<HostCall>()) });
+        let bytes = self.take(out);
+        check(status, &bytes)?;
+        serde_json::from_slice(&bytes).map_err(|e| CallError::Malformed(e.to_string()))
+    }
+
+    /// Copies a plugin-written buffer out and frees it with the plugin's `free`.
+    fn take(&self, out: FfiBuf) -> Vec<u8> {
+        // SAFETY: the plugin wrote `out` (or left it empty) and nobody freed it.
+        let bytes = unsafe { out.to_vec() };
+        // SAFETY: the buffer goes back to its allocator, once.
+        unsafe { (self.header.free)(out) };
+        bytes
+    }
+}
+
+fn check(status: i32, bytes: &[u8]) -> Result<(), CallError> {
+    let message = || String::from_utf8_lossy(bytes).into_owned();
+    match status {
+        STATUS_OK => Ok(()),
+        STATUS_PANIC => Err(CallError::Panic(message())),
+        _ => Err(CallError::BadRequest(message())),
+    }
+}
+
+/// What a plugin's service requests run against during one call: the host's
+/// services and the runtime to drive them on.
+#[derive(Debug)]
+pub struct HostCall {
+    services: Arc<dyn HostServices>,
+    handle: tokio::runtime::Handle,
+}
+
+impl HostCall {
+    /// A context for one call; `handle` runs the (async) services from the plugin's thread.
+    pub fn new(services: Arc<dyn HostServices>, handle: tokio::runtime::Handle) -> Arc<Self> {
+        Arc::new(Self { services, handle })
+    }
+}
+
+/// The host's table, built once (it captures the log level in force then).
+pub fn host_vtable() -> &'static HostVTable {
+    static TABLE: OnceLock<HostVTable> = OnceLock::new();
+    TABLE.get_or_init(|| HostVTable {
+        struct_size: std::mem::size_of::<HostVTable>() as u32,
+        max_log_level: tracing::level_filters::LevelFilter::current()
+            .into_level()
+            .map_or(0, level_number),
+        service,
+        retain,
+        release,
+        log,
+        free,
+    })
+}
+
+unsafe extern "C" fn service(ctx: *const c_void, request: FfiStr, out: *mut FfiBuf) -> i32 {
+    let run = AssertUnwindSafe(|| {
+        if ctx.is_null() {
+            return (
+                super::abi::STATUS_BAD_REQUEST,
+                b"null host context".to_vec(),
+            );
+        }
+        // SAFETY: the plugin holds a reference on `ctx` (retain) for as long as it uses it.
+        let call = unsafe { &*ctx.cast::<HostCall>() };
+        // SAFETY: `request` is valid for this call.
+        let request = unsafe { request.as_bytes() };
+        let reply = call
+            .handle
+            .block_on(dispatch(call.services.as_ref(), request));
+        (STATUS_OK, reply)
+    });
+    let (status, bytes) = match catch_unwind(run) {
+        Ok(done) => done,
+        Err(_) => (STATUS_PANIC, b"the host service panicked".to_vec()),
+    };
+    if !out.is_null() {
+        // SAFETY: `out` is the plugin's writable out-pointer.
+        unsafe { out.write(FfiBuf::from_vec(bytes)) };
+    }
+    status
+}
+
+unsafe extern "C" fn retain(ctx: *const c_void) {
+    if !ctx.is_null() {
+        // SAFETY: `ctx` came from `Arc::into_raw` in `Plugin::call` and is still live.
+        let _ = catch_unwind(|| unsafe { Arc::increment_strong_count(ctx.cast::<HostCall>()) });
+    }
+}
+
+unsafe extern "C" fn release(ctx: *const c_void) {
+    if !ctx.is_null() {
+        // SAFETY: balances one `retain`. Dropping the last reference drops the host's
+        // services handle, which must not unwind into the plugin.
+        let _ = catch_unwind(|| unsafe { Arc::decrement_strong_count(ctx.cast::<HostCall>()) });
+    }
+}
+
+unsafe extern "C" fn log(level: u32, target: FfiStr, message: FfiStr) {
+    let _ = catch_unwind(|| {
+        // SAFETY: both are valid for this call.
+        let (target, message) = unsafe { (target.as_bytes(), message.as_bytes()) };
+        let target = String::from_utf8_lossy(target);
+        let message = String::from_utf8_lossy(message);
+        match level {
+            1 => tracing::error!(target: "hero::plugin", plugin = %target, "{message}"),
+            2 => tracing::warn!(target: "hero::plugin", plugin = %target, "{message}"),
+            3 => tracing::info!(target: "hero::plugin", plugin = %target, "{message}"),
+            4 => tracing::debug!(target: "hero::plugin", plugin = %target, "{message}"),
+            _ => tracing::trace!(target: "hero::plugin", plugin = %target, "{message}"),
+        }
+    });
+}
+
+unsafe extern "C" fn free(buf: FfiBuf) {
+    // SAFETY: the plugin hands back only buffers the host wrote, once.
+    let _ = catch_unwind(AssertUnwindSafe(|| unsafe { buf.free_local() }));
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::{Action, ActionHandler, ActionResult, Context, json};
+
+    struct Echo;
+    impl Action for Echo {
+        fn definition(&self) -> ActionDefinition {
+            ActionDefinition::new("echo")
+        }
+        async fn run(&self, ctx: Context) -> ActionResult {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            Ok(json!({ "params": ctx.params() }))
+        }
+    }
+
+    struct Exported;
+    impl super::super::Exports for Exported {
+        const NAME: &'static str = "echo-plugin";
+        const VERSION: &'static str = "1.2.3";
+        fn handlers() -> &'static [ActionHandler] {
+            static HANDLERS: OnceLock<Vec<ActionHandler>> = OnceLock::new();
+            HANDLERS.get_or_init(|| vec![ActionHandler::new(Echo)])
+        }
+    }
+
+    fn leaked(edit: impl FnOnce(&mut PluginHeader)) -> *const PluginHeader {
+        let mut header = super::super::header::<Exported>();
+        edit(&mut header);
+        Box::leak(Box::new(header))
+    }
+
+    #[test]
+    fn headers_are_checked_before_use() {
+        // SAFETY (all calls): leaked headers live for the rest of the test process.
+        assert_eq!(
+            unsafe { Plugin::from_raw(std::ptr::null()) }.unwrap_err(),
+            HeaderError::Null
+        );
+        let other_abi = leaked(|h| h.abi_version = ABI_VERSION + 1);
+        assert!(matches!(
+            unsafe { Plugin::from_raw(other_abi) },
+            Err(HeaderError::AbiVersion { found, .. }) if found == ABI_VERSION + 1
+        ));
+        let short = leaked(|h| h.struct_size = 8);
+        assert!(matches!(
+            unsafe { Plugin::from_raw(short) },
+            Err(HeaderError::TooSmall { found: 8, .. })
+        ));
+        let target = leaked(|h| h.target = FfiStr::from_static("sparc-sun-solaris"));
+        assert!(matches!(
+            unsafe { Plugin::from_raw(target) },
+            Err(HeaderError::Target { .. })
+        ));
+        let good = unsafe { Plugin::from_raw(leaked(|_| ())) }.unwrap();
+        assert_eq!(
+            (good.name(), good.version()),
+            ("echo-plugin".into(), "1.2.3".into())
+        );
+    }
+
+    #[test]
+    fn a_call_round_trips_through_the_c_functions() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let plugin = unsafe { Plugin::from_raw(leaked(|_| ())) }.unwrap();
+        plugin.init().unwrap();
+        assert_eq!(plugin.describe().unwrap()[0].name, "echo");
+        let mut params = crate::Params::new();
+        params.insert("a".into(), json!(1));
+        let request = CallRequest {
+            version: 1,
+            params,
+            connection: Default::default(),
+        };
+        let services: Arc<dyn HostServices> = Arc::new(NoServices);
+        let host = HostCall::new(services, runtime.handle().clone());
+        let reply: Result<_, _> = plugin.call("echo", &request, host).unwrap().into();
+        assert_eq!(reply.unwrap(), json!({ "params": { "a": 1 } }));
+        let unknown: Result<_, crate::ActionError> = plugin
+            .call(
+                "nope",
+                &request,
+                HostCall::new(Arc::new(NoServices), runtime.handle().clone()),
+            )
+            .unwrap()
+            .into();
+        assert_eq!(unknown.unwrap_err().kind, crate::ErrorKind::UnknownAction);
+    }
+
+    struct NoServices;
+    fn none<'a, T: Send + 'a>() -> crate::BoxFuture<'a, crate::ServiceResult<T>> {
+        Box::pin(std::future::ready(Err(crate::ServiceError::Unavailable(
+            "none".into(),
+        ))))
+    }
+    impl HostServices for NoServices {
+        fn cache_get<'a>(
+            &'a self,
+            _: &'a str,
+        ) -> crate::BoxFuture<'a, crate::ServiceResult<Option<serde_json::Value>>> {
+            none()
+        }
+        fn cache_set<'a>(
+            &'a self,
+            _: &'a str,
+            _: serde_json::Value,
+            _: Option<std::time::Duration>,
+        ) -> crate::BoxFuture<'a, crate::ServiceResult<()>> {
+            none()
+        }
+        fn cache_delete<'a>(
+            &'a self,
+            _: &'a str,
+        ) -> crate::BoxFuture<'a, crate::ServiceResult<bool>> {
+            none()
+        }
+        fn room_broadcast<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a str,
+            _: serde_json::Value,
+        ) -> crate::BoxFuture<'a, crate::ServiceResult<()>> {
+            none()
+        }
+        fn room_members<'a>(
+            &'a self,
+            _: &'a str,
+        ) -> crate::BoxFuture<'a, crate::ServiceResult<Vec<String>>> {
+            none()
+        }
+        fn room_create<'a>(
+            &'a self,
+            _: &'a str,
+            _: crate::Params,
+        ) -> crate::BoxFuture<'a, crate::ServiceResult<()>> {
+            none()
+        }
+        fn room_delete<'a>(&'a self, _: &'a str) -> crate::BoxFuture<'a, crate::ServiceResult<()>> {
+            none()
+        }
+        fn room_add<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a str,
+        ) -> crate::BoxFuture<'a, crate::ServiceResult<()>> {
+            none()
+        }
+        fn room_remove<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a str,
+        ) -> crate::BoxFuture<'a, crate::ServiceResult<()>> {
+            none()
+        }
+        fn set_attribute<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a str,
+            _: serde_json::Value,
+        ) -> crate::BoxFuture<'a, crate::ServiceResult<()>> {
+            none()
+        }
+        fn host_status(&self) -> crate::BoxFuture<'_, crate::ServiceResult<serde_json::Value>> {
+            none()
+        }
+    }
+}

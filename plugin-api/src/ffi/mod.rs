@@ -1,0 +1,131 @@
+//! The dynamic boundary: how a plugin built as a `cdylib` talks to the host.
+//!
+//! Plugin authors never touch this module: [`export_plugin!`](crate::export_plugin)
+//! generates everything. It is the only place in `plugin-api` with `unsafe` code.
+//!
+//! # The contract (ABI version 1)
+//!
+//! Rust has no stable ABI, so only C-ABI items cross: `#[repr(C)]` structs, `extern "C"`
+//! function pointers, and bytes. Everything structured travels as JSON.
+//!
+//! - **Entry symbol.** The library exports `hero_plugin_<crate_name>` (see
+//!   [`ENTRY_PREFIX`]), an `extern "C" fn() -> *const PluginHeader`. The name carries
+//!   the crate name, not a fixed string, so any number of plugin crates can be linked
+//!   statically into one binary (or bundled into one cdylib) without duplicate-symbol
+//!   errors; the host finds entries by listing the library's dynamic symbols with
+//!   that prefix, so renaming the `.so` file does not matter.
+//! - **Header** ([`PluginHeader`]): `abi_version: u32`, `struct_size: u32` first (the
+//!   only fields every ABI version shares), then the plugin-api version, the `rustc -V`
+//!   and target triple of the build (for logs and refusals), the plugin's name and
+//!   version, and the vtable: `init`, `describe`, `call`, `free`.
+//! - **`init(host)`** hands over the host's [`HostVTable`] (lives for the process):
+//!   `service` (one [`ServiceCall`] as JSON in, `{"ok":..}`/`{"error":ServiceError}`
+//!   out), `retain`/`release` of the per-call host context, `log` (records of the
+//!   plugin's `tracing` events, forwarded by a subscriber the plugin installs in its own
+//!   copy of `tracing`), and `free`.
+//! - **`describe(out)`** writes the JSON array of [`ActionDefinition`](crate::ActionDefinition)s
+//!   (validators and formatters are functions: they stay in the plugin and run there).
+//! - **`call(action, request, host_ctx, out)`** runs one action to completion on the
+//!   calling thread: `request` is a [`CallRequest`] (version, scrubbed params,
+//!   connection), the reply is a [`CallReply`]. The plugin prepares the params and
+//!   drives the async `run` on its own current-thread tokio runtime (one per calling
+//!   thread), so `tokio::time` works inside a dynamic action. The host calls it on its
+//!   blocking pool, never on the reactor. `host_ctx` is valid for the call; a plugin
+//!   that keeps it longer (a cloned `Context`) holds a reference through `retain`.
+//! - **Buffers** ([`FfiBuf`]) are freed by the `free` of the side that allocated them.
+//! - **Panics** never cross: every exported function body and every host callback
+//!   runs under `catch_unwind`; a caught panic is `STATUS_PANIC` plus its message.
+//! - **Status codes**: [`STATUS_OK`] (the buffer holds JSON), [`STATUS_BAD_REQUEST`],
+//!   [`STATUS_PANIC`] (the buffer holds a UTF-8 message).
+//!
+//! # What may change, and how
+//!
+//! A **minor** version of `plugin-api` may append fields at the end of
+//! [`PluginHeader`] and [`HostVTable`] (each side reads `struct_size` and only uses
+//! fields that fit: a host refuses a header smaller than it needs, a plugin refuses a
+//! host table smaller than it needs), add [`ServiceCall`] methods (an older host
+//! answers an unknown one with an error), and add optional JSON fields. Anything
+//! else — reordering, removing or retyping a field, changing a function signature,
+//! the meaning of a status, or the JSON shape of an existing message — needs a new
+//! [`ABI_VERSION`], which hosts refuse with a log line naming both versions.
+//! `ABI_VERSION` is decoupled from the crate version on purpose.
+//!
+//! # Rules for the library
+//!
+//! Build the plugin with the same `plugin-api` ABI and target as the host; the
+//! compiler may differ (nothing `repr(Rust)` crosses). Do not install a custom global
+//! allocator expecting the host to free your buffers: each side frees its own.
+//! Libraries are never unloaded (`dlclose` is unsound with thread-locals); a reload
+//! loads a copy under a new name.
+
+#![allow(unsafe_code)]
+
+mod abi;
+mod export;
+mod host;
+mod log;
+mod wire;
+
+pub use abi::{
+    ABI_VERSION, API_VERSION, CallFn, DescribeFn, ENTRY_PREFIX, FfiBuf, FfiStr, FreeFn, HostVTable,
+    InitFn, LogFn, MIN_HEADER_SIZE, MIN_HOST_SIZE, PluginHeader, RUSTC_VERSION, RefFn,
+    STATUS_BAD_REQUEST, STATUS_OK, STATUS_PANIC, ServiceFn, TARGET,
+};
+pub use export::{Exports, header, raw_service_call};
+pub use host::{CallError, EntryFn, HeaderError, HostCall, Plugin, host_vtable};
+pub use wire::{CallReply, CallRequest, Reply, ServiceCall, dispatch};
+
+/// Registers actions statically (like [`register_action!`](crate::register_action))
+/// **and** exports them from the library when the crate is built as a `cdylib`.
+///
+/// One invocation per plugin crate, listing every action:
+///
+/// ```
+/// use plugin_api::{Action, ActionDefinition, ActionResult, Context, json};
+///
+/// struct Ping;
+///
+/// impl Action for Ping {
+///     fn definition(&self) -> ActionDefinition {
+///         ActionDefinition::new("ping")
+///     }
+///     async fn run(&self, _ctx: Context) -> ActionResult {
+///         Ok(json!({ "pong": true }))
+///     }
+/// }
+///
+/// plugin_api::export_plugin!(Ping);
+/// # fn main() {}
+/// ```
+///
+/// It emits the entry symbol `hero_plugin_<crate name>` (see the [`ffi`](crate::ffi)
+/// docs for why the name carries the crate name) and the header, with the package name
+/// and version from Cargo.
+#[macro_export]
+macro_rules! export_plugin {
+    ($($action:expr),+ $(,)?) => {
+        $crate::register_action!($($action),+);
+
+        const _: () = {
+            struct Exports;
+
+            impl $crate::ffi::Exports for Exports {
+                const NAME: &'static str = ::core::env!("CARGO_PKG_NAME");
+                const VERSION: &'static str = ::core::env!("CARGO_PKG_VERSION");
+
+                fn handlers() -> &'static [$crate::ActionHandler] {
+                    static HANDLERS: ::std::sync::OnceLock<::std::vec::Vec<$crate::ActionHandler>> =
+                        ::std::sync::OnceLock::new();
+                    HANDLERS.get_or_init(|| ::std::vec![$($crate::ActionHandler::new($action)),+])
+                }
+            }
+
+            static HEADER: $crate::ffi::PluginHeader = $crate::ffi::header::<Exports>();
+
+            #[unsafe(export_name = ::core::concat!("hero_plugin_", ::core::env!("CARGO_CRATE_NAME")))]
+            extern "C" fn hero_plugin_entry() -> *const $crate::ffi::PluginHeader {
+                &HEADER
+            }
+        };
+    };
+}
