@@ -19,6 +19,8 @@ pub struct App {
     pub processor: Processor,
     /// The cache behind the `cache` service.
     pub cache: MemoryCache,
+    /// The Bayeux server.
+    pub bayeux: crate::bayeux::Bayeux,
     /// Dynamic plugins (loaded by [`crate::plugins::start`]).
     pub plugins: crate::plugins::Plugins,
     started: Instant,
@@ -41,7 +43,11 @@ impl App {
     /// Two static actions clash.
     pub fn new(config: Config) -> Result<Arc<Self>, AppError> {
         let registry = Arc::new(Registry::with_static_actions()?);
+        let mut bayeux_config = config.bayeux.clone();
+        bayeux_config.trust_forwarded_for |= config.trust_proxy;
+        let bayeux = crate::bayeux::Bayeux::new(bayeux_config);
         Ok(Arc::new_cyclic(|weak| App {
+            bayeux,
             plugins: crate::plugins::Plugins::new(config.plugins.clone()),
             config,
             processor: Processor::new(registry, Arc::new(Services::new(weak.clone()))),

@@ -13,6 +13,7 @@
 
 pub mod actions;
 pub mod app;
+pub mod bayeux;
 pub mod cache;
 pub mod cli;
 pub mod config;

@@ -22,10 +22,10 @@ pub fn routes(
     app: Arc<App>,
 ) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static {
     let api = api::routes(Arc::clone(&app));
-    // Routes of later subsystems (Bayeux, client assets) are added here, before `public`:
-    // it claims every remaining GET/HEAD path.
+    // Routes before `public`: it claims every remaining GET/HEAD path.
+    let bayeux = crate::bayeux::routes(app.bayeux.clone());
     let public = public::routes(Arc::clone(&app));
-    api.or(public).unify().recover(recover).unify()
+    api.or(bayeux).unify().or(public).unify().recover(recover).unify()
 }
 
 /// Maps every rejection to a status and a plain-text body.

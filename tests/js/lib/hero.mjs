@@ -13,9 +13,10 @@ export const heroBin = process.env.HERO_BIN || path.join(root, 'target/debug/her
 /**
  * Start hero with extra CLI args (and env); resolves to {url, port, proc, logs, stop()}.
  * The port is read from the "listening on http://ADDR:PORT" log line.
+ * `port` (default 0 = any free port) lets a test restart hero on the SAME port.
  */
-export async function startHero(args = [], { env = {}, cwd = root, timeoutMs = 20000 } = {}) {
-  const proc = spawn(heroBin, ['--bind', '127.0.0.1', '--port', '0', ...args], {
+export async function startHero(args = [], { env = {}, cwd = root, timeoutMs = 20000, port: wantPort = 0 } = {}) {
+  const proc = spawn(heroBin, ['--bind', '127.0.0.1', '--port', String(wantPort), ...args], {
     cwd,
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info', NO_COLOR: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,0 +1,448 @@
+//! The in-process engine: everything in sharded maps behind short std mutexes.
+
+use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    BoxFuture, Engine, EngineError, EngineHandler, Envelope, MailboxEngine, MemoryEngineConfig,
+    PubSubEngine, PublishOptions, SessionEngine, SessionInfo, SessionOptions, SubscribeOptions,
+    SubscribeOutcome, new_client_id,
+};
+use crate::bayeux::channel;
+
+/// Shards of the session and subscription maps: spreads lock contention.
+const SHARDS: usize = 16;
+
+/// The memory engine; clone-cheap.
+#[derive(Clone)]
+pub struct MemoryEngine {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for MemoryEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryEngine")
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One shard of the subscription index: pattern -> (client id -> session).
+type SubscriptionShard = RwLock<HashMap<Arc<str>, HashMap<Arc<str>, Arc<Session>>>>;
+
+struct Shared {
+    config: MemoryEngineConfig,
+    hasher: RandomState,
+    /// client id -> session.
+    sessions: Vec<Mutex<HashMap<Arc<str>, Arc<Session>>>>,
+    /// pattern -> (client id -> session): the exact and wildcard index in one map, since a
+    /// publish looks up each pattern that can match its channel.
+    subscriptions: Vec<SubscriptionShard>,
+    handler: OnceLock<Weak<dyn EngineHandler>>,
+    stop: CancellationToken,
+    epoch: Instant,
+}
+
+struct Session {
+    id: Arc<str>,
+    remote_ip: Option<std::net::IpAddr>,
+    local: bool,
+    /// Milliseconds since `Shared::epoch` of the last ping.
+    last_ping: AtomicU64,
+    /// Set (under `state`) when destroyed; read without the lock on hot paths.
+    closed: AtomicBool,
+    state: Mutex<SessionState>,
+    notify: Notify,
+}
+
+#[derive(Default)]
+struct SessionState {
+    queue: VecDeque<Arc<Envelope>>,
+    subscriptions: HashSet<Arc<str>>,
+}
+
+/// Locks a mutex, recovering from poisoning: the guarded data stays consistent because
+/// no code path panics while holding these locks.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl MemoryEngine {
+    /// A memory engine with the given settings.
+    pub fn new(config: MemoryEngineConfig) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                config,
+                hasher: RandomState::new(),
+                sessions: (0..SHARDS).map(|_| Mutex::default()).collect(),
+                subscriptions: (0..SHARDS).map(|_| RwLock::default()).collect(),
+                handler: OnceLock::new(),
+                stop: CancellationToken::new(),
+                epoch: Instant::now(),
+            }),
+        }
+    }
+}
+
+impl Shared {
+    fn shard(&self, key: &str) -> usize {
+        (self.hasher.hash_one(key) as usize) % SHARDS
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn sessions_shard(&self, id: &str) -> MutexGuard<'_, HashMap<Arc<str>, Arc<Session>>> {
+        // `shard` is always < SHARDS == len.
+        lock(&self.sessions[self.shard(id) % self.sessions.len()])
+    }
+
+    fn subs_shard(&self, pattern: &str) -> &SubscriptionShard {
+        &self.subscriptions[self.shard(pattern) % self.subscriptions.len()]
+    }
+
+    fn get(&self, id: &str) -> Option<Arc<Session>> {
+        self.sessions_shard(id).get(id).cloned()
+    }
+
+    fn create(&self, opts: &SessionOptions) -> String {
+        let id: Arc<str> = Arc::from(new_client_id());
+        let session = Arc::new(Session {
+            id: id.clone(),
+            remote_ip: opts.remote_ip,
+            local: opts.local,
+            last_ping: AtomicU64::new(self.now_ms()),
+            closed: AtomicBool::new(false),
+            state: Mutex::default(),
+            notify: Notify::new(),
+        });
+        self.sessions_shard(&id).insert(id.clone(), session);
+        id.to_string()
+    }
+
+    fn destroy(&self, id: &str) -> bool {
+        let Some(session) = self.sessions_shard(id).remove(id) else {
+            return false;
+        };
+        let subscriptions = {
+            let mut state = lock(&session.state);
+            session.closed.store(true, Ordering::Release);
+            state.queue.clear();
+            std::mem::take(&mut state.subscriptions)
+        };
+        for pattern in subscriptions {
+            let mut shard = self
+                .subs_shard(&pattern)
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            if let Some(subs) = shard.get_mut(&pattern) {
+                subs.remove(id);
+                if subs.is_empty() {
+                    shard.remove(&pattern);
+                }
+            }
+        }
+        session.notify.notify_waiters();
+        true
+    }
+
+    fn report_destroyed(&self, id: &str) {
+        if let Some(handler) = self.handler.get().and_then(Weak::upgrade) {
+            handler.session_destroyed(id);
+        }
+    }
+
+    fn subscribe(&self, id: &str, pattern: &str, opts: &SubscribeOptions) -> SubscribeOutcome {
+        let Some(session) = self.get(id) else {
+            return SubscribeOutcome::UnknownClient;
+        };
+        // Lock order: session state, then index shard (destroy never nests them), so a
+        // concurrent destroy either sees this subscription or makes us see `closed`.
+        let mut state = lock(&session.state);
+        if session.closed.load(Ordering::Acquire) {
+            return SubscribeOutcome::UnknownClient;
+        }
+        if state.subscriptions.contains(pattern) {
+            return SubscribeOutcome::Subscribed;
+        }
+        if opts.max_per_client > 0 && state.subscriptions.len() >= opts.max_per_client {
+            return SubscribeOutcome::TooMany;
+        }
+        let pattern: Arc<str> = Arc::from(pattern);
+        state.subscriptions.insert(pattern.clone());
+        self.subs_shard(&pattern)
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(pattern)
+            .or_default()
+            .insert(session.id.clone(), session.clone());
+        SubscribeOutcome::Subscribed
+    }
+
+    fn unsubscribe(&self, id: &str, pattern: &str) -> bool {
+        let Some(session) = self.get(id) else {
+            return false;
+        };
+        let mut state = lock(&session.state);
+        if session.closed.load(Ordering::Acquire) {
+            return false;
+        }
+        if state.subscriptions.remove(pattern) {
+            let mut shard = self
+                .subs_shard(pattern)
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            if let Some(subs) = shard.get_mut(pattern) {
+                subs.remove(id);
+                if subs.is_empty() {
+                    shard.remove(pattern);
+                }
+            }
+        }
+        true
+    }
+
+    fn publish(
+        &self,
+        channel_name: &str,
+        envelope: &Arc<Envelope>,
+        opts: &PublishOptions,
+    ) -> usize {
+        let mut recipients: Vec<Arc<Session>> = Vec::new();
+        let mut groups = 0;
+        for (i, pattern) in channel::matching_patterns(channel_name)
+            .into_iter()
+            .enumerate()
+        {
+            // Index 0 is the exact name; the rest are wildcards.
+            let local_only = opts.local_only || (opts.exact_only && i > 0);
+            let shard = self
+                .subs_shard(&pattern)
+                .read()
+                .unwrap_or_else(|e| e.into_inner());
+            if let Some(subs) = shard.get(pattern.as_str()) {
+                groups += 1;
+                recipients.extend(subs.values().filter(|s| s.local || !local_only).cloned());
+            }
+        }
+        if groups > 1 {
+            // One copy per session however many of its patterns match.
+            recipients.sort_unstable_by_key(|s| Arc::as_ptr(s) as usize);
+            recipients.dedup_by(|a, b| Arc::ptr_eq(a, b));
+        }
+        let mut delivered = 0;
+        let mut overflowed = Vec::new();
+        for session in &recipients {
+            {
+                let mut state = lock(&session.state);
+                if session.closed.load(Ordering::Acquire) {
+                    continue;
+                }
+                if self.config.max_queue > 0 && state.queue.len() >= self.config.max_queue {
+                    overflowed.push(session.id.clone());
+                    continue;
+                }
+                state.queue.push_back(envelope.clone());
+            }
+            delivered += 1;
+            session.notify.notify_waiters();
+        }
+        for id in overflowed {
+            tracing::warn!(client_id = %id, "bayeux: mailbox full, disconnecting slow client");
+            if self.destroy(&id) {
+                self.report_destroyed(&id);
+            }
+        }
+        delivered
+    }
+
+    fn take(&self, id: &str, max: usize) -> Vec<Arc<Envelope>> {
+        let Some(session) = self.get(id) else {
+            return Vec::new();
+        };
+        let mut state = lock(&session.state);
+        let n = state.queue.len().min(max.max(1));
+        state.queue.drain(..n).collect()
+    }
+
+    fn expired(&self) -> Vec<Arc<str>> {
+        let ttl = self.config.session_ttl.as_millis() as u64;
+        let now = self.now_ms();
+        let mut out = Vec::new();
+        for shard in &self.sessions {
+            let shard = lock(shard);
+            out.extend(
+                shard
+                    .values()
+                    .filter(|s| {
+                        !s.local && now.saturating_sub(s.last_ping.load(Ordering::Relaxed)) > ttl
+                    })
+                    .map(|s| s.id.clone()),
+            );
+        }
+        out
+    }
+}
+
+impl SessionEngine for MemoryEngine {
+    fn create_session<'a>(
+        &'a self,
+        opts: &'a SessionOptions,
+    ) -> BoxFuture<'a, Result<String, EngineError>> {
+        let id = self.shared.create(opts);
+        Box::pin(std::future::ready(Ok(id)))
+    }
+
+    fn session<'a>(
+        &'a self,
+        client_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<SessionInfo>, EngineError>> {
+        let info = self.shared.get(client_id).map(|s| SessionInfo {
+            client_id: s.id.to_string(),
+            remote_ip: s.remote_ip,
+            local: s.local,
+        });
+        Box::pin(std::future::ready(Ok(info)))
+    }
+
+    fn ping<'a>(&'a self, client_id: &'a str) -> BoxFuture<'a, Result<bool, EngineError>> {
+        let found = self.shared.get(client_id).map(|s| {
+            s.last_ping.store(self.shared.now_ms(), Ordering::Relaxed);
+        });
+        Box::pin(std::future::ready(Ok(found.is_some())))
+    }
+
+    fn destroy_session<'a>(
+        &'a self,
+        client_id: &'a str,
+    ) -> BoxFuture<'a, Result<bool, EngineError>> {
+        Box::pin(std::future::ready(Ok(self.shared.destroy(client_id))))
+    }
+
+    fn session_count(&self) -> BoxFuture<'_, Result<usize, EngineError>> {
+        let n = self.shared.sessions.iter().map(|s| lock(s).len()).sum();
+        Box::pin(std::future::ready(Ok(n)))
+    }
+}
+
+impl PubSubEngine for MemoryEngine {
+    fn subscribe<'a>(
+        &'a self,
+        client_id: &'a str,
+        pattern: &'a str,
+        opts: &'a SubscribeOptions,
+    ) -> BoxFuture<'a, Result<SubscribeOutcome, EngineError>> {
+        Box::pin(std::future::ready(Ok(self
+            .shared
+            .subscribe(client_id, pattern, opts))))
+    }
+
+    fn unsubscribe<'a>(
+        &'a self,
+        client_id: &'a str,
+        pattern: &'a str,
+    ) -> BoxFuture<'a, Result<bool, EngineError>> {
+        Box::pin(std::future::ready(Ok(self
+            .shared
+            .unsubscribe(client_id, pattern))))
+    }
+
+    fn publish<'a>(
+        &'a self,
+        channel: &'a str,
+        envelope: Arc<Envelope>,
+        opts: &'a PublishOptions,
+    ) -> BoxFuture<'a, Result<usize, EngineError>> {
+        Box::pin(std::future::ready(Ok(self
+            .shared
+            .publish(channel, &envelope, opts))))
+    }
+}
+
+impl MailboxEngine for MemoryEngine {
+    fn take<'a>(
+        &'a self,
+        client_id: &'a str,
+        max: usize,
+    ) -> BoxFuture<'a, Result<Vec<Arc<Envelope>>, EngineError>> {
+        Box::pin(std::future::ready(Ok(self.shared.take(client_id, max))))
+    }
+
+    fn wait<'a>(&'a self, client_id: &'a str) -> BoxFuture<'a, ()> {
+        let session = self.shared.get(client_id);
+        Box::pin(async move {
+            let Some(session) = session else { return };
+            let notified = session.notify.notified();
+            tokio::pin!(notified);
+            // Register before checking, so a publish between the check and the await
+            // still wakes us.
+            notified.as_mut().enable();
+            {
+                let state = lock(&session.state);
+                if !state.queue.is_empty() || session.closed.load(Ordering::Acquire) {
+                    return;
+                }
+            }
+            notified.await;
+        })
+    }
+}
+
+impl Engine for MemoryEngine {
+    fn start(&self, handler: Weak<dyn EngineHandler>) {
+        if self.shared.handler.set(handler).is_err() {
+            return; // already started
+        }
+        let shared = Arc::downgrade(&self.shared);
+        let stop = self.shared.stop.clone();
+        let period = (self.shared.config.session_ttl / 4)
+            .clamp(Duration::from_millis(10), Duration::from_secs(5));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    _ = tick.tick() => {}
+                }
+                let Some(shared) = shared.upgrade() else {
+                    break;
+                };
+                for id in shared.expired() {
+                    if shared.destroy(&id) {
+                        tracing::debug!(client_id = %id, "bayeux: session expired");
+                        shared.report_destroyed(&id);
+                    }
+                }
+            }
+        });
+    }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        self.shared.stop.cancel();
+        Box::pin(std::future::ready(()))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn engine() -> MemoryEngine {
+        MemoryEngine::new(MemoryEngineConfig::new(Duration::from_millis(200), 3))
+    }
+
+    #[tokio::test]
+    async fn conformance() {
+        crate::bayeux::engine::conformance::run_all(|| Arc::new(engine())).await;
+    }
+}

@@ -1,0 +1,298 @@
+//! Where Bayeux state lives: sessions, subscriptions and per-client mailboxes.
+//!
+//! The protocol layer (`bayeux::server`) only talks to an [`Engine`]; a backend implements
+//! the small traits below and nothing about transports or the wire format. The cut follows
+//! centrifuge's broker/presence split:
+//!
+//! - [`SessionEngine`]: create, look up, ping (liveness) and destroy client sessions;
+//! - [`PubSubEngine`]: subscriptions and publish (fan-out into mailboxes);
+//! - [`MailboxEngine`]: per-client queues a transport drains, and a wake-up to wait on.
+//!
+//! Connections (held long-polls, websockets) stay in the protocol layer. The engine
+//! reports what it decides on its own (expiry, slow-consumer eviction) through an
+//! [`EngineHandler`] registered once at [`Engine::start`].
+//!
+//! [`MemoryEngine`] is the reference implementation.
+
+mod memory;
+
+use std::fmt;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+pub use memory::MemoryEngine;
+
+use super::message::Message;
+
+/// A boxed, sendable future: the engine traits are used as `dyn`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A backend failure (e.g. Redis unreachable); the protocol layer answers `500`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The backend cannot be reached or answered nonsense.
+    #[error("engine backend: {0}")]
+    Backend(String),
+    /// The engine was closed.
+    #[error("engine closed")]
+    Closed,
+}
+
+/// What the engine knows of a session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionInfo {
+    /// The client id.
+    pub client_id: String,
+    /// The peer address that handshook (the session is bound to it).
+    pub remote_ip: Option<IpAddr>,
+    /// An in-process (trusted) client: never expires, receives internal channels.
+    pub local: bool,
+}
+
+/// Options for [`SessionEngine::create_session`].
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct SessionOptions {
+    /// The peer address that handshook.
+    pub remote_ip: Option<IpAddr>,
+    /// An in-process client (see [`SessionInfo::local`]).
+    pub local: bool,
+}
+
+impl SessionOptions {
+    /// Options for a network client seen at `remote_ip`.
+    pub fn network(remote_ip: Option<IpAddr>) -> Self {
+        Self {
+            remote_ip,
+            local: false,
+        }
+    }
+
+    /// Options for an in-process client.
+    pub fn local() -> Self {
+        Self {
+            remote_ip: None,
+            local: true,
+        }
+    }
+}
+
+/// Options for [`PubSubEngine::publish`].
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct PublishOptions {
+    /// Deliver only to in-process sessions (internal channels).
+    pub local_only: bool,
+    /// Network sessions receive it only through an exact-name subscription, not a
+    /// wildcard (private per-connection channels).
+    pub exact_only: bool,
+}
+
+/// Options for [`PubSubEngine::subscribe`].
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct SubscribeOptions {
+    /// Most subscriptions the client may hold (0 = unlimited).
+    pub max_per_client: usize,
+}
+
+/// Result of a subscribe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SubscribeOutcome {
+    /// Subscribed (or already was).
+    Subscribed,
+    /// No such session.
+    UnknownClient,
+    /// The client holds too many subscriptions.
+    TooMany,
+}
+
+/// A published message as stored in mailboxes: the delivery copy (no `clientId`),
+/// who published it, and its JSON, serialised once for every recipient.
+#[derive(Debug)]
+pub struct Envelope {
+    message: Message,
+    publisher: Option<String>,
+    json: String,
+}
+
+impl Envelope {
+    /// Wraps a message for delivery; `clientId` and reply fields are dropped.
+    pub fn new(message: &Message, publisher: Option<String>) -> Self {
+        let message = message.for_delivery();
+        // A Message of plain JSON values always serialises.
+        let json = serde_json::to_string(&message).unwrap_or_else(|_| "{}".to_owned());
+        Self {
+            message,
+            publisher,
+            json,
+        }
+    }
+
+    /// The message subscribers receive.
+    pub fn message(&self) -> &Message {
+        &self.message
+    }
+
+    /// The client id of the publisher (`None` for server-side publishes).
+    pub fn publisher(&self) -> Option<&str> {
+        self.publisher.as_deref()
+    }
+
+    /// The message as JSON.
+    pub fn json(&self) -> &str {
+        &self.json
+    }
+}
+
+/// Callbacks from the engine into the protocol layer, registered once.
+pub trait EngineHandler: Send + Sync {
+    /// The engine destroyed a session on its own (expiry or full mailbox).
+    fn session_destroyed(&self, client_id: &str);
+}
+
+/// Session registry.
+///
+/// Guarantees: ids are unguessable (>= 128 bits from a CSPRNG, lower-case base 36);
+/// a session not pinged for the configured TTL is destroyed and reported through
+/// [`EngineHandler::session_destroyed`]; local sessions never expire.
+pub trait SessionEngine: Send + Sync {
+    /// Creates a session and returns its client id.
+    fn create_session<'a>(
+        &'a self,
+        opts: &'a SessionOptions,
+    ) -> BoxFuture<'a, Result<String, EngineError>>;
+    /// Looks a session up.
+    fn session<'a>(
+        &'a self,
+        client_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<SessionInfo>, EngineError>>;
+    /// Marks the session alive now; `false` if it does not exist.
+    fn ping<'a>(&'a self, client_id: &'a str) -> BoxFuture<'a, Result<bool, EngineError>>;
+    /// Destroys a session, its subscriptions and mailbox; `true` if it existed. Waiters
+    /// on its mailbox are woken. The caller reports the destruction (the handler is not
+    /// called for explicit destroys).
+    fn destroy_session<'a>(
+        &'a self,
+        client_id: &'a str,
+    ) -> BoxFuture<'a, Result<bool, EngineError>>;
+    /// Number of live sessions (local ones included).
+    fn session_count(&self) -> BoxFuture<'_, Result<usize, EngineError>>;
+}
+
+/// Subscriptions and publish.
+///
+/// Guarantees: a publish puts **exactly one** envelope in the mailbox of every session
+/// with at least one matching subscription, however many match; a subscription made
+/// before `publish` is called sees that publish; cost follows the number of matching
+/// subscribers, not the number of sessions or channels.
+pub trait PubSubEngine: Send + Sync {
+    /// Subscribes a session to a (validated) pattern.
+    fn subscribe<'a>(
+        &'a self,
+        client_id: &'a str,
+        pattern: &'a str,
+        opts: &'a SubscribeOptions,
+    ) -> BoxFuture<'a, Result<SubscribeOutcome, EngineError>>;
+    /// Removes a subscription; `false` if the session does not exist.
+    fn unsubscribe<'a>(
+        &'a self,
+        client_id: &'a str,
+        pattern: &'a str,
+    ) -> BoxFuture<'a, Result<bool, EngineError>>;
+    /// Fans an envelope out to the mailboxes of matching sessions; returns how many.
+    /// A session whose mailbox is full is destroyed (slow consumer) and reported
+    /// through the handler.
+    fn publish<'a>(
+        &'a self,
+        channel: &'a str,
+        envelope: Arc<Envelope>,
+        opts: &'a PublishOptions,
+    ) -> BoxFuture<'a, Result<usize, EngineError>>;
+}
+
+/// Per-client mailboxes.
+///
+/// Guarantees: an envelope is taken at most once (two concurrent takers never both get
+/// it); envelopes come out in the order they were put in for one publisher.
+pub trait MailboxEngine: Send + Sync {
+    /// Takes up to `max` queued envelopes (empty if none or no such session).
+    fn take<'a>(
+        &'a self,
+        client_id: &'a str,
+        max: usize,
+    ) -> BoxFuture<'a, Result<Vec<Arc<Envelope>>, EngineError>>;
+    /// Resolves when the mailbox may be non-empty or the session is gone
+    /// (at once if that is already so). Spurious wake-ups are allowed.
+    fn wait<'a>(&'a self, client_id: &'a str) -> BoxFuture<'a, ()>;
+}
+
+/// A complete Bayeux backend.
+pub trait Engine: SessionEngine + PubSubEngine + MailboxEngine + fmt::Debug {
+    /// Starts background work (expiry) and registers the handler. Called once, inside
+    /// a Tokio runtime.
+    fn start(&self, handler: Weak<dyn EngineHandler>);
+    /// Stops background work; later calls may fail with [`EngineError::Closed`].
+    fn close(&self) -> BoxFuture<'_, ()>;
+}
+
+/// Settings of the memory engine.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct MemoryEngineConfig {
+    /// Lifetime of a session without a ping.
+    pub session_ttl: Duration,
+    /// Mailbox bound per client.
+    pub max_queue: usize,
+}
+
+impl MemoryEngineConfig {
+    /// A config with the given TTL and queue bound.
+    pub fn new(session_ttl: Duration, max_queue: usize) -> Self {
+        Self {
+            session_ttl,
+            max_queue,
+        }
+    }
+}
+
+/// A fresh client id: 128 bits from the thread-local CSPRNG, in lower-case base 36.
+pub fn new_client_id() -> String {
+    let mut n: u128 = rand::random();
+    let mut digits = Vec::with_capacity(25);
+    loop {
+        let d = (n % 36) as u8;
+        digits.push(if d < 10 { b'0' + d } else { b'a' + d - 10 });
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    digits.reverse();
+    String::from_utf8(digits).unwrap_or_default()
+}
+
+#[cfg(test)]
+pub(crate) mod conformance;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    #[test]
+    fn client_ids_are_base36_and_distinct() {
+        let a = super::new_client_id();
+        let b = super::new_client_id();
+        assert_ne!(a, b);
+        assert!(
+            a.bytes()
+                .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase())
+        );
+        assert!(a.len() >= 20, "{a}");
+    }
+}

@@ -1,0 +1,905 @@
+//! The `Bayeux` handle: message processing (PROTOCOL 1.2), extensions, held connects.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, Weak};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::channel;
+use super::config::BayeuxConfig;
+use super::engine::{
+    Engine, EngineError, EngineHandler, Envelope, MemoryEngine, MemoryEngineConfig, PublishOptions,
+    SessionInfo, SessionOptions, SubscribeOptions, SubscribeOutcome,
+};
+use super::error::BayeuxError;
+use super::extension::{Extension, MessageContext, OutgoingContext, OutgoingKind, Verdict};
+use super::local::LocalClient;
+use super::message::{
+    BAYEUX_VERSION, CONNECT, DISCONNECT, HANDSHAKE, Message, SUBSCRIBE, UNSUBSCRIBE,
+};
+
+/// Connection types the server advertises.
+pub const CONNECTION_TYPES: [&str; 6] = [
+    "long-polling",
+    "cross-origin-long-polling",
+    "callback-polling",
+    "websocket",
+    "eventsource",
+    "in-process",
+];
+
+/// The Bayeux server: clone-cheap handle around shared state.
+///
+/// # Client-id binding
+///
+/// A client id is bound to the **peer IP address that handshook** (or the first
+/// `X-Forwarded-For` address when `trust_forwarded_for` is set). Any message, websocket or
+/// EventSource stream presenting the id from another address is treated as an unknown
+/// client (`401`). The binding is by address rather than by socket because the real faye
+/// client handshakes over HTTP long-polling, then connects over a websocket, and reopens
+/// the websocket with the same id after a drop. On top of that, only **one live push
+/// socket** (websocket or EventSource) receives a client's deliveries at a time: a new
+/// one attaching takes over and the previous one stops receiving.
+#[derive(Clone)]
+pub struct Bayeux {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Bayeux {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bayeux")
+            .field("mount_path", &self.inner.config.mount_path)
+            .field("engine", &self.inner.engine)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: BayeuxConfig,
+    pub(crate) engine: Arc<dyn Engine>,
+    extensions: RwLock<Arc<[Arc<dyn Extension>]>>,
+    /// Held long-poll connects on this node: client id -> (token, release).
+    held: Mutex<HashMap<String, (u64, Arc<Notify>)>>,
+    /// Push sockets (websocket/EventSource) on this node: client id -> (token, stop).
+    attached: Mutex<HashMap<String, (u64, CancellationToken)>>,
+    next_token: AtomicU64,
+    /// In-process subscriptions to `/meta/...` patterns; meta messages are forwarded only
+    /// while there are some.
+    meta_subscriptions: AtomicUsize,
+    handler: Arc<dyn EngineHandler>,
+    started: OnceLock<()>,
+    pub(crate) shutdown: CancellationToken,
+}
+
+/// Forwards engine callbacks to the protocol layer without keeping it alive.
+struct Handler(Weak<Inner>);
+
+impl EngineHandler for Handler {
+    fn session_destroyed(&self, client_id: &str) {
+        if let Some(inner) = self.0.upgrade() {
+            Bayeux { inner }.on_session_destroyed(client_id);
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What handling one message produced.
+pub(crate) enum Outcome {
+    /// Replies to send now.
+    Reply(Message),
+    /// A valid connect: `reply` is sent after holding for up to `hold`.
+    Hold {
+        reply: Message,
+        client_id: String,
+        hold: Duration,
+    },
+}
+
+/// One element of a reply array: a message, or a delivery still in its serialised form.
+#[derive(Debug)]
+pub(crate) enum OutItem {
+    /// A reply or a delivery rewritten by an extension.
+    Msg(Box<Message>),
+    /// A delivery as published (no outgoing extension registered).
+    Raw(Arc<Envelope>),
+}
+
+/// Serialises a reply array.
+pub(crate) fn to_json_array(items: &[OutItem]) -> String {
+    let mut out = String::with_capacity(64 * items.len() + 2);
+    out.push('[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        match item {
+            OutItem::Msg(m) => {
+                out.push_str(&serde_json::to_string(&**m).unwrap_or_else(|_| "{}".into()))
+            }
+            OutItem::Raw(e) => out.push_str(e.json()),
+        }
+    }
+    out.push(']');
+    out
+}
+
+impl Bayeux {
+    /// A server with the memory engine.
+    pub fn new(config: BayeuxConfig) -> Self {
+        let engine = MemoryEngine::new(MemoryEngineConfig::new(
+            config.session_ttl(),
+            config.max_queue,
+        ));
+        Self::with_engine(config, Arc::new(engine))
+    }
+
+    /// A server over the given engine.
+    pub fn with_engine(config: BayeuxConfig, engine: Arc<dyn Engine>) -> Self {
+        let inner = Arc::new_cyclic(|weak: &Weak<Inner>| Inner {
+            config,
+            engine,
+            extensions: RwLock::new(Arc::from(Vec::new())),
+            held: Mutex::default(),
+            attached: Mutex::default(),
+            next_token: AtomicU64::new(1),
+            meta_subscriptions: AtomicUsize::new(0),
+            handler: Arc::new(Handler(weak.clone())),
+            started: OnceLock::new(),
+            shutdown: CancellationToken::new(),
+        });
+        let bayeux = Self { inner };
+        bayeux.ensure_started();
+        bayeux
+    }
+
+    /// Starts engine background work once we are inside a Tokio runtime.
+    pub(crate) fn ensure_started(&self) {
+        if self.inner.started.get().is_some() || tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        if self.inner.started.set(()).is_ok() {
+            self.inner.engine.start(Arc::downgrade(&self.inner.handler));
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &BayeuxConfig {
+        &self.inner.config
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Arc<dyn Engine> {
+        &self.inner.engine
+    }
+
+    /// Registers a hook; hooks run in registration order.
+    pub fn add_extension(&self, extension: Arc<dyn Extension>) {
+        let mut guard = self
+            .inner
+            .extensions
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut list: Vec<_> = guard.iter().cloned().collect();
+        list.push(extension);
+        *guard = Arc::from(list);
+    }
+
+    pub(crate) fn extensions(&self) -> Arc<[Arc<dyn Extension>]> {
+        self.inner
+            .extensions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Publishes `data` on `channel` as the server (trusted: any valid channel name,
+    /// internal ones included; no incoming hooks). Every subscriber gets exactly one copy.
+    ///
+    /// # Errors
+    /// `405` for an invalid channel name, `500` if the engine fails.
+    pub async fn publish(&self, channel: &str, data: Value) -> Result<(), BayeuxError> {
+        self.ensure_started();
+        if !channel::is_valid_name(channel) {
+            return Err(BayeuxError::channel_invalid(channel));
+        }
+        let msg = Message::publish(channel, data);
+        self.engine_publish(&msg, None).await
+    }
+
+    async fn engine_publish(
+        &self,
+        msg: &Message,
+        publisher: Option<String>,
+    ) -> Result<(), BayeuxError> {
+        let name = msg.channel_str();
+        let opts = PublishOptions {
+            local_only: self.is_internal(name) || channel::is_meta(name),
+            exact_only: self.is_exact_only(name),
+        };
+        let envelope = Arc::new(Envelope::new(msg, publisher));
+        self.inner
+            .engine
+            .publish(name, envelope, &opts)
+            .await
+            .map(|_| ())
+            .map_err(engine_error)
+    }
+
+    /// A new in-process client (trusted: may subscribe to any pattern, meta, service and
+    /// internal channels included).
+    ///
+    /// # Errors
+    /// `500` if the engine fails.
+    pub async fn local_client(&self) -> Result<LocalClient, BayeuxError> {
+        self.ensure_started();
+        let id = self
+            .inner
+            .engine
+            .create_session(&SessionOptions::local())
+            .await
+            .map_err(engine_error)?;
+        Ok(LocalClient::start(self.clone(), id))
+    }
+
+    /// Destroys a client's session (as if it had sent `/meta/disconnect`); `true` if it
+    /// existed. Its held connect is answered and its push socket stops receiving; the
+    /// client's next message gets `401` and it handshakes again.
+    pub async fn disconnect_client(&self, client_id: &str) -> bool {
+        match self.inner.engine.destroy_session(client_id).await {
+            Ok(true) => {
+                self.on_session_destroyed(client_id);
+                true
+            }
+            Ok(false) => false,
+            Err(e) => {
+                tracing::error!(error = %e, "bayeux: destroy failed");
+                false
+            }
+        }
+    }
+
+    /// Number of live sessions (in-process clients included).
+    pub async fn session_count(&self) -> usize {
+        self.inner.engine.session_count().await.unwrap_or(0)
+    }
+
+    /// Stops the server: held connects are answered, push sockets closed, the engine's
+    /// background work stopped.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+        self.inner.engine.close().await;
+    }
+
+    /// A token cancelled at shutdown.
+    pub(crate) fn shutdown_token(&self) -> &CancellationToken {
+        &self.inner.shutdown
+    }
+
+    /// Whether `name` (a channel or a wildcard's prefix) lies under an exact-only prefix.
+    fn is_exact_only(&self, name: &str) -> bool {
+        self.inner
+            .config
+            .exact_only_prefixes
+            .iter()
+            .any(|p| channel::is_under(name, p.trim_end_matches('/')))
+    }
+
+    /// Whether a network client may not subscribe to `pattern`.
+    fn is_forbidden_pattern(&self, pattern: &str) -> bool {
+        if channel::is_meta(pattern) || channel::is_service(pattern) || self.is_internal(pattern) {
+            return true;
+        }
+        let prefix = pattern
+            .strip_suffix("/**")
+            .or_else(|| pattern.strip_suffix("/*"));
+        prefix.is_some_and(|p| self.is_exact_only(p))
+    }
+
+    fn is_internal(&self, name: &str) -> bool {
+        channel::is_under(
+            name,
+            self.inner.config.internal_prefix.trim_end_matches('/'),
+        )
+    }
+
+    /// Engine-side destruction already happened: release this node's state, run hooks.
+    pub(crate) fn on_session_destroyed(&self, client_id: &str) {
+        if let Some((_, release)) = lock(&self.inner.held).remove(client_id) {
+            release.notify_one();
+        }
+        if let Some((_, stop)) = lock(&self.inner.attached).remove(client_id) {
+            stop.cancel();
+        }
+        let exts = self.extensions();
+        if exts.is_empty() {
+            return;
+        }
+        let id = client_id.to_owned();
+        if tokio::runtime::Handle::try_current().is_ok() {
+            tokio::spawn(async move {
+                for ext in exts.iter() {
+                    ext.session_destroyed(&id).await;
+                }
+            });
+        }
+    }
+
+    /// Whether a long-poll connect of `client_id` is held on this node (tests).
+    #[cfg(test)]
+    pub(crate) fn inner_held(&self, client_id: &str) -> bool {
+        lock(&self.inner.held).contains_key(client_id)
+    }
+
+    /// Attaches a push socket for `client_id`; the previous one (if any) is stopped.
+    /// Returns the token to detach with and the stop signal.
+    pub(crate) fn attach(&self, client_id: &str) -> (u64, CancellationToken) {
+        let token = self.inner.next_token.fetch_add(1, Ordering::Relaxed);
+        let stop = self.inner.shutdown.child_token();
+        if let Some((_, old)) =
+            lock(&self.inner.attached).insert(client_id.to_owned(), (token, stop.clone()))
+        {
+            old.cancel();
+        }
+        (token, stop)
+    }
+
+    /// Detaches the push socket `token` (no-op if another one took over).
+    pub(crate) fn detach(&self, client_id: &str, token: u64) {
+        let mut attached = lock(&self.inner.attached);
+        if attached.get(client_id).is_some_and(|(t, _)| *t == token) {
+            attached.remove(client_id);
+        }
+    }
+
+    /// The peer address a session is bound to.
+    fn peer_ip(&self, ctx: &MessageContext) -> Option<IpAddr> {
+        if self.inner.config.trust_forwarded_for
+            && let Some(ip) = ctx
+                .forwarded_for
+                .as_deref()
+                .and_then(|f| f.split(',').next())
+                .and_then(|s| s.trim().parse().ok())
+        {
+            return Some(ip);
+        }
+        ctx.remote_addr.map(|a| a.ip())
+    }
+
+    /// Looks `client_id` up and checks it is usable from `ctx` (see the binding rule).
+    pub(crate) async fn verified_session(
+        &self,
+        client_id: &str,
+        ctx: &MessageContext,
+    ) -> Result<Option<SessionInfo>, BayeuxError> {
+        let info = self
+            .inner
+            .engine
+            .session(client_id)
+            .await
+            .map_err(engine_error)?;
+        Ok(info.filter(|info| {
+            if ctx.trusted {
+                return true;
+            }
+            !info.local && (info.remote_ip.is_none() || info.remote_ip == self.peer_ip(ctx))
+        }))
+    }
+
+    /// Processes one request (HTTP or in-process): messages in order, held connects
+    /// concurrently with the rest; returns the reply array (replies then deliveries).
+    pub(crate) async fn process(
+        &self,
+        messages: Vec<Message>,
+        ctx: &MessageContext,
+    ) -> Vec<OutItem> {
+        self.ensure_started();
+        let mut replies: Vec<Option<Message>> = Vec::with_capacity(messages.len());
+        let mut holds = Vec::new();
+        let mut deliveries = Vec::new();
+        let mut rest = Vec::new();
+        // Connects first (so a batched `advice.timeout: 0` connect does not wait for its
+        // siblings), the others in order; then wait for holds while nothing else blocks.
+        for (i, msg) in messages.into_iter().enumerate() {
+            replies.push(None);
+            if msg.channel.as_deref() == Some(CONNECT) {
+                holds.push((i, msg));
+            } else {
+                rest.push((i, msg));
+            }
+        }
+        let others = async {
+            let mut out = Vec::new();
+            for (i, msg) in rest {
+                let outcome = self.handle(msg, ctx).await;
+                out.push((i, outcome));
+            }
+            out
+        };
+        let connects = async {
+            let mut out = Vec::new();
+            for (i, msg) in holds {
+                let outcome = match self.handle(msg, ctx).await {
+                    Outcome::Hold {
+                        reply,
+                        client_id,
+                        hold,
+                    } => {
+                        let envs = self.hold_poll(&client_id, hold).await;
+                        (reply, envs, Some(client_id))
+                    }
+                    Outcome::Reply(reply) => (reply, Vec::new(), None),
+                };
+                out.push((i, outcome));
+            }
+            out
+        };
+        let (others, connects) = tokio::join!(others, connects);
+        for (i, outcome) in others {
+            if let (Some(slot), Outcome::Reply(r)) = (replies.get_mut(i), outcome) {
+                *slot = Some(r);
+            }
+        }
+        for (i, (reply, envs, client_id)) in connects {
+            if let Some(slot) = replies.get_mut(i) {
+                *slot = Some(reply);
+            }
+            if let Some(id) = client_id {
+                deliveries.push((id, envs));
+            }
+        }
+        let mut out = Vec::with_capacity(replies.len());
+        for reply in replies.into_iter().flatten() {
+            if let Some(r) = self.outgoing_reply(reply).await {
+                out.push(OutItem::Msg(Box::new(r)));
+            }
+        }
+        for (id, envs) in deliveries {
+            self.outgoing_deliveries(&id, envs, &mut out).await;
+        }
+        out
+    }
+
+    /// Runs outgoing hooks on a reply; `None` if dropped.
+    pub(crate) async fn outgoing_reply(&self, mut reply: Message) -> Option<Message> {
+        let exts = self.extensions();
+        if exts.is_empty() {
+            return Some(reply);
+        }
+        let ctx = OutgoingContext {
+            client_id: reply.client_id.clone(),
+            publisher: None,
+            kind: OutgoingKind::Reply,
+        };
+        for ext in exts.iter() {
+            match ext.outgoing(&ctx, &mut reply).await {
+                Verdict::Pass => {}
+                Verdict::Reject(e) => {
+                    reply.set_outcome(Some(e.to_string()));
+                    break;
+                }
+                Verdict::Drop => return None,
+            }
+        }
+        Some(reply)
+    }
+
+    /// Runs outgoing hooks on deliveries to `client_id`, appending what survives.
+    pub(crate) async fn outgoing_deliveries(
+        &self,
+        client_id: &str,
+        envs: Vec<Arc<Envelope>>,
+        out: &mut Vec<OutItem>,
+    ) {
+        let exts = self.extensions();
+        if exts.is_empty() {
+            out.extend(envs.into_iter().map(OutItem::Raw));
+            return;
+        }
+        'next: for env in envs {
+            let ctx = OutgoingContext {
+                client_id: Some(client_id.to_owned()),
+                publisher: env.publisher().map(str::to_owned),
+                kind: OutgoingKind::Delivery,
+            };
+            let mut msg = env.message().clone();
+            for ext in exts.iter() {
+                match ext.outgoing(&ctx, &mut msg).await {
+                    Verdict::Pass => {}
+                    Verdict::Reject(_) | Verdict::Drop => continue 'next,
+                }
+            }
+            out.push(OutItem::Msg(Box::new(msg)));
+        }
+    }
+
+    /// Holds a long-poll connect: returns at once with what is queued, else when a
+    /// delivery arrives (one tick later, to batch), the hold time passes, another connect
+    /// of the same client arrives, the session ends, or the server shuts down.
+    async fn hold_poll(&self, client_id: &str, hold: Duration) -> Vec<Arc<Envelope>> {
+        let engine = &self.inner.engine;
+        let max = self.inner.config.max_batch;
+        let now = engine.take(client_id, max).await.unwrap_or_default();
+        if !now.is_empty() || hold.is_zero() {
+            return now;
+        }
+        let token = self.inner.next_token.fetch_add(1, Ordering::Relaxed);
+        let release = Arc::new(Notify::new());
+        if let Some((_, previous)) =
+            lock(&self.inner.held).insert(client_id.to_owned(), (token, release.clone()))
+        {
+            // A second connect releases the first.
+            previous.notify_one();
+        }
+        let deadline = tokio::time::sleep(hold);
+        tokio::pin!(deadline);
+        let mut envs = Vec::new();
+        loop {
+            tokio::select! {
+                () = engine.wait(client_id) => {
+                    tokio::task::yield_now().await;
+                    envs = engine.take(client_id, max).await.unwrap_or_default();
+                    if !envs.is_empty() {
+                        break;
+                    }
+                    if !matches!(engine.session(client_id).await, Ok(Some(_))) {
+                        break;
+                    }
+                }
+                () = release.notified() => break,
+                () = &mut deadline => break,
+                () = self.inner.shutdown.cancelled() => break,
+            }
+        }
+        {
+            let mut held = lock(&self.inner.held);
+            if held.get(client_id).is_some_and(|(t, _)| *t == token) {
+                held.remove(client_id);
+            }
+        }
+        let _ = engine.ping(client_id).await;
+        envs
+    }
+
+    /// Runs incoming hooks; `Some(reply)` if one rejected or dropped the message.
+    async fn incoming(&self, ctx: &MessageContext, msg: &mut Message) -> Option<Message> {
+        let exts = self.extensions();
+        for ext in exts.iter() {
+            match ext.incoming(ctx, msg).await {
+                Verdict::Pass => {}
+                Verdict::Reject(e) => {
+                    let mut reply = msg.reply();
+                    reply.set_outcome(Some(e.to_string()));
+                    if matches!(msg.channel.as_deref(), Some(HANDSHAKE | CONNECT)) {
+                        reply.advice = Some(json!({"reconnect": "handshake"}));
+                        reply.client_id = None;
+                    }
+                    return Some(reply);
+                }
+                Verdict::Drop => {
+                    let mut reply = msg.reply();
+                    reply.set_outcome(None);
+                    return Some(reply);
+                }
+            }
+        }
+        None
+    }
+
+    /// Handles one message (everything but the hold itself).
+    pub(crate) async fn handle(&self, mut msg: Message, base: &MessageContext) -> Outcome {
+        let mut ctx = base.clone();
+        ctx.client_id = None;
+        if let Some(id) = msg.client_id.as_deref() {
+            match self.verified_session(id, base).await {
+                Ok(Some(_)) => ctx.client_id = Some(id.to_owned()),
+                Ok(None) => {}
+                Err(e) => {
+                    let mut reply = msg.reply();
+                    reply.set_outcome(Some(e.to_string()));
+                    return Outcome::Reply(reply);
+                }
+            }
+        }
+        if let Some(reply) = self.incoming(&ctx, &mut msg).await {
+            return Outcome::Reply(reply);
+        }
+        // Verified only if the hooks left the id alone.
+        let known = ctx.client_id.is_some() && ctx.client_id == msg.client_id;
+        let name = msg.channel_str();
+        let outcome = if channel::is_meta(name) {
+            match name {
+                HANDSHAKE => Outcome::Reply(self.handshake(&msg, &ctx).await),
+                CONNECT => self.connect(&msg, known).await,
+                SUBSCRIBE => Outcome::Reply(self.subscribe(&msg, &ctx, known, true).await),
+                UNSUBSCRIBE => Outcome::Reply(self.subscribe(&msg, &ctx, known, false).await),
+                DISCONNECT => Outcome::Reply(self.disconnect(&msg, known).await),
+                _ => {
+                    let mut reply = msg.reply();
+                    reply.set_outcome(Some(BayeuxError::channel_forbidden(name).to_string()));
+                    Outcome::Reply(reply)
+                }
+            }
+        } else {
+            Outcome::Reply(self.publish_message(&msg, &ctx, known).await)
+        };
+        if let Outcome::Reply(r) | Outcome::Hold { reply: r, .. } = &outcome
+            && r.successful == Some(true)
+            && channel::is_meta(name)
+            && !ctx.trusted
+            && self.inner.meta_subscriptions.load(Ordering::Relaxed) > 0
+        {
+            // In-process observers of meta traffic (never network clients).
+            let mut copy = msg.clone();
+            copy.data = Some(json!({
+                "clientId": r.client_id.clone().or(msg.client_id.clone()),
+                "subscription": msg.subscription.clone(),
+            }));
+            let _ = self.engine_publish(&copy, ctx.client_id.clone()).await;
+        }
+        outcome
+    }
+
+    fn advise(&self, reply: &mut Message, connection_type: Option<&str>) {
+        let c = &self.inner.config;
+        reply.advice = Some(if reply.error.is_some() {
+            json!({"reconnect": "handshake"})
+        } else if connection_type == Some("eventsource") {
+            json!({"reconnect": "retry", "interval": c.timeout_ms, "timeout": 0})
+        } else {
+            json!({"reconnect": "retry", "interval": c.interval_ms, "timeout": c.timeout_ms})
+        });
+    }
+
+    async fn handshake(&self, msg: &Message, ctx: &MessageContext) -> Message {
+        let mut reply = msg.reply();
+        reply.client_id = None;
+        reply.version = Some(BAYEUX_VERSION.to_owned());
+        reply.supported_connection_types =
+            Some(CONNECTION_TYPES.iter().map(|s| (*s).to_owned()).collect());
+        let mut error = None;
+        if msg.version.as_deref().is_none_or(str::is_empty) {
+            error = Some(BayeuxError::parameter_missing("version"));
+        }
+        match &msg.supported_connection_types {
+            Some(theirs) => {
+                if !theirs
+                    .iter()
+                    .any(|t| CONNECTION_TYPES.contains(&t.as_str()))
+                {
+                    error = Some(BayeuxError::conntype_mismatch(theirs));
+                }
+            }
+            None => error = Some(BayeuxError::parameter_missing("supportedConnectionTypes")),
+        }
+        if error.is_none() {
+            let opts = if ctx.trusted {
+                SessionOptions::local()
+            } else {
+                SessionOptions::network(self.peer_ip(ctx))
+            };
+            match self.inner.engine.create_session(&opts).await {
+                Ok(id) => reply.client_id = Some(id),
+                Err(e) => error = Some(engine_error(e)),
+            }
+        }
+        reply.set_outcome(error.map(|e| e.to_string()));
+        self.advise(&mut reply, None);
+        reply
+    }
+
+    async fn connect(&self, msg: &Message, known: bool) -> Outcome {
+        let mut reply = msg.reply();
+        let connection_type = msg.connection_type.as_deref();
+        let mut error = None;
+        if !known {
+            error = Some(BayeuxError::client_unknown(
+                msg.client_id.as_deref().unwrap_or(""),
+            ));
+        }
+        if msg.client_id.is_none() {
+            error = Some(BayeuxError::parameter_missing("clientId"));
+        }
+        if !connection_type.is_some_and(|t| CONNECTION_TYPES.contains(&t)) {
+            error = Some(BayeuxError::conntype_mismatch(&[connection_type
+                .unwrap_or("")
+                .to_owned()]));
+        }
+        if connection_type.is_none() {
+            error = Some(BayeuxError::parameter_missing("connectionType"));
+        }
+        let client_id = match (error, msg.client_id.as_deref()) {
+            (None, Some(id)) => id,
+            (error, _) => {
+                reply.client_id = None;
+                reply.set_outcome(Some(
+                    error.unwrap_or_else(BayeuxError::server_error).to_string(),
+                ));
+                self.advise(&mut reply, connection_type);
+                return Outcome::Reply(reply);
+            }
+        };
+        if let Err(e) = self.inner.engine.ping(client_id).await {
+            reply.client_id = None;
+            reply.set_outcome(Some(engine_error(e).to_string()));
+            self.advise(&mut reply, connection_type);
+            return Outcome::Reply(reply);
+        }
+        reply.set_outcome(None);
+        self.advise(&mut reply, connection_type);
+        let server_hold = Duration::from_millis(self.inner.config.timeout_ms);
+        let hold = if connection_type == Some("eventsource") {
+            Duration::ZERO
+        } else {
+            msg.advice_timeout_ms()
+                .map_or(server_hold, |t| Duration::from_millis(t).min(server_hold))
+        };
+        Outcome::Hold {
+            reply,
+            client_id: client_id.to_owned(),
+            hold,
+        }
+    }
+
+    async fn subscribe(
+        &self,
+        msg: &Message,
+        ctx: &MessageContext,
+        known: bool,
+        add: bool,
+    ) -> Message {
+        let mut reply = msg.reply();
+        reply.subscription = Some(msg.subscription.clone().unwrap_or_else(|| json!([])));
+        let mut error = None;
+        if !known {
+            error = Some(BayeuxError::client_unknown(
+                msg.client_id.as_deref().unwrap_or(""),
+            ));
+        }
+        if msg.client_id.is_none() {
+            error = Some(BayeuxError::parameter_missing("clientId"));
+        }
+        if msg.subscription.is_none() {
+            error = Some(BayeuxError::parameter_missing("subscription"));
+        }
+        let channels = match msg.subscriptions() {
+            Some(c) => c,
+            None => {
+                if error.is_none() {
+                    let raw = msg
+                        .subscription
+                        .as_ref()
+                        .map(Value::to_string)
+                        .unwrap_or_default();
+                    error = Some(BayeuxError::channel_invalid(&raw));
+                }
+                Vec::new()
+            }
+        };
+        let max = self.inner.config.max_channels_per_subscribe;
+        if error.is_none() && max > 0 && channels.len() > max {
+            error = Some(BayeuxError::custom(
+                400,
+                [channels.len().to_string()],
+                format!("Too many channels in one request (at most {max})"),
+            ));
+        }
+        let client_id = msg.client_id.as_deref().unwrap_or("");
+        let opts = SubscribeOptions {
+            max_per_client: if ctx.trusted {
+                0
+            } else {
+                self.inner.config.max_subscriptions_per_client
+            },
+        };
+        for name in channels {
+            if error.is_some() {
+                break;
+            }
+            if !channel::is_valid_pattern(name) {
+                error = Some(BayeuxError::channel_invalid(name));
+                break;
+            }
+            if add && !ctx.trusted && self.is_forbidden_pattern(name) {
+                error = Some(BayeuxError::channel_forbidden(name));
+                break;
+            }
+            if add {
+                match self.inner.engine.subscribe(client_id, name, &opts).await {
+                    Ok(SubscribeOutcome::Subscribed) => {
+                        if ctx.trusted && channel::is_meta(name) {
+                            self.inner
+                                .meta_subscriptions
+                                .fetch_add(1, Ordering::Relaxed);
+                        }
+                        for ext in self.extensions().iter() {
+                            ext.subscribed(ctx, name).await;
+                        }
+                    }
+                    Ok(SubscribeOutcome::TooMany) => {
+                        error = Some(BayeuxError::custom(403, [name], "Too many subscriptions"));
+                    }
+                    Ok(_) => error = Some(BayeuxError::client_unknown(client_id)),
+                    Err(e) => error = Some(engine_error(e)),
+                }
+            } else {
+                match self.inner.engine.unsubscribe(client_id, name).await {
+                    Ok(true) => {
+                        if ctx.trusted && channel::is_meta(name) {
+                            let _ = self.inner.meta_subscriptions.fetch_update(
+                                Ordering::Relaxed,
+                                Ordering::Relaxed,
+                                |n| n.checked_sub(1),
+                            );
+                        }
+                    }
+                    Ok(false) => error = Some(BayeuxError::client_unknown(client_id)),
+                    Err(e) => error = Some(engine_error(e)),
+                }
+            }
+        }
+        reply.set_outcome(error.map(|e| e.to_string()));
+        reply
+    }
+
+    async fn disconnect(&self, msg: &Message, known: bool) -> Message {
+        let mut reply = msg.reply();
+        let mut error = None;
+        if !known {
+            error = Some(BayeuxError::client_unknown(
+                msg.client_id.as_deref().unwrap_or(""),
+            ));
+        }
+        if msg.client_id.is_none() {
+            error = Some(BayeuxError::parameter_missing("clientId"));
+        }
+        if error.is_none()
+            && let Some(id) = msg.client_id.as_deref()
+        {
+            self.disconnect_client(id).await;
+        }
+        reply.set_outcome(error.map(|e| e.to_string()));
+        reply
+    }
+
+    async fn publish_message(&self, msg: &Message, ctx: &MessageContext, known: bool) -> Message {
+        let mut reply = msg.reply();
+        let name = msg.channel_str();
+        let mut error = None;
+        // Anonymous publishes are accepted as faye does; a presented id must be valid.
+        if msg.client_id.is_some() && !known {
+            error = Some(BayeuxError::client_unknown(
+                msg.client_id.as_deref().unwrap_or(""),
+            ));
+        }
+        if !ctx.trusted && self.is_internal(name) {
+            error = Some(BayeuxError::channel_forbidden(name));
+        }
+        if !channel::is_valid_name(name) {
+            error = Some(BayeuxError::channel_invalid(name));
+        }
+        if msg.data.is_none() {
+            error = Some(BayeuxError::parameter_missing("data"));
+        }
+        if error.is_none()
+            && let Err(e) = self.engine_publish(msg, ctx.client_id.clone()).await
+        {
+            error = Some(e);
+        }
+        reply.set_outcome(error.map(|e| e.to_string()));
+        reply
+    }
+}
+
+/// The one place engine failures become protocol errors.
+pub(crate) fn engine_error(e: EngineError) -> BayeuxError {
+    tracing::error!(error = %e, "bayeux: engine failure");
+    BayeuxError::server_error()
+}

@@ -1,0 +1,401 @@
+//! The websocket transport.
+//!
+//! The upgrade is done here (not with `warp::ws`) so the socket gets small tungstenite
+//! buffers: tungstenite allocates (and zero-fills) its whole read buffer per socket,
+//! 128 KiB by default, which dominates the memory of idle clients.
+//!
+//! Per socket: a reader (this task) parses frames and processes messages in order; a
+//! writer task owns the sink and drains a bounded queue. The writer also holds the
+//! socket's connect (answered as a heartbeat after the hold time, or when the next
+//! connect arrives) and pushes deliveries from the client's mailbox as they come.
+//! The mailbox is only drained while the writer can write, so a client that stops
+//! reading fills its bounded mailbox and is disconnected (slow consumer); a write
+//! that does not complete in time closes the socket.
+
+use std::time::Duration;
+
+use futures_util::stream::SplitStream;
+use futures_util::{SinkExt, StreamExt};
+use hyper_util::rt::TokioIo;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Error as TungsteniteError;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_util::sync::CancellationToken;
+use warp::http::header::{CONNECTION, HeaderValue, SEC_WEBSOCKET_ACCEPT, UPGRADE};
+use warp::http::{HeaderMap, StatusCode};
+use warp::reply::Response;
+
+use super::RequestParts;
+use super::http::bad_request;
+use crate::bayeux::extension::{MessageContext, Transport};
+use crate::bayeux::message::{CONNECT, Message, parse_messages};
+use crate::bayeux::server::{Bayeux, OutItem, Outcome, to_json_array};
+
+/// A write that takes longer than this means the peer stopped reading.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn header_has_token(headers: &HeaderMap, name: &str, token: &str) -> bool {
+    headers.get_all(name).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    })
+}
+
+/// Whether the request asks for a websocket upgrade.
+pub(super) fn is_upgrade(headers: &HeaderMap) -> bool {
+    header_has_token(headers, "upgrade", "websocket")
+}
+
+/// Answers the upgrade (101) and spawns the socket's tasks.
+pub(super) fn upgrade(bayeux: Bayeux, parts: RequestParts) -> Response {
+    let headers = &parts.headers;
+    if !header_has_token(headers, "connection", "upgrade") {
+        return bad_request("websocket: no Connection: upgrade");
+    }
+    if headers
+        .get("sec-websocket-version")
+        .is_none_or(|v| v.as_bytes() != b"13")
+    {
+        return bad_request("websocket: unsupported version");
+    }
+    let Some(key) = headers.get("sec-websocket-key") else {
+        return bad_request("websocket: no key");
+    };
+    let Some(on_upgrade) = parts.upgrade else {
+        return bad_request("websocket: connection cannot be upgraded");
+    };
+    let Ok(accept) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) else {
+        return bad_request("websocket: bad key");
+    };
+    let forwarded = headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let ctx = MessageContext::network(Transport::WebSocket, parts.remote, forwarded);
+    let c = bayeux.config();
+    let config = WebSocketConfig::default()
+        .read_buffer_size(c.ws_read_buffer_bytes.max(256))
+        .write_buffer_size(c.ws_write_buffer_bytes)
+        .max_write_buffer_size(c.ws_write_buffer_bytes + c.max_frame_bytes.max(1 << 16) * 4)
+        .max_message_size(Some(c.max_frame_bytes))
+        .max_frame_size(Some(c.max_frame_bytes));
+    // This task only finishes the upgrade and starts the socket's two tasks, so its
+    // state (config, upgrade future) is freed once the socket is up.
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let ws = WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    Role::Server,
+                    Some(config),
+                )
+                .await;
+                start(bayeux, ws, ctx);
+            }
+            Err(e) => tracing::debug!(error = %e, "bayeux: websocket upgrade failed"),
+        }
+    });
+    let mut res = Response::new(bytes::Bytes::new().into());
+    *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = res.headers_mut();
+    h.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    h.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(SEC_WEBSOCKET_ACCEPT, accept);
+    res
+}
+
+/// What the reader hands the writer.
+enum Out {
+    /// A ready frame.
+    Frame(String),
+    /// A valid connect: answer after `hold`; attach the socket to `client_id`.
+    Hold {
+        reply: Box<Message>,
+        client_id: String,
+        hold: Duration,
+    },
+    /// Close the socket with this frame.
+    Close(CloseFrame),
+}
+
+type Io = TokioIo<hyper::upgrade::Upgraded>;
+
+/// Splits the socket and spawns its reader and writer.
+fn start(bayeux: Bayeux, ws: WebSocketStream<Io>, ctx: MessageContext) {
+    let (sink, stream) = ws.split();
+    let (tx, rx) = mpsc::channel(bayeux.config().ws_send_queue.max(1));
+    let stop = bayeux.shutdown_token().child_token();
+    let writer = tokio::spawn(Writer::new(bayeux.clone(), stop.clone()).run(sink, rx));
+    tokio::spawn(read(bayeux, ctx, stream, tx, stop, writer));
+}
+
+/// The reader loop: one frame at a time, in order; ends the writer on exit.
+///
+/// This future lives as long as the socket, so it keeps only handles; the per-frame
+/// work (large futures, `Message`s) is boxed and freed after each frame.
+async fn read(
+    bayeux: Bayeux,
+    ctx: MessageContext,
+    mut stream: SplitStream<WebSocketStream<Io>>,
+    tx: mpsc::Sender<Box<Out>>,
+    stop: CancellationToken,
+    writer: tokio::task::JoinHandle<()>,
+) {
+    loop {
+        let frame = tokio::select! {
+            () = stop.cancelled() => break,
+            frame = stream.next() => frame,
+        };
+        let text = match frame {
+            Some(Ok(WsMessage::Text(t))) => t,
+            Some(Ok(WsMessage::Close(_))) | None => break,
+            Some(Ok(_)) => continue, // ping/pong handled by tungstenite; binary ignored
+            Some(Err(TungsteniteError::Capacity(e))) => {
+                // Over `max_frame_bytes`: say so in the close frame (1009).
+                tracing::debug!(error = %e, "bayeux: websocket frame too large");
+                let close = CloseFrame {
+                    code: CloseCode::Size,
+                    reason: "Message too big".into(),
+                };
+                let _ = tx.send(Box::new(Out::Close(close))).await;
+                break;
+            }
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "bayeux: websocket read error");
+                break;
+            }
+        };
+        if !Box::pin(process_frame(&bayeux, &ctx, text.as_bytes(), &tx)).await {
+            break;
+        }
+    }
+    // Closing the queue lets the writer send what is queued (e.g. a close frame), then end.
+    drop(tx);
+    let _ = writer.await;
+}
+
+/// Processes one frame; `false` once the writer is gone.
+async fn process_frame(
+    bayeux: &Bayeux,
+    ctx: &MessageContext,
+    text: &[u8],
+    tx: &mpsc::Sender<Box<Out>>,
+) -> bool {
+    let messages = match parse_messages(text) {
+        Ok(m) => m,
+        Err(e) => {
+            // As faye: a malformed frame is logged and ignored.
+            tracing::debug!(error = %e, "bayeux: malformed websocket frame");
+            return true;
+        }
+    };
+    let empty_frame = messages.is_empty();
+    let mut replies = Vec::new();
+    let mut held = Vec::new();
+    for msg in messages {
+        let is_connect = msg.channel.as_deref() == Some(CONNECT);
+        match bayeux.handle(msg, ctx).await {
+            Outcome::Reply(r) => {
+                if let Some(r) = bayeux.outgoing_reply(r).await {
+                    replies.push(OutItem::Msg(Box::new(r)));
+                }
+            }
+            Outcome::Hold {
+                reply,
+                client_id,
+                hold,
+            } if is_connect => held.push(Box::new(Out::Hold {
+                reply: Box::new(reply),
+                client_id,
+                hold,
+            })),
+            Outcome::Hold { reply, .. } => replies.push(OutItem::Msg(Box::new(reply))),
+        }
+    }
+    if (!replies.is_empty() || empty_frame)
+        && tx
+            .send(Box::new(Out::Frame(to_json_array(&replies))))
+            .await
+            .is_err()
+    {
+        return false;
+    }
+    for h in held {
+        if tx.send(h).await.is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+struct Writer {
+    bayeux: Bayeux,
+    stop: CancellationToken,
+    /// The client whose deliveries this socket pushes: (id, attach token, detach signal).
+    attached: Option<(String, u64, CancellationToken)>,
+    /// The held connect reply and when to send it.
+    held: Option<(Box<Message>, Instant)>,
+}
+
+impl Writer {
+    fn new(bayeux: Bayeux, stop: CancellationToken) -> Self {
+        Self {
+            bayeux,
+            stop,
+            attached: None,
+            held: None,
+        }
+    }
+
+    async fn run<S>(mut self, mut sink: S, mut rx: mpsc::Receiver<Box<Out>>)
+    where
+        S: futures_util::Sink<WsMessage> + Unpin,
+    {
+        let engine = self.bayeux.engine().clone();
+        loop {
+            let attached = self.attached.clone();
+            let deadline = self.held.as_ref().map(|(_, d)| *d);
+            let result = tokio::select! {
+                biased;
+                () = self.stop.cancelled() => break,
+                out = rx.recv() => match out.map(|o| *o) {
+                    None => break,
+                    Some(Out::Frame(text)) => Box::pin(send(&mut sink, text)).await,
+                    Some(Out::Close(frame)) => {
+                        let _ = sink.send(WsMessage::Close(Some(frame))).await;
+                        false
+                    }
+                    Some(Out::Hold { reply, client_id, hold }) => {
+                        self.attach(&client_id);
+                        // A second connect releases the first.
+                        let mut ok = Box::pin(self.release_held(&mut sink)).await;
+                        if ok {
+                            if hold.is_zero() {
+                                ok = Box::pin(self.send_reply(&mut sink, reply)).await;
+                            } else {
+                                self.held = Some((reply, Instant::now() + hold));
+                            }
+                        }
+                        ok
+                    }
+                },
+                () = async {
+                    match deadline {
+                        Some(d) => tokio::time::sleep_until(d).await,
+                        None => std::future::pending().await,
+                    }
+                } => Box::pin(self.release_held(&mut sink)).await,
+                () = async {
+                    match &attached {
+                        Some((_, _, detached)) => detached.cancelled().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    self.attached = None;
+                    true
+                }
+                () = async {
+                    match &attached {
+                        Some((id, _, _)) => engine.wait(id).await,
+                        None => std::future::pending().await,
+                    }
+                } => Box::pin(self.push(&mut sink)).await,
+            };
+            if !result {
+                break;
+            }
+        }
+        self.stop.cancel();
+        if let Some((id, token, _)) = self.attached.take() {
+            self.bayeux.detach(&id, token);
+        }
+        let _ = sink.close().await;
+    }
+
+    fn attach(&mut self, client_id: &str) {
+        if self
+            .attached
+            .as_ref()
+            .is_some_and(|(id, _, t)| id == client_id && !t.is_cancelled())
+        {
+            return;
+        }
+        if let Some((old, token, _)) = self.attached.take() {
+            self.bayeux.detach(&old, token);
+        }
+        let (token, detached) = self.bayeux.attach(client_id);
+        self.attached = Some((client_id.to_owned(), token, detached));
+    }
+
+    async fn send_reply<S>(&mut self, sink: &mut S, reply: Box<Message>) -> bool
+    where
+        S: futures_util::Sink<WsMessage> + Unpin,
+    {
+        if let Some(id) = reply.client_id.as_deref() {
+            let _ = self.bayeux.engine().ping(id).await;
+        }
+        match self.bayeux.outgoing_reply(*reply).await {
+            Some(r) => send(sink, to_json_array(&[OutItem::Msg(Box::new(r))])).await,
+            None => true,
+        }
+    }
+
+    async fn release_held<S>(&mut self, sink: &mut S) -> bool
+    where
+        S: futures_util::Sink<WsMessage> + Unpin,
+    {
+        match self.held.take() {
+            Some((reply, _)) => self.send_reply(sink, reply).await,
+            None => true,
+        }
+    }
+
+    /// Sends what is in the mailbox (one tick after the wake-up, to batch).
+    async fn push<S>(&mut self, sink: &mut S) -> bool
+    where
+        S: futures_util::Sink<WsMessage> + Unpin,
+    {
+        let Some((id, _, _)) = self.attached.clone() else {
+            return true;
+        };
+        tokio::task::yield_now().await;
+        let engine = self.bayeux.engine().clone();
+        let envs = engine
+            .take(&id, self.bayeux.config().max_batch)
+            .await
+            .unwrap_or_default();
+        if envs.is_empty() {
+            if !matches!(engine.session(&id).await, Ok(Some(_))) {
+                // Session gone: stop pushing, and let the client find out now.
+                if let Some((id, token, _)) = self.attached.take() {
+                    self.bayeux.detach(&id, token);
+                }
+                return self.release_held(sink).await;
+            }
+            return true;
+        }
+        let mut out = Vec::with_capacity(envs.len());
+        self.bayeux.outgoing_deliveries(&id, envs, &mut out).await;
+        if out.is_empty() {
+            return true;
+        }
+        send(sink, to_json_array(&out)).await
+    }
+}
+
+/// Sends one text frame; `false` if the socket is gone or the peer is too slow.
+async fn send<S>(sink: &mut S, text: String) -> bool
+where
+    S: futures_util::Sink<WsMessage> + Unpin,
+{
+    matches!(
+        tokio::time::timeout(SEND_TIMEOUT, sink.send(WsMessage::text(text))).await,
+        Ok(Ok(()))
+    )
+}
