@@ -7,7 +7,7 @@ import { TARGET } from './lib/target.mjs';
 import { startFayeServer } from './lib/faye-server.mjs';
 import { startHero } from './lib/hero.mjs';
 import { loadClientJs } from './lib/clientjs.mjs';
-import { fayeClient } from './lib/faye-client.mjs';
+import { fayeClient, disconnectAll } from './lib/faye-client.mjs';
 import { Inbox, within, onceFaye } from './lib/wait.mjs';
 
 const Faye = loadClientJs();
@@ -76,7 +76,7 @@ for (const kind of SERVERS) {
         assert.deepEqual([...b.connectionTypes], [name]);
       } finally {
         await within(5000, Promise.all([a.disconnect(), b.disconnect()]), 'disconnect');
-        real.disconnect();
+        await disconnectAll([real]);
         await server.stop();
       }
     });
