@@ -12,7 +12,7 @@ const clients = [];
 before(async () => { server = await startTarget(); });
 after(async () => {
   await disconnectAll(clients);
-  await server.stop();
+  await server?.stop();
 });
 
 test(`${CLIENTS} clients each receive ${MESSAGES} messages exactly once, in order`, { timeout: 60000 }, async () => {

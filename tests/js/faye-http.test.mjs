@@ -11,7 +11,7 @@ const TYPES = ['long-polling', 'cross-origin-long-polling', 'callback-polling', 
 let server;
 let bayeux;
 before(async () => { server = await startTarget(); bayeux = server.bayeux; });
-after(async () => { await server.stop(); });
+after(async () => { await server?.stop(); });
 
 const hs = (id = '1') => ({ channel: '/meta/handshake', version: '1.0', supportedConnectionTypes: ['long-polling'], id });
 

@@ -12,7 +12,7 @@ const clients = [];
 before(async () => { server = await startTarget(); });
 after(async () => {
   await disconnectAll(clients);
-  await server.stop();
+  await server?.stop();
 });
 
 /** A client that records the connectionType of every /meta/connect it sends. */
