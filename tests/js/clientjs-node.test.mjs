@@ -7,7 +7,7 @@ import { TARGET } from './lib/target.mjs';
 import { startFayeServer } from './lib/faye-server.mjs';
 import { startHero } from './lib/hero.mjs';
 import { loadClientJs } from './lib/clientjs.mjs';
-import { fayeClient } from './lib/faye-client.mjs';
+import { fayeClient, disconnectAll } from './lib/faye-client.mjs';
 import { Inbox, within, onceFaye } from './lib/wait.mjs';
 
 const Faye = loadClientJs();
@@ -76,7 +76,7 @@ for (const kind of SERVERS) {
         assert.deepEqual([...b.connectionTypes], [name]);
       } finally {
         await within(5000, Promise.all([a.disconnect(), b.disconnect()]), 'disconnect');
-        real.disconnect();
+        await disconnectAll([real]);
         await server.stop();
       }
     });
@@ -144,6 +144,40 @@ test('client.js: falls back to long-polling when the websocket upgrade fails', {
     await within(10000, c.publish('/fb', 'via http'), 'publish');
     assert.equal(await got.next(), 'via http');
     assert.ok(c.connectionTypes.has('long-polling'), [...c.connectionTypes].join());
+  } finally {
+    await within(5000, c.disconnect(), 'disconnect');
+    await server.stop();
+  }
+});
+
+test('client.js honours the server advice: interval between connects, then reconnect none', { timeout: 20000 }, async () => {
+  // The real faye server, timeout 1 s so held connects come back quickly; its outgoing
+  // extension rewrites connect advice as a server may (interval 400 ms, later 'none').
+  const server = await start('faye', { timeout: 1 });
+  const arrivals = [];
+  const replies = [];
+  server.adapter.addExtension({
+    incoming(m, cb) { if (m.channel === '/meta/connect') arrivals.push(Date.now()); cb(m); },
+    outgoing(m, cb) {
+      if (m.channel === '/meta/connect' && m.successful) {
+        m.advice = { ...m.advice, interval: 400, reconnect: replies.length >= 3 ? 'none' : 'retry' };
+        replies.push(Date.now());
+      }
+      cb(m);
+    },
+  });
+  const c = ours(server.bayeux, { websocket: false });
+  try {
+    const stopped = new Promise((resolve) => {
+      const poll = setInterval(() => { if (c.getState() === 'DISCONNECTED') { clearInterval(poll); resolve(); } }, 20);
+    });
+    await within(10000, c.subscribe('/adv', () => {}), 'subscribe');
+    await within(15000, stopped, 'reconnect none stops the client');
+    assert.equal(replies.length, 4, 'connects answered before none');
+    assert.equal(arrivals.length, 4, 'no connect after reconnect none');
+    for (let i = 1; i < arrivals.length; i++) {
+      assert.ok(arrivals[i] - replies[i - 1] >= 380, `connect ${i} came ${arrivals[i] - replies[i - 1]} ms after the reply, interval 400`);
+    }
   } finally {
     await within(5000, c.disconnect(), 'disconnect');
     await server.stop();

@@ -2,7 +2,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTarget } from './lib/target.mjs';
-import { fayeClient } from './lib/faye-client.mjs';
+import { fayeClient, disconnectAll } from './lib/faye-client.mjs';
 import { within } from './lib/wait.mjs';
 
 const CLIENTS = 100;
@@ -11,8 +11,8 @@ let server;
 const clients = [];
 before(async () => { server = await startTarget(); });
 after(async () => {
-  for (const c of clients) c.disconnect();
-  await server.stop();
+  await disconnectAll(clients);
+  await server?.stop();
 });
 
 test(`${CLIENTS} clients each receive ${MESSAGES} messages exactly once, in order`, { timeout: 60000 }, async () => {

@@ -4,15 +4,15 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTarget } from './lib/target.mjs';
-import { fayeClient } from './lib/faye-client.mjs';
+import { fayeClient, disconnectAll } from './lib/faye-client.mjs';
 import { Inbox, within } from './lib/wait.mjs';
 
 let server;
 const clients = [];
 before(async () => { server = await startTarget(); });
 after(async () => {
-  for (const c of clients) c.disconnect();
-  await server.stop();
+  await disconnectAll(clients);
+  await server?.stop();
 });
 
 /** A client that records the connectionType of every /meta/connect it sends. */

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTarget } from './lib/target.mjs';
-import { fayeClient } from './lib/faye-client.mjs';
+import { fayeClient, disconnectAll } from './lib/faye-client.mjs';
 import { Inbox, within, onceFaye } from './lib/wait.mjs';
 
 /**
@@ -20,7 +20,7 @@ async function publishUntilReceived(url, channel, inbox, ms = 15000) {
     }
     throw new Error('no delivery after restart');
   } finally {
-    pub.disconnect();
+    await disconnectAll([pub]);
   }
 }
 
@@ -55,7 +55,7 @@ for (const [name, websocket] of [['websocket', true], ['long-polling', false]]) 
       assert.equal(handshakes.length, 2);
       assert.notEqual(handshakes[0], handshakes[1]);
     } finally {
-      sub.disconnect();
+      await disconnectAll([sub]);
       await server.stop();
     }
   });

@@ -284,7 +284,7 @@
   Client.prototype.getClientId = function () { return this._clientId; };
   Client.prototype.getState = function () { return this._state; };
 
-  /** Turn a feature off before it is used; only 'websocket' (and 'autodisconnect') mean something. */
+  /** Turn a feature off; only 'websocket' means something here (forces long-polling). */
   Client.prototype.disable = function (feature) { this._disabled[feature] = true; };
 
   Client.prototype.addExtension = function (ext) { this._extensions.push(ext); };

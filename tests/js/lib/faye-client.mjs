@@ -11,3 +11,16 @@ export function fayeClient(url, { websocket = true, ...options } = {}) {
   if (!websocket) client.disable('websocket');
   return client;
 }
+
+/**
+ * Disconnect faye clients and wait for the server's answers (bounded): a client whose
+ * disconnect never reached the server keeps timers alive and the test process with them.
+ */
+export async function disconnectAll(clients, ms = 5000) {
+  let timer;
+  await Promise.race([
+    Promise.all(clients.map((c) => Promise.resolve(c.disconnect()).catch(() => {}))),
+    new Promise((resolve) => { timer = setTimeout(resolve, ms); }),
+  ]);
+  clearTimeout(timer);
+}
