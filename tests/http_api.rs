@@ -287,6 +287,11 @@ async fn errors_answer_200_unless_return_error_codes_is_on() {
             "Error: The server experienced an internal error",
         ),
         ("/api/errorTest", 400, "Error: errorTest always fails"),
+        (
+            "/api/validatorTest?number=-3",
+            400,
+            "Error: number must be a positive integer",
+        ),
     ];
     let off = start_testbed(&[]);
     for (path, _, error) in cases {
@@ -306,7 +311,7 @@ async fn errors_answer_200_unless_return_error_codes_is_on() {
         );
     }
     let (status, body) = get_json(&on.at("/api/webBlockedTest")).await;
-    assert_eq!(status, 403);
+    assert_eq!(status, 400);
     assert!(
         body.get("reached").is_none(),
         "a blocked action must not run: {body}"

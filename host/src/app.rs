@@ -6,7 +6,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{Value, json};
 
 use crate::actions::{Clash, Processor, Registry};
-use crate::bayeux::{Bayeux, BayeuxConfig};
+use crate::bayeux::Bayeux;
 use crate::cache::MemoryCache;
 use crate::config::Config;
 use crate::connections::Connections;
@@ -55,18 +55,17 @@ impl App {
         let registry = Arc::new(Registry::with_static_actions()?);
         let connections = Arc::new(Connections::default());
         let rooms = Rooms::new(Arc::new(MemoryRoomStore::default()), Arc::clone(&connections));
-        let bayeux = Bayeux::new(BayeuxConfig {
-            trust_forwarded_for: config.trust_proxy,
-            ..BayeuxConfig::default()
-        });
+        let mut bayeux_config = config.bayeux.clone();
+        bayeux_config.trust_forwarded_for |= config.trust_proxy;
+        let bayeux = Bayeux::new(bayeux_config);
         Ok(Arc::new_cyclic(|weak| App {
+            bayeux,
             plugins: crate::plugins::Plugins::new(config.plugins.clone()),
             config,
             processor: Processor::new(registry, Arc::new(Services::new(weak.clone()))),
             cache: MemoryCache::default(),
             connections,
             rooms,
-            bayeux,
             started: Instant::now(),
             started_at_ms: now_ms(),
         }))

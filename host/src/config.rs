@@ -58,6 +58,8 @@ pub struct Config {
     pub shutdown_timeout_ms: u64,
     /// Log line format.
     pub log_format: LogFormat,
+    /// The Bayeux server at `/faye`.
+    pub bayeux: crate::bayeux::BayeuxConfig,
 }
 
 impl Default for Config {
@@ -78,6 +80,7 @@ impl Default for Config {
             max_body_bytes: 1024 * 1024,
             shutdown_timeout_ms: 10_000,
             log_format: LogFormat::Text,
+            bayeux: crate::bayeux::BayeuxConfig::default(),
         }
     }
 }

@@ -24,13 +24,13 @@ pub enum ErrorKind {
     UnknownAction,
     /// A required input is missing (HTTP 422).
     MissingParam,
-    /// An input failed its validator (HTTP 422).
+    /// An input failed its validator (HTTP 400).
     InvalidParam,
     /// The action refused the request (HTTP 400).
     Failed,
     /// The connection has too many actions in flight (HTTP 429).
     TooManyRequests,
-    /// The action is not available to this connection type (HTTP 403).
+    /// The action is not available to this connection type (HTTP 400).
     Forbidden,
     /// The action panicked or the host failed (HTTP 500); details are only logged.
     Internal,
@@ -41,10 +41,10 @@ impl ErrorKind {
     pub fn http_status(self) -> u16 {
         match self {
             ErrorKind::UnknownAction => 404,
-            ErrorKind::MissingParam | ErrorKind::InvalidParam => 422,
-            ErrorKind::Failed => 400,
+            ErrorKind::MissingParam => 422,
+            // PROTOCOL 3.1: every other action error is a 400, as actionhero answers.
+            ErrorKind::InvalidParam | ErrorKind::Failed | ErrorKind::Forbidden => 400,
             ErrorKind::TooManyRequests => 429,
-            ErrorKind::Forbidden => 403,
             ErrorKind::Internal => 500,
         }
     }

@@ -1,7 +1,7 @@
 //! Shared helpers of the black-box tests: start the real `hero` binary on a free port,
 //! read its logs, stop it with a signal.
 
-#![allow(dead_code, unreachable_pub, missing_docs)]
+#![allow(dead_code, unreachable_pub, missing_docs, clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -26,7 +26,9 @@ impl PendingActions {
     /// Takes a slot if fewer than `limit` are taken; the slot frees itself on drop.
     pub fn try_acquire(&self, limit: usize) -> Option<PendingSlot> {
         self.0
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < limit).then_some(n + 1))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limit).then_some(n + 1)
+            })
             .ok()
             .map(|_| PendingSlot(Arc::clone(&self.0)))
     }
@@ -101,10 +103,20 @@ impl Processor {
             .to_owned();
 
         let Ok(version) = requested_version(&params) else {
-            return self.finish(&name, params, Err(ActionError::unknown_action(&name)), started);
+            return self.finish(
+                &name,
+                params,
+                Err(ActionError::unknown_action(&name)),
+                started,
+            );
         };
         let Some(action) = self.registry.lookup(&name, version) else {
-            return self.finish(&name, params, Err(ActionError::unknown_action(&name)), started);
+            return self.finish(
+                &name,
+                params,
+                Err(ActionError::unknown_action(&name)),
+                started,
+            );
         };
         let definition = action.handler.definition();
         let mut scrubbed = scrub(definition, params);
@@ -117,7 +129,10 @@ impl Processor {
         {
             let err = ActionError::with_kind(
                 ErrorKind::Forbidden,
-                format!("this action cannot be called by a {} connection", connection.kind),
+                format!(
+                    "this action cannot be called by a {} connection",
+                    connection.kind
+                ),
             );
             return self.finish(&name, scrubbed, Err(err), started);
         }

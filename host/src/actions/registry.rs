@@ -187,10 +187,16 @@ mod tests {
     #[test]
     fn newest_version_by_default() {
         let r = Registry::default();
-        r.replace(&Origin::Static, vec![handler("a", 1), handler("a", 3), handler("a", 2)])
-            .unwrap();
+        r.replace(
+            &Origin::Static,
+            vec![handler("a", 1), handler("a", 3), handler("a", 2)],
+        )
+        .unwrap();
         assert_eq!(r.lookup("a", None).unwrap().handler.definition().version, 3);
-        assert_eq!(r.lookup("a", Some(2)).unwrap().handler.definition().version, 2);
+        assert_eq!(
+            r.lookup("a", Some(2)).unwrap().handler.definition().version,
+            2
+        );
         assert!(r.lookup("a", Some(4)).is_none());
         assert!(r.lookup("b", None).is_none());
     }
@@ -205,7 +211,8 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.existing, Origin::Static);
         assert!(r.lookup("b", None).is_none());
-        r.replace(&dynamic, vec![handler("b", 1), handler("a", 2)]).unwrap();
+        r.replace(&dynamic, vec![handler("b", 1), handler("a", 2)])
+            .unwrap();
         assert_eq!(r.lookup("a", None).unwrap().origin, dynamic);
         r.remove(&dynamic);
         assert_eq!(r.lookup("a", None).unwrap().handler.definition().version, 1);

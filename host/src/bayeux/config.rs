@@ -30,7 +30,9 @@ pub struct BayeuxConfig {
     pub max_queue: usize,
     /// Most deliveries sent in one reply or websocket frame.
     pub max_batch: usize,
-    /// Per-socket websocket read buffer, in bytes (tungstenite allocates it up front).
+    /// Per-socket websocket read buffer, in bytes. tungstenite allocates it up front and
+    /// zero-fills it on every read; larger frames grow it as needed, so a small one costs
+    /// little but saves memory per idle socket.
     pub ws_read_buffer_bytes: usize,
     /// Per-socket websocket write buffer threshold, in bytes.
     pub ws_write_buffer_bytes: usize,
@@ -39,6 +41,10 @@ pub struct BayeuxConfig {
     /// Channel prefix reserved for in-process traffic; network clients can neither
     /// subscribe nor publish under it, and `/**` subscribers never see it.
     pub internal_prefix: String,
+    /// Channel prefixes network clients may only subscribe to by exact name: wildcard
+    /// subscriptions under them are refused (`403`) and broader wildcards (`/**`) do not
+    /// receive their messages. Protects the websocket server's per-connection channels.
+    pub exact_only_prefixes: Vec<String>,
     /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
     pub trust_forwarded_for: bool,
 }
@@ -57,10 +63,11 @@ impl Default for BayeuxConfig {
             max_subscriptions_per_client: 1_000,
             max_queue: 1_000,
             max_batch: 100,
-            ws_read_buffer_bytes: 4 * 1024,
+            ws_read_buffer_bytes: 1024,
             ws_write_buffer_bytes: 0,
             ws_send_queue: 64,
             internal_prefix: "/hero".to_owned(),
+            exact_only_prefixes: vec!["/client/websocket".to_owned()],
             trust_forwarded_for: false,
         }
     }

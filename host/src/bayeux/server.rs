@@ -222,6 +222,7 @@ impl Bayeux {
         let name = msg.channel_str();
         let opts = PublishOptions {
             local_only: self.is_internal(name) || channel::is_meta(name),
+            exact_only: self.is_exact_only(name),
         };
         let envelope = Arc::new(Envelope::new(msg, publisher));
         self.inner
@@ -282,6 +283,26 @@ impl Bayeux {
         &self.inner.shutdown
     }
 
+    /// Whether `name` (a channel or a wildcard's prefix) lies under an exact-only prefix.
+    fn is_exact_only(&self, name: &str) -> bool {
+        self.inner
+            .config
+            .exact_only_prefixes
+            .iter()
+            .any(|p| channel::is_under(name, p.trim_end_matches('/')))
+    }
+
+    /// Whether a network client may not subscribe to `pattern`.
+    fn is_forbidden_pattern(&self, pattern: &str) -> bool {
+        if channel::is_meta(pattern) || channel::is_service(pattern) || self.is_internal(pattern) {
+            return true;
+        }
+        let prefix = pattern
+            .strip_suffix("/**")
+            .or_else(|| pattern.strip_suffix("/*"));
+        prefix.is_some_and(|p| self.is_exact_only(p))
+    }
+
     fn is_internal(&self, name: &str) -> bool {
         channel::is_under(
             name,
@@ -309,6 +330,12 @@ impl Bayeux {
                 }
             });
         }
+    }
+
+    /// Whether a long-poll connect of `client_id` is held on this node (tests).
+    #[cfg(test)]
+    pub(crate) fn inner_held(&self, client_id: &str) -> bool {
+        lock(&self.inner.held).contains_key(client_id)
     }
 
     /// Attaches a push socket for `client_id`; the previous one (if any) is stopped.
@@ -606,6 +633,7 @@ impl Bayeux {
         if let Outcome::Reply(r) | Outcome::Hold { reply: r, .. } = &outcome
             && r.successful == Some(true)
             && channel::is_meta(name)
+            && !ctx.trusted
             && self.inner.meta_subscriptions.load(Ordering::Relaxed) > 0
         {
             // In-process observers of meta traffic (never network clients).
@@ -779,10 +807,7 @@ impl Bayeux {
                 error = Some(BayeuxError::channel_invalid(name));
                 break;
             }
-            if add
-                && !ctx.trusted
-                && (channel::is_meta(name) || channel::is_service(name) || self.is_internal(name))
-            {
+            if add && !ctx.trusted && self.is_forbidden_pattern(name) {
                 error = Some(BayeuxError::channel_forbidden(name));
                 break;
             }

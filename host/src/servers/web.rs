@@ -22,12 +22,10 @@ pub fn routes(
     app: Arc<App>,
 ) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static {
     let api = api::routes(Arc::clone(&app));
-    // Routes of later subsystems (Bayeux, client assets) are added here, before `public`:
-    // it claims every remaining GET/HEAD path.
-    let public = public::routes(Arc::clone(&app));
+    // Routes before `public`: it claims every remaining GET/HEAD path.
     let bayeux = crate::bayeux::routes(app.bayeux.clone());
-    api.or(bayeux).unify().or(websocket::asset_routes()).unify()
-        .or(public).unify().recover(recover).unify()
+    let public = public::routes(Arc::clone(&app));
+    api.or(bayeux).unify().or(websocket::asset_routes()).unify().or(public).unify().recover(recover).unify()
 }
 
 /// Maps every rejection to a status and a plain-text body.

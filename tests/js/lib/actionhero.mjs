@@ -104,7 +104,7 @@ export async function until(predicate, ms = 10000) {
 /** `hero-testbed` (hero plus the test actions), next to the hero binary under test. */
 export { heroBin } from './hero.mjs';
 import { heroBin as _heroBin } from './hero.mjs';
-export const testbedBin = process.env.HERO_TESTBED_BIN || path.join(path.dirname(_heroBin), 'hero-testbed');
+export const testbedBin = path.join(path.dirname(_heroBin), 'hero-testbed');
 
 /** Tracked faye clients that still have messages in flight (for diagnostics). */
 export function inFlight() {

@@ -13,11 +13,15 @@ export const heroBin = process.env.HERO_BIN || path.join(root, 'target/debug/her
 /**
  * Start hero with extra CLI args (and env); resolves to {url, port, proc, logs, stop()}.
  * The port is read from the "listening on http://ADDR:PORT" log line.
+ * `port` (default 0 = any free port) lets a test restart hero on the SAME port.
  */
-export async function startHero(args = [], { env = {}, cwd = root, timeoutMs = 20000, bin = heroBin } = {}) {
-  const proc = spawn(bin, ['--bind', '127.0.0.1', '--port', '0', ...args], {
+export async function startHero(args = [], { env = {}, cwd = root, timeoutMs = 20000, port: wantPort = 0, bin = heroBin } = {}) {
+  // HERO_BIN is for this harness only: hero reads HERO_* variables as configuration and
+  // rejects unknown keys, so it must not see it.
+  const { HERO_BIN: _bin, ...inherited } = process.env;
+  const proc = spawn(bin, ['--bind', '127.0.0.1', '--port', String(wantPort), ...args], {
     cwd,
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info', NO_COLOR: '1', ...env },
+    env: { ...inherited, RUST_LOG: process.env.RUST_LOG || 'info', NO_COLOR: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs = [];
@@ -26,6 +30,8 @@ export async function startHero(args = [], { env = {}, cwd = root, timeoutMs = 2
   const port = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('hero did not start:\n' + logs.join('\n'))), timeoutMs);
     proc.once('exit', (code) => reject(new Error(`hero exited with ${code}:\n` + logs.join('\n'))));
+    // A missing binary is an 'error' event, not an exit: fail at once with a clear message.
+    proc.once('error', (e) => { clearTimeout(timer); reject(new Error(`cannot start ${heroBin} (build it: cargo build -p hero): ${e.message}`)); });
     createInterface({ input: proc.stdout }).on('line', (line) => {
       logs.push(line);
       const m = /listening on http:\/\/[^\s]*:(\d+)/.exec(line);

@@ -106,7 +106,10 @@ async fn local_only(e: Arc<dyn Engine>) {
     let local = e.create_session(&SessionOptions::local()).await.unwrap();
     e.subscribe(&net, "/**", &opts).await.unwrap();
     e.subscribe(&local, "/**", &opts).await.unwrap();
-    let internal = PublishOptions { local_only: true };
+    let internal = PublishOptions {
+        local_only: true,
+        exact_only: false,
+    };
     assert_eq!(
         e.publish("/hero/x", env("/hero/x", 1), &internal)
             .await
@@ -115,6 +118,22 @@ async fn local_only(e: Arc<dyn Engine>) {
     );
     assert!(e.take(&net, 10).await.unwrap().is_empty());
     assert_eq!(e.take(&local, 10).await.unwrap().len(), 1);
+    // Exact-only: a network wildcard does not match, an exact subscription does.
+    let private = PublishOptions {
+        local_only: false,
+        exact_only: true,
+    };
+    assert_eq!(
+        e.publish("/p/1", env("/p/1", 2), &private).await.unwrap(),
+        1
+    );
+    assert!(e.take(&net, 10).await.unwrap().is_empty());
+    e.subscribe(&net, "/p/1", &opts).await.unwrap();
+    assert_eq!(
+        e.publish("/p/1", env("/p/1", 3), &private).await.unwrap(),
+        2
+    );
+    assert_eq!(e.take(&net, 10).await.unwrap().len(), 1);
 }
 
 async fn overflow(e: Arc<dyn Engine>) {

@@ -218,18 +218,19 @@ impl Shared {
     ) -> usize {
         let mut recipients: Vec<Arc<Session>> = Vec::new();
         let mut groups = 0;
-        for pattern in channel::matching_patterns(channel_name) {
+        for (i, pattern) in channel::matching_patterns(channel_name)
+            .into_iter()
+            .enumerate()
+        {
+            // Index 0 is the exact name; the rest are wildcards.
+            let local_only = opts.local_only || (opts.exact_only && i > 0);
             let shard = self
                 .subs_shard(&pattern)
                 .read()
                 .unwrap_or_else(|e| e.into_inner());
             if let Some(subs) = shard.get(pattern.as_str()) {
                 groups += 1;
-                recipients.extend(
-                    subs.values()
-                        .filter(|s| s.local || !opts.local_only)
-                        .cloned(),
-                );
+                recipients.extend(subs.values().filter(|s| s.local || !local_only).cloned());
             }
         }
         if groups > 1 {

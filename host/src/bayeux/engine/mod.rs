@@ -88,6 +88,9 @@ impl SessionOptions {
 pub struct PublishOptions {
     /// Deliver only to in-process sessions (internal channels).
     pub local_only: bool,
+    /// Network sessions receive it only through an exact-name subscription, not a
+    /// wildcard (private per-connection channels).
+    pub exact_only: bool,
 }
 
 /// Options for [`PubSubEngine::subscribe`].

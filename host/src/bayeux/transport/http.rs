@@ -102,8 +102,7 @@ pub(super) fn valid_callback(name: &str) -> bool {
         })
 }
 
-fn context(bayeux: &Bayeux, parts: &RequestParts, transport: Transport) -> MessageContext {
-    let _ = bayeux;
+fn context(parts: &RequestParts, transport: Transport) -> MessageContext {
     let forwarded = parts
         .headers
         .get("x-forwarded-for")
@@ -159,7 +158,7 @@ pub(super) async fn long_poll(bayeux: Bayeux, parts: RequestParts, body: Bytes) 
         Ok(m) => m,
         Err(e) => return bad_request(&e.to_string()),
     };
-    let ctx = context(&bayeux, &parts, transport);
+    let ctx = context(&parts, transport);
     let replies = bayeux.process(messages, &ctx).await;
     let mut res = Response::new(to_json_array(&replies).into());
     common_headers(&mut res, &parts.headers, "application/json; charset=utf-8");
@@ -182,7 +181,7 @@ pub(super) async fn jsonp(bayeux: Bayeux, parts: RequestParts) -> Response {
         Ok(m) => m,
         Err(e) => return bad_request(&e.to_string()),
     };
-    let ctx = context(&bayeux, &parts, Transport::CallbackPolling);
+    let ctx = context(&parts, Transport::CallbackPolling);
     let replies = bayeux.process(messages, &ctx).await;
     let json = to_json_array(&replies)
         .replace('\u{2028}', "\\u2028")

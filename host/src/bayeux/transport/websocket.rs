@@ -14,13 +14,17 @@
 
 use std::time::Duration;
 
+use futures_util::stream::SplitStream;
 use futures_util::{SinkExt, StreamExt};
 use hyper_util::rt::TokioIo;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Error as TungsteniteError;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_util::sync::CancellationToken;
 use warp::http::header::{CONNECTION, HeaderValue, SEC_WEBSOCKET_ACCEPT, UPGRADE};
@@ -81,6 +85,8 @@ pub(super) fn upgrade(bayeux: Bayeux, parts: RequestParts) -> Response {
         .max_write_buffer_size(c.ws_write_buffer_bytes + c.max_frame_bytes.max(1 << 16) * 4)
         .max_message_size(Some(c.max_frame_bytes))
         .max_frame_size(Some(c.max_frame_bytes));
+    // This task only finishes the upgrade and starts the socket's two tasks, so its
+    // state (config, upgrade future) is freed once the socket is up.
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
@@ -90,7 +96,7 @@ pub(super) fn upgrade(bayeux: Bayeux, parts: RequestParts) -> Response {
                     Some(config),
                 )
                 .await;
-                run(bayeux, ws, ctx).await;
+                start(bayeux, ws, ctx);
             }
             Err(e) => tracing::debug!(error = %e, "bayeux: websocket upgrade failed"),
         }
@@ -114,16 +120,33 @@ enum Out {
         client_id: String,
         hold: Duration,
     },
+    /// Close the socket with this frame.
+    Close(CloseFrame),
 }
 
 type Io = TokioIo<hyper::upgrade::Upgraded>;
 
-/// The reader loop; spawns the writer and ends it on exit.
-async fn run(bayeux: Bayeux, ws: WebSocketStream<Io>, ctx: MessageContext) {
-    let (sink, mut stream) = ws.split();
+/// Splits the socket and spawns its reader and writer.
+fn start(bayeux: Bayeux, ws: WebSocketStream<Io>, ctx: MessageContext) {
+    let (sink, stream) = ws.split();
     let (tx, rx) = mpsc::channel(bayeux.config().ws_send_queue.max(1));
     let stop = bayeux.shutdown_token().child_token();
     let writer = tokio::spawn(Writer::new(bayeux.clone(), stop.clone()).run(sink, rx));
+    tokio::spawn(read(bayeux, ctx, stream, tx, stop, writer));
+}
+
+/// The reader loop: one frame at a time, in order; ends the writer on exit.
+///
+/// This future lives as long as the socket, so it keeps only handles; the per-frame
+/// work (large futures, `Message`s) is boxed and freed after each frame.
+async fn read(
+    bayeux: Bayeux,
+    ctx: MessageContext,
+    mut stream: SplitStream<WebSocketStream<Io>>,
+    tx: mpsc::Sender<Box<Out>>,
+    stop: CancellationToken,
+    writer: tokio::task::JoinHandle<()>,
+) {
     loop {
         let frame = tokio::select! {
             () = stop.cancelled() => break,
@@ -133,55 +156,82 @@ async fn run(bayeux: Bayeux, ws: WebSocketStream<Io>, ctx: MessageContext) {
             Some(Ok(WsMessage::Text(t))) => t,
             Some(Ok(WsMessage::Close(_))) | None => break,
             Some(Ok(_)) => continue, // ping/pong handled by tungstenite; binary ignored
+            Some(Err(TungsteniteError::Capacity(e))) => {
+                // Over `max_frame_bytes`: say so in the close frame (1009).
+                tracing::debug!(error = %e, "bayeux: websocket frame too large");
+                let close = CloseFrame {
+                    code: CloseCode::Size,
+                    reason: "Message too big".into(),
+                };
+                let _ = tx.send(Box::new(Out::Close(close))).await;
+                break;
+            }
             Some(Err(e)) => {
                 tracing::debug!(error = %e, "bayeux: websocket read error");
                 break;
             }
         };
-        let messages = match parse_messages(text.as_bytes()) {
-            Ok(m) => m,
-            Err(e) => {
-                // As faye: a malformed frame is logged and ignored.
-                tracing::debug!(error = %e, "bayeux: malformed websocket frame");
-                continue;
-            }
-        };
-        let empty_frame = messages.is_empty();
-        let mut replies = Vec::new();
-        let mut held = Vec::new();
-        for msg in messages {
-            let is_connect = msg.channel.as_deref() == Some(CONNECT);
-            match bayeux.handle(msg, &ctx).await {
-                Outcome::Reply(r) => {
-                    if let Some(r) = bayeux.outgoing_reply(r).await {
-                        replies.push(OutItem::Msg(Box::new(r)));
-                    }
-                }
-                Outcome::Hold {
-                    reply,
-                    client_id,
-                    hold,
-                } if is_connect => held.push(Out::Hold {
-                    reply: Box::new(reply),
-                    client_id,
-                    hold,
-                }),
-                Outcome::Hold { reply, .. } => replies.push(OutItem::Msg(Box::new(reply))),
-            }
-        }
-        if (!replies.is_empty() || empty_frame)
-            && tx.send(Out::Frame(to_json_array(&replies))).await.is_err()
-        {
+        if !Box::pin(process_frame(&bayeux, &ctx, text.as_bytes(), &tx)).await {
             break;
         }
-        for h in held {
-            if tx.send(h).await.is_err() {
-                break;
+    }
+    // Closing the queue lets the writer send what is queued (e.g. a close frame), then end.
+    drop(tx);
+    let _ = writer.await;
+}
+
+/// Processes one frame; `false` once the writer is gone.
+async fn process_frame(
+    bayeux: &Bayeux,
+    ctx: &MessageContext,
+    text: &[u8],
+    tx: &mpsc::Sender<Box<Out>>,
+) -> bool {
+    let messages = match parse_messages(text) {
+        Ok(m) => m,
+        Err(e) => {
+            // As faye: a malformed frame is logged and ignored.
+            tracing::debug!(error = %e, "bayeux: malformed websocket frame");
+            return true;
+        }
+    };
+    let empty_frame = messages.is_empty();
+    let mut replies = Vec::new();
+    let mut held = Vec::new();
+    for msg in messages {
+        let is_connect = msg.channel.as_deref() == Some(CONNECT);
+        match bayeux.handle(msg, ctx).await {
+            Outcome::Reply(r) => {
+                if let Some(r) = bayeux.outgoing_reply(r).await {
+                    replies.push(OutItem::Msg(Box::new(r)));
+                }
             }
+            Outcome::Hold {
+                reply,
+                client_id,
+                hold,
+            } if is_connect => held.push(Box::new(Out::Hold {
+                reply: Box::new(reply),
+                client_id,
+                hold,
+            })),
+            Outcome::Hold { reply, .. } => replies.push(OutItem::Msg(Box::new(reply))),
         }
     }
-    stop.cancel();
-    let _ = writer.await;
+    if (!replies.is_empty() || empty_frame)
+        && tx
+            .send(Box::new(Out::Frame(to_json_array(&replies))))
+            .await
+            .is_err()
+    {
+        return false;
+    }
+    for h in held {
+        if tx.send(h).await.is_err() {
+            return false;
+        }
+    }
+    true
 }
 
 struct Writer {
@@ -190,7 +240,7 @@ struct Writer {
     /// The client whose deliveries this socket pushes: (id, attach token, detach signal).
     attached: Option<(String, u64, CancellationToken)>,
     /// The held connect reply and when to send it.
-    held: Option<(Message, Instant)>,
+    held: Option<(Box<Message>, Instant)>,
 }
 
 impl Writer {
@@ -203,7 +253,7 @@ impl Writer {
         }
     }
 
-    async fn run<S>(mut self, mut sink: S, mut rx: mpsc::Receiver<Out>)
+    async fn run<S>(mut self, mut sink: S, mut rx: mpsc::Receiver<Box<Out>>)
     where
         S: futures_util::Sink<WsMessage> + Unpin,
     {
@@ -214,18 +264,22 @@ impl Writer {
             let result = tokio::select! {
                 biased;
                 () = self.stop.cancelled() => break,
-                out = rx.recv() => match out {
+                out = rx.recv() => match out.map(|o| *o) {
                     None => break,
-                    Some(Out::Frame(text)) => send(&mut sink, text).await,
+                    Some(Out::Frame(text)) => Box::pin(send(&mut sink, text)).await,
+                    Some(Out::Close(frame)) => {
+                        let _ = sink.send(WsMessage::Close(Some(frame))).await;
+                        false
+                    }
                     Some(Out::Hold { reply, client_id, hold }) => {
                         self.attach(&client_id);
                         // A second connect releases the first.
-                        let mut ok = self.release_held(&mut sink).await;
+                        let mut ok = Box::pin(self.release_held(&mut sink)).await;
                         if ok {
                             if hold.is_zero() {
-                                ok = self.send_reply(&mut sink, *reply).await;
+                                ok = Box::pin(self.send_reply(&mut sink, reply)).await;
                             } else {
-                                self.held = Some((*reply, Instant::now() + hold));
+                                self.held = Some((reply, Instant::now() + hold));
                             }
                         }
                         ok
@@ -236,7 +290,7 @@ impl Writer {
                         Some(d) => tokio::time::sleep_until(d).await,
                         None => std::future::pending().await,
                     }
-                } => self.release_held(&mut sink).await,
+                } => Box::pin(self.release_held(&mut sink)).await,
                 () = async {
                     match &attached {
                         Some((_, _, detached)) => detached.cancelled().await,
@@ -251,7 +305,7 @@ impl Writer {
                         Some((id, _, _)) => engine.wait(id).await,
                         None => std::future::pending().await,
                     }
-                } => self.push(&mut sink).await,
+                } => Box::pin(self.push(&mut sink)).await,
             };
             if !result {
                 break;
@@ -279,14 +333,14 @@ impl Writer {
         self.attached = Some((client_id.to_owned(), token, detached));
     }
 
-    async fn send_reply<S>(&mut self, sink: &mut S, reply: Message) -> bool
+    async fn send_reply<S>(&mut self, sink: &mut S, reply: Box<Message>) -> bool
     where
         S: futures_util::Sink<WsMessage> + Unpin,
     {
         if let Some(id) = reply.client_id.as_deref() {
             let _ = self.bayeux.engine().ping(id).await;
         }
-        match self.bayeux.outgoing_reply(reply).await {
+        match self.bayeux.outgoing_reply(*reply).await {
             Some(r) => send(sink, to_json_array(&[OutItem::Msg(Box::new(r))])).await,
             None => true,
         }

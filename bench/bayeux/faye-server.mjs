@@ -1,0 +1,17 @@
+// The peer for bench/bayeux.sh: the npm faye 1.4.3 server (memory engine) at /faye,
+// printing "listening on http://127.0.0.1:PORT" like hero does.
+import http from 'node:http';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const require = createRequire(path.join(here, '../../tests/js/package.json'));
+const faye = require('faye');
+
+const server = http.createServer((req, res) => { res.writeHead(404); res.end(); });
+new faye.NodeAdapter({ mount: '/faye', timeout: 45 }).attach(server);
+server.listen(Number(process.env.PORT || 0), '127.0.0.1', () => {
+  console.log(`listening on http://127.0.0.1:${server.address().port}`);
+});
+process.on('SIGTERM', () => process.exit(0));
