@@ -463,7 +463,8 @@ fn a_dynamic_action_clashing_with_a_static_one_is_refused() {
         };
         let app = hero::App::new(config).unwrap();
         hero::plugins::start(&app);
-        let refused = &app.status()["plugins"]["refused"][0];
+        let status = app.status().await;
+        let refused = &status["plugins"]["refused"][0];
         let reason = refused["reason"].as_str().unwrap();
         assert!(reason.contains("action greet v1 from"), "{reason}");
         assert!(

@@ -54,7 +54,10 @@ impl App {
     pub fn new(config: Config) -> Result<Arc<Self>, AppError> {
         let registry = Arc::new(Registry::with_static_actions()?);
         let connections = Arc::new(Connections::default());
-        let rooms = Rooms::new(Arc::new(MemoryRoomStore::default()), Arc::clone(&connections));
+        let rooms = Rooms::new(
+            Arc::new(MemoryRoomStore::default()),
+            Arc::clone(&connections),
+        );
         let mut bayeux_config = config.bayeux.clone();
         bayeux_config.trust_forwarded_for |= config.trust_proxy;
         let bayeux = Bayeux::new(bayeux_config);

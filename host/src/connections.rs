@@ -322,7 +322,12 @@ mod tests {
         let a = random_id();
         let b = random_id();
         assert_ne!(a, b);
-        assert!(a.len() >= 20 && a.bytes().all(|c| c.is_ascii_digit() || c.is_ascii_lowercase()), "{a}");
+        assert!(
+            a.len() >= 20
+                && a.bytes()
+                    .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase()),
+            "{a}"
+        );
     }
 
     #[test]
@@ -334,7 +339,11 @@ mod tests {
         assert_eq!(c.len(), 3);
         assert!(c.remove(&a.id).is_some());
         assert!(c.remove(&a.id).is_none());
-        assert_eq!(c.owner_of(&a.id).as_deref(), Some("bay1"), "remembered after closing");
+        assert_eq!(
+            c.owner_of(&a.id).as_deref(),
+            Some("bay1"),
+            "remembered after closing"
+        );
         let gone = c.remove_owned_by("bay1");
         assert_eq!(gone.len(), 1);
         assert_eq!(gone[0].id, b.id);

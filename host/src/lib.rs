@@ -18,8 +18,8 @@ pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod connections;
-pub mod rooms;
 pub mod plugins;
+pub mod rooms;
 pub mod servers;
 pub mod services;
 
@@ -48,7 +48,10 @@ pub async fn run(
         shutdown.await;
         // Clients are told and given a moment to leave before the transports close.
         websocket
-            .destroy_all("the server is shutting down", std::time::Duration::from_secs(1))
+            .destroy_all(
+                "the server is shutting down",
+                std::time::Duration::from_secs(1),
+            )
             .await;
         bayeux.shutdown().await;
     };

@@ -124,7 +124,11 @@ impl MemoryRoomStore {
         self.rooms.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn with_room<T>(&self, room: &str, f: impl FnOnce(&mut Room) -> Result<T, RoomError>) -> Result<T, RoomError> {
+    fn with_room<T>(
+        &self,
+        room: &str,
+        f: impl FnOnce(&mut Room) -> Result<T, RoomError>,
+    ) -> Result<T, RoomError> {
         let mut rooms = self.lock();
         rooms.get_mut(room).ok_or(RoomError::NoSuchRoom).and_then(f)
     }
@@ -144,7 +148,13 @@ impl RoomStore for MemoryRoomStore {
         let old = match rooms.get_mut(room) {
             Some(existing) => Some(std::mem::replace(&mut existing.auth, auth)),
             None => {
-                rooms.insert(room.to_owned(), Room { auth, ..Room::default() });
+                rooms.insert(
+                    room.to_owned(),
+                    Room {
+                        auth,
+                        ..Room::default()
+                    },
+                );
                 None
             }
         };
@@ -152,11 +162,15 @@ impl RoomStore for MemoryRoomStore {
     }
 
     fn delete<'a>(&'a self, room: &'a str) -> BoxFuture<'a, Result<Vec<String>, RoomError>> {
-        let removed = self.lock().remove(room).ok_or(RoomError::NoSuchRoom).map(|r| {
-            let mut ids: Vec<String> = r.members.into_iter().map(|m| m.id).collect();
-            ids.extend(r.listeners);
-            ids
-        });
+        let removed = self
+            .lock()
+            .remove(room)
+            .ok_or(RoomError::NoSuchRoom)
+            .map(|r| {
+                let mut ids: Vec<String> = r.members.into_iter().map(|m| m.id).collect();
+                ids.extend(r.listeners);
+                ids
+            });
         ready(removed)
     }
 
@@ -210,7 +224,13 @@ impl RoomStore for MemoryRoomStore {
     fn audience<'a>(&'a self, room: &'a str) -> BoxFuture<'a, Result<Vec<String>, RoomError>> {
         ready(self.with_room(room, |r| {
             let mut ids: Vec<String> = r.members.iter().map(|m| m.id.clone()).collect();
-            ids.extend(r.listeners.iter().filter(|l| !ids.contains(l)).cloned().collect::<Vec<_>>());
+            ids.extend(
+                r.listeners
+                    .iter()
+                    .filter(|l| !ids.contains(l))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
             Ok(ids)
         }))
     }
@@ -240,7 +260,9 @@ pub struct Rooms {
 
 impl fmt::Debug for Rooms {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Rooms").field("store", &self.store).finish_non_exhaustive()
+        f.debug_struct("Rooms")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
     }
 }
 
@@ -316,8 +338,13 @@ impl Rooms {
             if !allowed {
                 let removed = self.leave(&member.id, room).await;
                 if removed.is_ok() {
-                    let note = say_message(room, SERVER_SENDER, json!("you are no longer authorized to be in this room"));
-                    self.deliver_to(std::slice::from_ref(&member.id), None, &note).await;
+                    let note = say_message(
+                        room,
+                        SERVER_SENDER,
+                        json!("you are no longer authorized to be in this room"),
+                    );
+                    self.deliver_to(std::slice::from_ref(&member.id), None, &note)
+                        .await;
                 }
             }
         }
@@ -331,8 +358,12 @@ impl Rooms {
     /// `NoSuchRoom`, or a store failure.
     pub async fn delete(&self, room: &str) -> Result<(), RoomError> {
         let audience = self.store.audience(room).await?;
-        self.deliver_to(&audience, None, &say_message(room, SERVER_SENDER, json!(DELETED)))
-            .await;
+        self.deliver_to(
+            &audience,
+            None,
+            &say_message(room, SERVER_SENDER, json!(DELETED)),
+        )
+        .await;
         for id in self.store.delete(room).await? {
             if let Some(c) = self.connections.get(&id) {
                 c.remove_room(room);
@@ -361,7 +392,13 @@ impl Rooms {
             return Err(RoomError::NotAuthorized);
         }
         self.store
-            .join(room, Member { id: id.to_owned(), joined_at: now_ms() })
+            .join(
+                room,
+                Member {
+                    id: id.to_owned(),
+                    joined_at: now_ms(),
+                },
+            )
             .await?;
         connection.add_room(room);
         self.announce(room, id, json!(ENTERED)).await
@@ -469,7 +506,13 @@ impl Rooms {
     ///
     /// `NoSuchRoom`.
     pub async fn member_ids(&self, room: &str) -> Result<Vec<String>, RoomError> {
-        Ok(self.store.members(room).await?.into_iter().map(|m| m.id).collect())
+        Ok(self
+            .store
+            .members(room)
+            .await?
+            .into_iter()
+            .map(|m| m.id)
+            .collect())
     }
 
     /// Rooms and member counts, for `status`.
@@ -513,7 +556,10 @@ mod tests {
 
     fn setup() -> (Rooms, Arc<Connections>, Arc<Recorder>) {
         let connections = Arc::new(Connections::default());
-        let rooms = Rooms::new(Arc::new(MemoryRoomStore::default()), Arc::clone(&connections));
+        let rooms = Rooms::new(
+            Arc::new(MemoryRoomStore::default()),
+            Arc::clone(&connections),
+        );
         let recorder = Arc::new(Recorder::default());
         rooms.set_delivery(recorder.clone());
         (rooms, connections, recorder)
@@ -542,10 +588,19 @@ mod tests {
 
         rooms.say(&a.id, "r", json!("hi")).await.unwrap();
         let got = rec.take();
-        assert_eq!(got.iter().map(|g| g.0.clone()).collect::<Vec<_>>(), vec![b.id.clone()]);
+        assert_eq!(
+            got.iter().map(|g| g.0.clone()).collect::<Vec<_>>(),
+            vec![b.id.clone()]
+        );
         assert_eq!(got[0].1["context"], "user");
-        assert_eq!(rooms.say(&c.id, "r", json!("x")).await, Err(RoomError::NotMember));
-        assert_eq!(rooms.say(&a.id, "r", json!("")).await, Err(RoomError::MessageRequired));
+        assert_eq!(
+            rooms.say(&c.id, "r", json!("x")).await,
+            Err(RoomError::NotMember)
+        );
+        assert_eq!(
+            rooms.say(&a.id, "r", json!("")).await,
+            Err(RoomError::MessageRequired)
+        );
 
         rooms.listen(&c.id, "r", true).await.unwrap();
         rooms.say(&a.id, "r", json!("hey")).await.unwrap();
@@ -555,7 +610,10 @@ mod tests {
         want.sort();
         assert_eq!(to, want);
         rooms.listen(&c.id, "r", false).await.unwrap();
-        assert_eq!(rooms.listen(&c.id, "r", false).await, Err(RoomError::NotMember));
+        assert_eq!(
+            rooms.listen(&c.id, "r", false).await,
+            Err(RoomError::NotMember)
+        );
     }
 
     #[tokio::test]
@@ -564,7 +622,10 @@ mod tests {
         rooms.create("r", AuthPattern::new()).await.unwrap();
         let a = conns.create("x", "127.0.0.1".into(), 1);
         let b = conns.create("y", "127.0.0.1".into(), 2);
-        assert_eq!(rooms.view(&a.id, "r").await, Err(RoomError::NotMemberOf("r".into())));
+        assert_eq!(
+            rooms.view(&a.id, "r").await,
+            Err(RoomError::NotMemberOf("r".into()))
+        );
         rooms.join(&a.id, "r").await.unwrap();
         rooms.join(&b.id, "r").await.unwrap();
         let v = rooms.view(&a.id, "r").await.unwrap();
@@ -584,10 +645,16 @@ mod tests {
     #[tokio::test]
     async fn patterns_gate_joins_and_changes_recheck_members() {
         let (rooms, conns, rec) = setup();
-        rooms.create("secure", pattern(json!({"role": "admin"}))).await.unwrap();
+        rooms
+            .create("secure", pattern(json!({"role": "admin"})))
+            .await
+            .unwrap();
         let a = conns.create("x", "127.0.0.1".into(), 1);
         let b = conns.create("y", "127.0.0.1".into(), 2);
-        assert_eq!(rooms.join(&a.id, "secure").await, Err(RoomError::NotAuthorized));
+        assert_eq!(
+            rooms.join(&a.id, "secure").await,
+            Err(RoomError::NotAuthorized)
+        );
         a.set_attribute("role", json!("admin"));
         b.set_attribute("role", json!("admin"));
         b.set_attribute("team", json!("blue"));
@@ -595,14 +662,29 @@ mod tests {
         rooms.join(&b.id, "secure").await.unwrap();
         rec.take();
         // Same pattern again: nothing happens.
-        rooms.create("secure", pattern(json!({"role": "admin"}))).await.unwrap();
+        rooms
+            .create("secure", pattern(json!({"role": "admin"})))
+            .await
+            .unwrap();
         assert!(rec.take().is_empty());
-        rooms.create("secure", pattern(json!({"role": "admin", "team": "blue"}))).await.unwrap();
-        assert_eq!(rooms.member_ids("secure").await.unwrap(), vec![b.id.clone()]);
+        rooms
+            .create("secure", pattern(json!({"role": "admin", "team": "blue"})))
+            .await
+            .unwrap();
+        assert_eq!(
+            rooms.member_ids("secure").await.unwrap(),
+            vec![b.id.clone()]
+        );
         assert!(a.rooms().is_empty());
         let got = rec.take();
-        assert!(got.iter().any(|(to, m)| to == &b.id && m["message"] == LEFT && m["from"] == json!(a.id)));
-        assert!(got.iter().any(|(to, m)| to == &a.id && m["from"] == SERVER_SENDER));
+        assert!(
+            got.iter()
+                .any(|(to, m)| to == &b.id && m["message"] == LEFT && m["from"] == json!(a.id))
+        );
+        assert!(
+            got.iter()
+                .any(|(to, m)| to == &a.id && m["from"] == SERVER_SENDER)
+        );
     }
 
     #[tokio::test]
@@ -635,7 +717,10 @@ mod tests {
         rooms.leave_all(&a).await;
         let got = rec.take();
         assert_eq!(got.len(), 2);
-        assert!(got.iter().all(|(to, m)| to == &b.id && m["message"] == LEFT));
+        assert!(
+            got.iter()
+                .all(|(to, m)| to == &b.id && m["message"] == LEFT)
+        );
         assert_eq!(rooms.status().await, json!({"r1": 1, "r2": 1}));
     }
 }

@@ -69,7 +69,10 @@ impl HostServices for Services {
     ) -> BoxFuture<'a, ServiceResult<()>> {
         Box::pin(async move {
             let app = self.app()?;
-            app.rooms.broadcast(room, from, message).await.map_err(room_error)
+            app.rooms
+                .broadcast(room, from, message)
+                .await
+                .map_err(room_error)
         })
     }
 

@@ -209,7 +209,11 @@ impl WebSocketServer {
             self.respond(&connection, n, verb_not_found()).await;
             return;
         };
-        let event = msg.get("event").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let event = msg
+            .get("event")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         let room = text(&msg, "room");
         let reply = match event.as_str() {
             "action" => {
@@ -259,7 +263,8 @@ impl WebSocketServer {
                 room_status(app.rooms.say(&connection.id, &room, message).await)
             }
             "quit" => {
-                self.respond(&connection, n, ok_data(Value::Bool(true))).await;
+                self.respond(&connection, n, ok_data(Value::Bool(true)))
+                    .await;
                 self.close(&app, &connection).await;
                 return;
             }
@@ -269,11 +274,23 @@ impl WebSocketServer {
     }
 
     /// Runs an action concurrently, within `simultaneousActions`.
-    fn start_action(self: Arc<Self>, app: Arc<App>, connection: Arc<Connection>, n: u64, params: Params) {
-        let Some(slot) = connection.pending.try_acquire(app.config.simultaneous_actions) else {
+    fn start_action(
+        self: Arc<Self>,
+        app: Arc<App>,
+        connection: Arc<Connection>,
+        n: u64,
+        params: Params,
+    ) {
+        let Some(slot) = connection
+            .pending
+            .try_acquire(app.config.simultaneous_actions)
+        else {
             tokio::spawn(async move {
                 let mut r = Map::new();
-                r.insert("error".into(), ActionError::too_many_requests().client_message().into());
+                r.insert(
+                    "error".into(),
+                    ActionError::too_many_requests().client_message().into(),
+                );
                 self.respond(&connection, n, r).await;
             });
             return;
@@ -366,7 +383,13 @@ async fn file_reply(root: &Path, path: &str) -> Map<String, Value> {
     let mut r = Map::new();
     match read_public_file(root, path).await {
         Ok(file) if !path.trim_matches('/').is_empty() => {
-            let mime = file.mime.split(';').next().unwrap_or_default().trim().to_owned();
+            let mime = file
+                .mime
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_owned();
             let length = file.bytes.len();
             match std::str::from_utf8(&file.bytes) {
                 Ok(text) if is_textual(&mime) => {
@@ -393,7 +416,11 @@ async fn file_reply(root: &Path, path: &str) -> Map<String, Value> {
 }
 
 impl Extension for WebSocketServer {
-    fn incoming<'a>(&'a self, ctx: &'a MessageContext, msg: &'a mut Message) -> BoxFuture<'a, Verdict> {
+    fn incoming<'a>(
+        &'a self,
+        ctx: &'a MessageContext,
+        msg: &'a mut Message,
+    ) -> BoxFuture<'a, Verdict> {
         Box::pin(async move {
             if ctx.trusted {
                 return Verdict::Pass;
@@ -411,7 +438,11 @@ impl Extension for WebSocketServer {
             if name == "/meta/subscribe" {
                 let subs: Vec<String> = match &msg.subscription {
                     Some(Value::String(s)) => vec![s.clone()],
-                    Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+                    Some(Value::Array(a)) => a
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect(),
                     _ => Vec::new(),
                 };
                 for sub in subs {
@@ -439,7 +470,11 @@ impl Extension for WebSocketServer {
         })
     }
 
-    fn outgoing<'a>(&'a self, ctx: &'a OutgoingContext, msg: &'a mut Message) -> BoxFuture<'a, Verdict> {
+    fn outgoing<'a>(
+        &'a self,
+        ctx: &'a OutgoingContext,
+        msg: &'a mut Message,
+    ) -> BoxFuture<'a, Verdict> {
         Box::pin(async move {
             if ctx.kind != OutgoingKind::Delivery || !channel::is_under(msg.channel_str(), ROOT) {
                 return Verdict::Pass;
@@ -483,7 +518,11 @@ impl Extension for WebSocketServer {
                 let (ip, port) = Self::peer(&app, ctx);
                 let connection = app.connections.create(client, ip, port);
                 tracing::debug!(connection = %connection.id, owner = client, "websocket connection created");
-                if let Err(err) = self.bayeux.publish(name, json!({"id": connection.id})).await {
+                if let Err(err) = self
+                    .bayeux
+                    .publish(name, json!({"id": connection.id}))
+                    .await
+                {
                     tracing::warn!(%err, "cannot announce a new connection");
                 }
             } else if let Some(id) = name.strip_prefix(CONNECTION_PREFIX)
@@ -491,8 +530,11 @@ impl Extension for WebSocketServer {
                 && connection.owner == client
                 && connection.mark_welcomed()
             {
-                self.send(id, json!({"welcome": app.config.welcome_message, "context": "api"}))
-                    .await;
+                self.send(
+                    id,
+                    json!({"welcome": app.config.welcome_message, "context": "api"}),
+                )
+                .await;
             }
         })
     }
@@ -523,10 +565,20 @@ pub fn asset_routes() -> BoxedFilter<(Response,)> {
     let client = warp::path!("public" / "javascript" / "actionheroClient.js")
         .map(|| asset(ACTIONHERO_CLIENT, "application/javascript; charset=utf-8"));
     let chat = warp::path!("chat.html").map(|| asset(CHAT_HTML, "text/html; charset=utf-8"));
-    let chat_js = warp::path!("chat" / "chat.js").map(|| asset(CHAT_JS, "application/javascript; charset=utf-8"));
-    let chat_css = warp::path!("chat" / "chat.css").map(|| asset(CHAT_CSS, "text/css; charset=utf-8"));
+    let chat_js = warp::path!("chat" / "chat.js")
+        .map(|| asset(CHAT_JS, "application/javascript; charset=utf-8"));
+    let chat_css =
+        warp::path!("chat" / "chat.css").map(|| asset(CHAT_CSS, "text/css; charset=utf-8"));
     warp::get()
-        .and(client.or(chat).unify().or(chat_js).unify().or(chat_css).unify())
+        .and(
+            client
+                .or(chat)
+                .unify()
+                .or(chat_js)
+                .unify()
+                .or(chat_css)
+                .unify(),
+        )
         .boxed()
 }
 

@@ -6,7 +6,9 @@
 //! - `roomMembersTest`: lists the connection ids in `room`.
 //! - `roomBroadcastTest`: says `message` in `room` as `from` (default `server`).
 
-use plugin_api::{Action, ActionDefinition, ActionError, ActionResult, Context, Input, Params, Value, json};
+use plugin_api::{
+    Action, ActionDefinition, ActionError, ActionResult, Context, Input, Params, Value, json,
+};
 
 fn required_text(ctx: &Context, name: &str) -> Result<String, ActionError> {
     match ctx.param(name) {
@@ -128,7 +130,10 @@ impl Action for RoomBroadcastTest {
         let room = required_text(&ctx, "room")?;
         let from = required_text(&ctx, "from")?;
         let message = ctx.param("message").cloned().unwrap_or(Value::Null);
-        ctx.rooms().broadcast(&room, &from, message).await.map_err(refused)?;
+        ctx.rooms()
+            .broadcast(&room, &from, message)
+            .await
+            .map_err(refused)?;
         Ok(json!({ "broadcast": true }))
     }
 }
