@@ -52,14 +52,27 @@ async fn start(config: Config) -> anyhow::Result<()> {
     // mean "shut down gracefully", not the default "die".
     let shutdown = shutdown_signal().context("cannot install signal handlers")?;
     let addr = SocketAddr::new(config.bind, config.port);
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
+    let listener = bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr().context("listener has no address")?;
     tracing::info!("listening on http://{local}");
     crate::run(config, listener, shutdown).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A listener whose accepted sockets have `TCP_NODELAY` (Linux copies it from the
+/// listening socket): a websocket reply and the delivery right behind it must not wait
+/// for the peer's delayed ACK (40 ms per round trip otherwise).
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_nodelay(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
 }
 
 /// Installs SIGINT and SIGTERM handlers; the future resolves on either.
