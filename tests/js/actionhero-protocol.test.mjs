@@ -244,3 +244,24 @@ async function waitFor(check, ms = 10000) {
     await new Promise((r) => setImmediate(r));
   }
 }
+
+test('behind a trusted proxy, remoteIP is the X-Forwarded-For address (long-polling)', async () => {
+  const proxied = await startHero(['--trust-proxy']);
+  try {
+    const AC = await loadClient(proxied.url);
+    const client = new AC({ faye, host: proxied.url, disable: ['websocket', 'eventsource'], retry: 1 });
+    // Set on the faye client before it handshakes: every request carries it.
+    const Faye = { ...faye, Client: function Client(url, options) {
+      const c = new faye.Client(url, options);
+      c.setHeader('X-Forwarded-For', '10.9.8.7, 127.0.0.1');
+      return c;
+    } };
+    client.options.faye = Faye;
+    const details = await new Promise((resolve, reject) => client.connect((err, d) => (err ? reject(err) : resolve(d))));
+    assert.equal(details.data.remoteIP, '10.9.8.7');
+    client.disconnect();
+    await settle();
+  } finally {
+    await proxied.stop();
+  }
+});
