@@ -64,6 +64,8 @@ pub fn connection_channel(id: &str) -> String {
 pub struct WebSocketServer {
     app: Weak<App>,
     bayeux: Bayeux,
+    /// Itself, for work spawned from the `&self` extension hooks.
+    me: Weak<WebSocketServer>,
 }
 
 /// Delivers room messages on connection channels.
@@ -83,9 +85,10 @@ impl RoomDelivery for Delivery {
 impl WebSocketServer {
     /// Starts the protocol on `bayeux`: registers the extension and room delivery.
     pub fn attach(app: &Arc<App>, bayeux: &Bayeux) -> Arc<Self> {
-        let server = Arc::new(Self {
+        let server = Arc::new_cyclic(|me| Self {
             app: Arc::downgrade(app),
             bayeux: bayeux.clone(),
+            me: me.clone(),
         });
         app.rooms.set_delivery(Arc::new(Delivery(bayeux.clone())));
         bayeux.add_extension(Arc::clone(&server) as Arc<dyn Extension>);
@@ -464,8 +467,9 @@ impl Extension for WebSocketServer {
                 return Verdict::Reject(BayeuxError::channel_forbidden(&name));
             };
             let data = msg.data.take().unwrap_or(Value::Null);
-            let server = app_server(self);
-            server.handle(app, connection, data).await;
+            if let Some(server) = self.me.upgrade() {
+                server.handle(app, connection, data).await;
+            }
             Verdict::Drop
         })
     }
@@ -550,14 +554,6 @@ impl Extension for WebSocketServer {
             }
         })
     }
-}
-
-/// An owned handle to the server for spawned work.
-fn app_server(server: &WebSocketServer) -> Arc<WebSocketServer> {
-    Arc::new(WebSocketServer {
-        app: server.app.clone(),
-        bayeux: server.bayeux.clone(),
-    })
 }
 
 /// `/public/javascript/actionheroClient.js` and the chat page, embedded in the binary.
