@@ -182,3 +182,18 @@ for (const transport of TRANSPORTS) {
     });
   });
 }
+
+// Also needs hero-testbed: its panicTest action.
+test('a panicking action answers the internal error; the connection lives on', async () => {
+  const { client } = await connect(ActionheroClient, hero.url, TRANSPORTS[0]);
+  try {
+    const r = await call.action(client, 'panicTest', {});
+    assert.equal(r.error, 'Error: The server experienced an internal error');
+    assert.equal(r.messageCount, 2);
+    const after = await call.action(client, 'randomNumber', {});
+    assert.ok(after.randomNumber >= 0);
+    assert.equal((await call.details(client)).data.pendingActions, 0);
+  } finally {
+    client.disconnect();
+  }
+});
