@@ -265,6 +265,11 @@ impl Connections {
         ids.iter().filter_map(|id| index.by_id.remove(id)).collect()
     }
 
+    /// Live connections owned by the Bayeux client `owner`.
+    pub fn count_owned_by(&self, owner: &str) -> usize {
+        self.read().by_owner.get(owner).map_or(0, HashSet::len)
+    }
+
     /// The Bayeux client that owns (or owned, if recently closed) connection `id`.
     pub fn owner_of(&self, id: &str) -> Option<String> {
         let index = self.read();
@@ -337,6 +342,7 @@ mod tests {
         let b = c.create("bay1", "127.0.0.1".into(), 2);
         let other = c.create("bay2", "127.0.0.1".into(), 3);
         assert_eq!(c.len(), 3);
+        assert_eq!(c.count_owned_by("bay1"), 2);
         assert!(c.remove(&a.id).is_some());
         assert!(c.remove(&a.id).is_none());
         assert_eq!(

@@ -265,3 +265,22 @@ test('behind a trusted proxy, remoteIP is the X-Forwarded-For address (long-poll
     await proxied.stop();
   }
 });
+
+test('one Bayeux client may open at most 64 connections', async () => {
+  const c = new faye.Client(`${hero.url}/faye`);
+  try {
+    const ids = [];
+    for (let i = 0; i < 64; i++) {
+      const channel = `/client/websocket/_incoming/cap${i}`;
+      const id = new Promise((resolve) => c.subscribe(channel, (m) => resolve(m.id)));
+      ids.push(await id);
+    }
+    assert.equal(new Set(ids).size, 64);
+    const refused = await c.subscribe('/client/websocket/_incoming/cap64', () => {}).then(() => null, (e) => e);
+    assert.equal(refused?.code, 403);
+    assert.match(refused.message, /Too many connections/);
+  } finally {
+    c.disconnect();
+    await settle();
+  }
+});

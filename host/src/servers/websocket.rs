@@ -49,6 +49,8 @@ pub const ROOT: &str = "/client/websocket";
 pub const SETUP_PREFIX: &str = "/client/websocket/_incoming/";
 /// Prefix of connection channels.
 pub const CONNECTION_PREFIX: &str = "/client/websocket/connection/";
+/// Most live connections one Bayeux client may open (each setup subscribe opens one).
+pub const MAX_CONNECTIONS_PER_CLIENT: usize = 64;
 /// The reply to an unknown verb.
 pub const VERB_NOT_FOUND: &str = "verb not found or not allowed";
 /// The `file` error for a missing or refused file.
@@ -451,6 +453,17 @@ impl Extension for WebSocketServer {
                 for sub in subs {
                     if !Self::allowed(&app, client, &sub) {
                         return Verdict::Reject(BayeuxError::channel_forbidden(&sub));
+                    }
+                    if is_setup_channel(&sub)
+                        && client.is_some_and(|c| {
+                            app.connections.count_owned_by(c) >= MAX_CONNECTIONS_PER_CLIENT
+                        })
+                    {
+                        return Verdict::Reject(BayeuxError::custom(
+                            403,
+                            [sub.as_str()],
+                            "Too many connections",
+                        ));
                     }
                 }
                 return Verdict::Pass;
