@@ -12,6 +12,9 @@
 //! reading fills its bounded mailbox and is disconnected (slow consumer); a write
 //! that does not complete in time closes the socket.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::stream::SplitStream;
@@ -234,11 +237,19 @@ async fn process_frame(
     true
 }
 
+/// A future the writer selects on, kept across loop turns (re-created only when what
+/// it waits for changes, not on every wake-up).
+type Pending = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+fn never() -> Pending {
+    Box::pin(std::future::pending())
+}
+
 struct Writer {
     bayeux: Bayeux,
     stop: CancellationToken,
     /// The client whose deliveries this socket pushes: (id, attach token, detach signal).
-    attached: Option<(String, u64, CancellationToken)>,
+    attached: Option<(Arc<str>, u64, CancellationToken)>,
     /// The held connect reply and when to send it.
     held: Option<(Box<Message>, Instant)>,
 }
@@ -253,17 +264,48 @@ impl Writer {
         }
     }
 
+    /// A future resolving when the attached client's mailbox may have something.
+    fn mailbox_wait(&self) -> Pending {
+        match &self.attached {
+            Some((id, _, _)) => {
+                let engine = self.bayeux.engine().clone();
+                let id = id.clone();
+                Box::pin(async move { engine.wait(&id).await })
+            }
+            None => never(),
+        }
+    }
+
+    fn detach_wait(&self) -> Pending {
+        match &self.attached {
+            Some((_, _, detached)) => Box::pin(detached.clone().cancelled_owned()),
+            None => never(),
+        }
+    }
+
     async fn run<S>(mut self, mut sink: S, mut rx: mpsc::Receiver<Box<Out>>)
     where
         S: futures_util::Sink<WsMessage> + Unpin,
     {
-        let engine = self.bayeux.engine().clone();
+        // Every wake-up of a pushing socket goes through this loop, so the futures it
+        // selects on are built once and kept, not rebuilt per turn.
+        let stop = self.stop.clone().cancelled_owned();
+        tokio::pin!(stop);
+        let hold_timer = tokio::time::sleep_until(Instant::now());
+        tokio::pin!(hold_timer);
+        let mut armed_for: Option<u64> = None;
+        let mut detached = never();
+        let mut mailbox = never();
         loop {
-            let attached = self.attached.clone();
-            let deadline = self.held.as_ref().map(|(_, d)| *d);
+            let token = self.attached.as_ref().map(|(_, t, _)| *t);
+            if token != armed_for {
+                armed_for = token;
+                detached = self.detach_wait();
+                mailbox = self.mailbox_wait();
+            }
             let result = tokio::select! {
                 biased;
-                () = self.stop.cancelled() => break,
+                () = &mut stop => break,
                 out = rx.recv() => match out.map(|o| *o) {
                     None => break,
                     Some(Out::Frame(text)) => Box::pin(send(&mut sink, text)).await,
@@ -279,33 +321,27 @@ impl Writer {
                             if hold.is_zero() {
                                 ok = Box::pin(self.send_reply(&mut sink, reply)).await;
                             } else {
-                                self.held = Some((reply, Instant::now() + hold));
+                                let deadline = Instant::now() + hold;
+                                hold_timer.as_mut().reset(deadline);
+                                self.held = Some((reply, deadline));
                             }
                         }
                         ok
                     }
                 },
-                () = async {
-                    match deadline {
-                        Some(d) => tokio::time::sleep_until(d).await,
-                        None => std::future::pending().await,
+                () = &mut hold_timer, if self.held.is_some() => {
+                    Box::pin(self.release_held(&mut sink)).await
+                }
+                () = &mut detached => {
+                    if let Some((id, token, _)) = self.attached.take() {
+                        self.bayeux.detach(&id, token);
                     }
-                } => Box::pin(self.release_held(&mut sink)).await,
-                () = async {
-                    match &attached {
-                        Some((_, _, detached)) => detached.cancelled().await,
-                        None => std::future::pending().await,
-                    }
-                } => {
-                    self.attached = None;
                     true
                 }
-                () = async {
-                    match &attached {
-                        Some((id, _, _)) => engine.wait(id).await,
-                        None => std::future::pending().await,
-                    }
-                } => Box::pin(self.push(&mut sink)).await,
+                () = &mut mailbox => {
+                    mailbox = self.mailbox_wait();
+                    Box::pin(self.push(&mut sink)).await
+                }
             };
             if !result {
                 break;
@@ -322,7 +358,7 @@ impl Writer {
         if self
             .attached
             .as_ref()
-            .is_some_and(|(id, _, t)| id == client_id && !t.is_cancelled())
+            .is_some_and(|(id, _, t)| &**id == client_id && !t.is_cancelled())
         {
             return;
         }
@@ -330,7 +366,7 @@ impl Writer {
             self.bayeux.detach(&old, token);
         }
         let (token, detached) = self.bayeux.attach(client_id);
-        self.attached = Some((client_id.to_owned(), token, detached));
+        self.attached = Some((Arc::from(client_id), token, detached));
     }
 
     async fn send_reply<S>(&mut self, sink: &mut S, reply: Box<Message>) -> bool
@@ -361,11 +397,11 @@ impl Writer {
     where
         S: futures_util::Sink<WsMessage> + Unpin,
     {
-        let Some((id, _, _)) = self.attached.clone() else {
+        let Some(id) = self.attached.as_ref().map(|(id, _, _)| id.clone()) else {
             return true;
         };
         tokio::task::yield_now().await;
-        let engine = self.bayeux.engine().clone();
+        let engine = self.bayeux.engine();
         let envs = engine
             .take(&id, self.bayeux.config().max_batch)
             .await
