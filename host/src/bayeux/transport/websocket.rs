@@ -14,6 +14,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::task::Poll;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -245,6 +246,18 @@ fn never() -> Pending {
     Box::pin(std::future::pending())
 }
 
+/// Turns in a row the writer may look at its mailbox before its other wake-up sources.
+const MAILBOX_FIRST_TURNS: u32 = 8;
+
+/// What woke the writer.
+enum Event {
+    Stop,
+    Out(Option<Box<Out>>),
+    HoldDue,
+    Detached,
+    Mailbox,
+}
+
 struct Writer {
     bayeux: Bayeux,
     stop: CancellationToken,
@@ -288,7 +301,7 @@ impl Writer {
         S: futures_util::Sink<WsMessage> + Unpin,
     {
         // Every wake-up of a pushing socket goes through this loop, so the futures it
-        // selects on are built once and kept, not rebuilt per turn.
+        // waits on are built once and kept, not rebuilt per turn.
         let stop = self.stop.clone().cancelled_owned();
         tokio::pin!(stop);
         let hold_timer = tokio::time::sleep_until(Instant::now());
@@ -296,6 +309,8 @@ impl Writer {
         let mut armed_for: Option<u64> = None;
         let mut detached = never();
         let mut mailbox = never();
+        // Consecutive turns that only pushed deliveries.
+        let mut pushes = 0u32;
         loop {
             let token = self.attached.as_ref().map(|(_, t, _)| *t);
             if token != armed_for {
@@ -303,17 +318,51 @@ impl Writer {
                 detached = self.detach_wait();
                 mailbox = self.mailbox_wait();
             }
-            let result = tokio::select! {
-                biased;
-                () = &mut stop => break,
-                out = rx.recv() => match out.map(|o| *o) {
-                    None => break,
-                    Some(Out::Frame(text)) => Box::pin(send(&mut sink, text)).await,
-                    Some(Out::Close(frame)) => {
+            // Deliveries are by far the most frequent wake-up: look at the mailbox first
+            // and leave the other sources (whose wakers stay registered from their last
+            // poll) alone, except every few turns so a busy mailbox cannot starve them.
+            let mailbox_first = pushes < MAILBOX_FIRST_TURNS;
+            let held = self.held.is_some();
+            let event = std::future::poll_fn(|cx| {
+                if mailbox_first && mailbox.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Event::Mailbox);
+                }
+                if stop.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Event::Stop);
+                }
+                if let Poll::Ready(out) = rx.poll_recv(cx) {
+                    return Poll::Ready(Event::Out(out));
+                }
+                if held && hold_timer.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Event::HoldDue);
+                }
+                if detached.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Event::Detached);
+                }
+                if !mailbox_first && mailbox.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Event::Mailbox);
+                }
+                Poll::Pending
+            })
+            .await;
+            pushes = match event {
+                Event::Mailbox => pushes.saturating_add(1),
+                _ => 0,
+            };
+            let ok = match event {
+                Event::Stop => break,
+                Event::Out(None) => break,
+                Event::Out(Some(out)) => match *out {
+                    Out::Frame(text) => Box::pin(send(&mut sink, text)).await,
+                    Out::Close(frame) => {
                         let _ = sink.send(WsMessage::Close(Some(frame))).await;
                         false
                     }
-                    Some(Out::Hold { reply, client_id, hold }) => {
+                    Out::Hold {
+                        reply,
+                        client_id,
+                        hold,
+                    } => {
                         self.attach(&client_id);
                         // A second connect releases the first.
                         let mut ok = Box::pin(self.release_held(&mut sink)).await;
@@ -329,21 +378,20 @@ impl Writer {
                         ok
                     }
                 },
-                () = &mut hold_timer, if self.held.is_some() => {
-                    Box::pin(self.release_held(&mut sink)).await
-                }
-                () = &mut detached => {
+                Event::HoldDue => Box::pin(self.release_held(&mut sink)).await,
+                Event::Detached => {
+                    detached = never();
                     if let Some((id, token, _)) = self.attached.take() {
                         self.bayeux.detach(&id, token);
                     }
                     true
                 }
-                () = &mut mailbox => {
+                Event::Mailbox => {
                     mailbox = self.mailbox_wait();
                     Box::pin(self.push(&mut sink)).await
                 }
             };
-            if !result {
+            if !ok {
                 break;
             }
         }
