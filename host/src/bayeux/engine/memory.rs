@@ -218,21 +218,20 @@ impl Shared {
     ) -> usize {
         let mut recipients: Vec<Arc<Session>> = Vec::new();
         let mut groups = 0;
-        for (i, pattern) in channel::matching_patterns(channel_name)
-            .into_iter()
-            .enumerate()
-        {
-            // Index 0 is the exact name; the rest are wildcards.
+        let mut i = 0;
+        channel::for_each_matching_pattern(channel_name, |pattern| {
+            // The first pattern is the exact name; the rest are wildcards.
             let local_only = opts.local_only || (opts.exact_only && i > 0);
+            i += 1;
             let shard = self
-                .subs_shard(&pattern)
+                .subs_shard(pattern)
                 .read()
                 .unwrap_or_else(|e| e.into_inner());
-            if let Some(subs) = shard.get(pattern.as_str()) {
+            if let Some(subs) = shard.get(pattern) {
                 groups += 1;
                 recipients.extend(subs.values().filter(|s| s.local || !local_only).cloned());
             }
-        }
+        });
         if groups > 1 {
             // One copy per session however many of its patterns match.
             recipients.sort_unstable_by_key(|s| Arc::as_ptr(s) as usize);
