@@ -37,6 +37,7 @@ use warp::reply::Response;
 
 use super::RequestParts;
 use super::http::bad_request;
+use crate::bayeux::engine::Mailbox;
 use crate::bayeux::extension::{MessageContext, Transport};
 use crate::bayeux::message::{CONNECT, Message, parse_messages};
 use crate::bayeux::server::{Bayeux, OutItem, Outcome, to_json_array};
@@ -265,6 +266,8 @@ struct Writer {
     attached: Option<(Arc<str>, u64, CancellationToken)>,
     /// The held connect reply and when to send it.
     held: Option<(Box<Message>, Instant)>,
+    /// The attached client's mailbox, when the engine hands one out.
+    mailbox: Option<Arc<dyn Mailbox>>,
 }
 
 impl Writer {
@@ -274,11 +277,15 @@ impl Writer {
             stop,
             attached: None,
             held: None,
+            mailbox: None,
         }
     }
 
     /// A future resolving when the attached client's mailbox may have something.
     fn mailbox_wait(&self) -> Pending {
+        if let (Some(_), Some(mailbox)) = (&self.attached, &self.mailbox) {
+            return mailbox.clone().wait();
+        }
         match &self.attached {
             Some((id, _, _)) => {
                 let engine = self.bayeux.engine().clone();
@@ -381,7 +388,7 @@ impl Writer {
                 Event::HoldDue => Box::pin(self.release_held(&mut sink)).await,
                 Event::Detached => {
                     detached = never();
-                    if let Some((id, token, _)) = self.attached.take() {
+                    if let Some((id, token, _)) = self.take_attached() {
                         self.bayeux.detach(&id, token);
                     }
                     true
@@ -396,10 +403,16 @@ impl Writer {
             }
         }
         self.stop.cancel();
-        if let Some((id, token, _)) = self.attached.take() {
+        if let Some((id, token, _)) = self.take_attached() {
             self.bayeux.detach(&id, token);
         }
         let _ = sink.close().await;
+    }
+
+    /// Forgets the attached client (and its mailbox handle).
+    fn take_attached(&mut self) -> Option<(Arc<str>, u64, CancellationToken)> {
+        self.mailbox = None;
+        self.attached.take()
     }
 
     fn attach(&mut self, client_id: &str) {
@@ -410,11 +423,12 @@ impl Writer {
         {
             return;
         }
-        if let Some((old, token, _)) = self.attached.take() {
+        if let Some((old, token, _)) = self.take_attached() {
             self.bayeux.detach(&old, token);
         }
         let (token, detached) = self.bayeux.attach(client_id);
         self.attached = Some((Arc::from(client_id), token, detached));
+        self.mailbox = self.bayeux.engine().mailbox(client_id);
     }
 
     async fn send_reply<S>(&mut self, sink: &mut S, reply: Box<Message>) -> bool
@@ -450,14 +464,15 @@ impl Writer {
         };
         tokio::task::yield_now().await;
         let engine = self.bayeux.engine();
-        let envs = engine
-            .take(&id, self.bayeux.config().max_batch)
-            .await
-            .unwrap_or_default();
+        let max = self.bayeux.config().max_batch;
+        let envs = match &self.mailbox {
+            Some(mailbox) => mailbox.take(max),
+            None => engine.take(&id, max).await.unwrap_or_default(),
+        };
         if envs.is_empty() {
             if !matches!(engine.session(&id).await, Ok(Some(_))) {
                 // Session gone: stop pushing, and let the client find out now.
-                if let Some((id, token, _)) = self.attached.take() {
+                if let Some((id, token, _)) = self.take_attached() {
                     self.bayeux.detach(&id, token);
                 }
                 return self.release_held(sink).await;
