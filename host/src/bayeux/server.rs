@@ -524,7 +524,13 @@ impl Bayeux {
                     Verdict::Reject(_) | Verdict::Drop => continue 'next,
                 }
             }
-            out.push(OutItem::Msg(Box::new(msg)));
+            // Hooks that only look (e.g. dropping echoes) leave the message as published:
+            // send the JSON shared by every recipient rather than serialising a copy.
+            if msg == *env.message() {
+                out.push(OutItem::Raw(env));
+            } else {
+                out.push(OutItem::Msg(Box::new(msg)));
+            }
         }
     }
 
