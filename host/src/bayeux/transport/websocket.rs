@@ -15,7 +15,8 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use futures_util::stream::SplitStream;
@@ -250,6 +251,37 @@ fn never() -> Pending {
 /// Turns in a row the writer may look at its mailbox before its other wake-up sources.
 const MAILBOX_FIRST_TURNS: u32 = 8;
 
+/// The waker the writer's rare sources (stop, detach) are polled with: notes that one of
+/// them fired, then wakes the writer task.
+struct RareWake {
+    fired: AtomicBool,
+    task: Waker,
+}
+
+impl Wake for RareWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.fired.store(true, Ordering::Release);
+        self.task.wake_by_ref();
+    }
+}
+
+/// Whether the rare sources need polling now (and resets the mark); re-targets `rare` if
+/// the task's own waker changed, which also means polling them.
+fn rare_due(rare: &mut Arc<RareWake>, task: &Waker) -> bool {
+    if !rare.task.will_wake(task) {
+        *rare = Arc::new(RareWake {
+            fired: AtomicBool::new(false),
+            task: task.clone(),
+        });
+        return true;
+    }
+    rare.fired.swap(false, Ordering::AcqRel)
+}
+
 /// What woke the writer.
 enum Event {
     Stop,
@@ -314,6 +346,10 @@ impl Writer {
         let hold_timer = tokio::time::sleep_until(Instant::now());
         tokio::pin!(hold_timer);
         let mut armed_for: Option<u64> = None;
+        let mut rare = Arc::new(RareWake {
+            fired: AtomicBool::new(true),
+            task: Waker::noop().clone(),
+        });
         let mut detached = never();
         let mut mailbox = never();
         // Consecutive turns that only pushed deliveries.
@@ -324,6 +360,7 @@ impl Writer {
                 armed_for = token;
                 detached = self.detach_wait();
                 mailbox = self.mailbox_wait();
+                rare.fired.store(true, Ordering::Release);
             }
             // Deliveries are by far the most frequent wake-up: look at the mailbox first
             // and leave the other sources (whose wakers stay registered from their last
@@ -334,17 +371,23 @@ impl Writer {
                 if mailbox_first && mailbox.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(Event::Mailbox);
                 }
-                if stop.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Event::Stop);
+                // Stop and detach almost never fire, and checking a cancellation token
+                // takes a lock: poll them only when their own waker fired (or they are new).
+                if rare_due(&mut rare, cx.waker()) {
+                    let waker = Waker::from(rare.clone());
+                    let mut rcx = Context::from_waker(&waker);
+                    if stop.as_mut().poll(&mut rcx).is_ready() {
+                        return Poll::Ready(Event::Stop);
+                    }
+                    if detached.as_mut().poll(&mut rcx).is_ready() {
+                        return Poll::Ready(Event::Detached);
+                    }
                 }
                 if let Poll::Ready(out) = rx.poll_recv(cx) {
                     return Poll::Ready(Event::Out(out));
                 }
                 if held && hold_timer.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(Event::HoldDue);
-                }
-                if detached.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Event::Detached);
                 }
                 if !mailbox_first && mailbox.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(Event::Mailbox);
