@@ -25,12 +25,7 @@ pub fn routes(
     // Routes before `public`: it claims every remaining GET/HEAD path.
     let bayeux = crate::bayeux::routes(app.bayeux.clone());
     let public = public::routes(Arc::clone(&app));
-    api.or(bayeux)
-        .unify()
-        .or(public)
-        .unify()
-        .recover(recover)
-        .unify()
+    api.or(bayeux).unify().or(public).unify().recover(recover).unify()
 }
 
 /// Maps every rejection to a status and a plain-text body.
