@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-tool=$root/../shared/tools/bayeux-bench
+tool=${BAYEUX_BENCH_DIR:-$root/../shared/tools/bayeux-bench}  # override from a worktree
 out=$root/target/bench; mkdir -p "$out"; results=$out/bayeux.jsonl; : > "$results"
 run_id=$(date +%s)
 

@@ -81,22 +81,35 @@ pub fn matches(pattern: &str, name: &str) -> bool {
 /// of subscriptions.
 pub fn matching_patterns(name: &str) -> Vec<String> {
     let mut out = Vec::with_capacity(8);
-    out.push(name.to_owned());
+    for_each_matching_pattern(name, |p| out.push(p.to_owned()));
+    out
+}
+
+/// Calls `f` with each pattern [`matching_patterns`] lists, in the same order, without
+/// allocating a string per pattern (publish runs this for every message).
+pub fn for_each_matching_pattern(name: &str, mut f: impl FnMut(&str)) {
+    f(name);
+    let mut scratch = String::with_capacity(name.len() + 3);
     let mut idx = name.len();
     let mut first = true;
     while let Some(pos) = name[..idx].rfind('/') {
         let prefix = &name[..pos];
         if first {
-            out.push(format!("{prefix}/*"));
+            scratch.clear();
+            scratch.push_str(prefix);
+            scratch.push_str("/*");
+            f(&scratch);
             first = false;
         }
-        out.push(format!("{prefix}/**"));
+        scratch.clear();
+        scratch.push_str(prefix);
+        scratch.push_str("/**");
+        f(&scratch);
         if pos == 0 {
             break;
         }
         idx = pos;
     }
-    out
 }
 
 #[cfg(test)]

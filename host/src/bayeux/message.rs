@@ -134,6 +134,18 @@ pub(crate) enum ParseError {
 
 /// Parses one message or an array of messages.
 pub(crate) fn parse_messages(text: &[u8]) -> Result<Vec<Message>, ParseError> {
+    // Fast path: straight into messages, without building a `Value` tree first. Anything
+    // it refuses goes through the general path below, which decides the error.
+    let fast = match text.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'[') => serde_json::from_slice::<Vec<Message>>(text).ok(),
+        Some(b'{') => serde_json::from_slice::<Message>(text)
+            .ok()
+            .map(|m| vec![m]),
+        _ => None,
+    };
+    if let Some(messages) = fast {
+        return Ok(messages);
+    }
     let value: Value = serde_json::from_slice(text)?;
     match value {
         Value::Array(items) => items
@@ -170,6 +182,10 @@ mod tests {
         assert!(parse_messages(b"null").is_err());
         assert!(parse_messages(b"[1]").is_err());
         assert!(parse_messages(b"{").is_err());
+        // What the direct parse refuses, the general one decides, as before.
+        let dup = parse_messages(br#" {"channel":"/a","channel":"/b"}"#).unwrap();
+        assert_eq!(dup[0].channel.as_deref(), Some("/b"));
+        assert!(parse_messages(br#"[{"channel":"/a"},2]"#).is_err());
     }
 
     #[test]

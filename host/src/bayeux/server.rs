@@ -114,7 +114,15 @@ pub(crate) enum OutItem {
 
 /// Serialises a reply array.
 pub(crate) fn to_json_array(items: &[OutItem]) -> String {
-    let mut out = String::with_capacity(64 * items.len() + 2);
+    // Deliveries are already JSON: size the buffer for them, so it is allocated once.
+    let raw: usize = items
+        .iter()
+        .map(|i| match i {
+            OutItem::Msg(_) => 256,
+            OutItem::Raw(e) => e.json().len(),
+        })
+        .sum();
+    let mut out = String::with_capacity(raw + items.len() + 2);
     out.push('[');
     for (i, item) in items.iter().enumerate() {
         if i > 0 {
@@ -516,7 +524,13 @@ impl Bayeux {
                     Verdict::Reject(_) | Verdict::Drop => continue 'next,
                 }
             }
-            out.push(OutItem::Msg(Box::new(msg)));
+            // Hooks that only look (e.g. dropping echoes) leave the message as published:
+            // send the JSON shared by every recipient rather than serialising a copy.
+            if msg == *env.message() {
+                out.push(OutItem::Raw(env));
+            } else {
+                out.push(OutItem::Msg(Box::new(msg)));
+            }
         }
     }
 

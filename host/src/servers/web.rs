@@ -80,6 +80,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let grace = Duration::from_millis(app.config.shutdown_timeout_ms);
+    // Accepted sockets inherit TCP_NODELAY: without it, a small push (a Bayeux delivery)
+    // written while the previous one is unacknowledged waits for the peer's delayed ACK.
+    let _ = rustix::net::sockopt::set_tcp_nodelay(&listener, true);
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let server = warp::serve(routes(app))
         .incoming(listener)

@@ -11,9 +11,9 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    BoxFuture, Engine, EngineError, EngineHandler, Envelope, MailboxEngine, MemoryEngineConfig,
-    PubSubEngine, PublishOptions, SessionEngine, SessionInfo, SessionOptions, SubscribeOptions,
-    SubscribeOutcome, new_client_id,
+    BoxFuture, Engine, EngineError, EngineHandler, Envelope, Mailbox, MailboxEngine,
+    MemoryEngineConfig, PubSubEngine, PublishOptions, SessionEngine, SessionInfo, SessionOptions,
+    SubscribeOptions, SubscribeOutcome, new_client_id,
 };
 use crate::bayeux::channel;
 
@@ -218,21 +218,20 @@ impl Shared {
     ) -> usize {
         let mut recipients: Vec<Arc<Session>> = Vec::new();
         let mut groups = 0;
-        for (i, pattern) in channel::matching_patterns(channel_name)
-            .into_iter()
-            .enumerate()
-        {
-            // Index 0 is the exact name; the rest are wildcards.
+        let mut i = 0;
+        channel::for_each_matching_pattern(channel_name, |pattern| {
+            // The first pattern is the exact name; the rest are wildcards.
             let local_only = opts.local_only || (opts.exact_only && i > 0);
+            i += 1;
             let shard = self
-                .subs_shard(&pattern)
+                .subs_shard(pattern)
                 .read()
                 .unwrap_or_else(|e| e.into_inner());
-            if let Some(subs) = shard.get(pattern.as_str()) {
+            if let Some(subs) = shard.get(pattern) {
                 groups += 1;
                 recipients.extend(subs.values().filter(|s| s.local || !local_only).cloned());
             }
-        }
+        });
         if groups > 1 {
             // One copy per session however many of its patterns match.
             recipients.sort_unstable_by_key(|s| Arc::as_ptr(s) as usize);
@@ -265,12 +264,7 @@ impl Shared {
     }
 
     fn take(&self, id: &str, max: usize) -> Vec<Arc<Envelope>> {
-        let Some(session) = self.get(id) else {
-            return Vec::new();
-        };
-        let mut state = lock(&session.state);
-        let n = state.queue.len().min(max.max(1));
-        state.queue.drain(..n).collect()
+        self.get(id).map(|s| s.take(max)).unwrap_or_default()
     }
 
     fn expired(&self) -> Vec<Arc<str>> {
@@ -377,17 +371,42 @@ impl MailboxEngine for MemoryEngine {
     }
 
     fn wait<'a>(&'a self, client_id: &'a str) -> BoxFuture<'a, ()> {
-        let session = self.shared.get(client_id);
+        match self.shared.get(client_id) {
+            Some(session) => Mailbox::wait(session),
+            None => Box::pin(std::future::ready(())),
+        }
+    }
+
+    fn mailbox(&self, client_id: &str) -> Option<Arc<dyn Mailbox>> {
+        self.shared
+            .get(client_id)
+            .map(|s| -> Arc<dyn Mailbox> { s })
+    }
+}
+
+impl Session {
+    fn take(&self, max: usize) -> Vec<Arc<Envelope>> {
+        let mut state = lock(&self.state);
+        let n = state.queue.len().min(max.max(1));
+        state.queue.drain(..n).collect()
+    }
+}
+
+impl Mailbox for Session {
+    fn take(&self, max: usize) -> Vec<Arc<Envelope>> {
+        Session::take(self, max)
+    }
+
+    fn wait(self: Arc<Self>) -> BoxFuture<'static, ()> {
         Box::pin(async move {
-            let Some(session) = session else { return };
-            let notified = session.notify.notified();
+            let notified = self.notify.notified();
             tokio::pin!(notified);
             // Register before checking, so a publish between the check and the await
             // still wakes us.
             notified.as_mut().enable();
             {
-                let state = lock(&session.state);
-                if !state.queue.is_empty() || session.closed.load(Ordering::Acquire) {
+                let state = lock(&self.state);
+                if !state.queue.is_empty() || self.closed.load(Ordering::Acquire) {
                     return;
                 }
             }
@@ -439,6 +458,42 @@ mod tests {
 
     fn engine() -> MemoryEngine {
         MemoryEngine::new(MemoryEngineConfig::new(Duration::from_millis(200), 3))
+    }
+
+    #[tokio::test]
+    async fn mailbox_handle_drains_and_ends_with_the_session() {
+        use crate::bayeux::message::Message;
+        let e = MemoryEngine::new(MemoryEngineConfig::new(Duration::from_secs(60), 10));
+        let id = e.create_session(&SessionOptions::default()).await.unwrap();
+        assert!(e.mailbox("nope").is_none());
+        let mailbox = e.mailbox(&id).unwrap();
+        e.subscribe(&id, "/a", &SubscribeOptions::default())
+            .await
+            .unwrap();
+        for n in 0..3 {
+            let env = Arc::new(Envelope::new(
+                &Message::publish("/a", serde_json::json!(n)),
+                None,
+            ));
+            e.publish("/a", env, &PublishOptions::default())
+                .await
+                .unwrap();
+        }
+        mailbox.clone().wait().await;
+        let got: Vec<_> = mailbox
+            .take(2)
+            .iter()
+            .map(|e| e.message().data.clone().unwrap())
+            .collect();
+        assert_eq!(got, [serde_json::json!(0), serde_json::json!(1)]);
+        assert_eq!(mailbox.take(10).len(), 1);
+        let waiting = tokio::spawn(mailbox.clone().wait());
+        assert!(e.destroy_session(&id).await.unwrap());
+        tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(mailbox.take(10).is_empty());
     }
 
     #[tokio::test]

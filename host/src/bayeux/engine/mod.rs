@@ -231,6 +231,24 @@ pub trait MailboxEngine: Send + Sync {
     /// Resolves when the mailbox may be non-empty or the session is gone
     /// (at once if that is already so). Spurious wake-ups are allowed.
     fn wait<'a>(&'a self, client_id: &'a str) -> BoxFuture<'a, ()>;
+    /// A handle on the mailbox of `client_id`, for a transport that drains it for a long
+    /// time (a websocket); `None` if the session does not exist or the engine offers no
+    /// handles (the default), and the transport then calls `take`/`wait` by id.
+    fn mailbox(&self, client_id: &str) -> Option<Arc<dyn Mailbox>> {
+        let _ = client_id;
+        None
+    }
+}
+
+/// One client's mailbox, held across deliveries: saves the session lookup that
+/// [`MailboxEngine::take`] and [`MailboxEngine::wait`] make on every call. Same
+/// guarantees as those two; once the session is gone it stays empty and `wait` resolves
+/// at once.
+pub trait Mailbox: Send + Sync {
+    /// As [`MailboxEngine::take`].
+    fn take(&self, max: usize) -> Vec<Arc<Envelope>>;
+    /// As [`MailboxEngine::wait`].
+    fn wait(self: Arc<Self>) -> BoxFuture<'static, ()>;
 }
 
 /// A complete Bayeux backend.

@@ -12,6 +12,11 @@
 //! reading fills its bounded mailbox and is disconnected (slow consumer); a write
 //! that does not complete in time closes the socket.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use futures_util::stream::SplitStream;
@@ -33,6 +38,7 @@ use warp::reply::Response;
 
 use super::RequestParts;
 use super::http::bad_request;
+use crate::bayeux::engine::Mailbox;
 use crate::bayeux::extension::{MessageContext, Transport};
 use crate::bayeux::message::{CONNECT, Message, parse_messages};
 use crate::bayeux::server::{Bayeux, OutItem, Outcome, to_json_array};
@@ -234,13 +240,66 @@ async fn process_frame(
     true
 }
 
+/// A future the writer selects on, kept across loop turns (re-created only when what
+/// it waits for changes, not on every wake-up).
+type Pending = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+fn never() -> Pending {
+    Box::pin(std::future::pending())
+}
+
+/// Turns in a row the writer may look at its mailbox before its other wake-up sources.
+const MAILBOX_FIRST_TURNS: u32 = 8;
+
+/// The waker the writer's rare sources (stop, detach) are polled with: notes that one of
+/// them fired, then wakes the writer task.
+struct RareWake {
+    fired: AtomicBool,
+    task: Waker,
+}
+
+impl Wake for RareWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.fired.store(true, Ordering::Release);
+        self.task.wake_by_ref();
+    }
+}
+
+/// Whether the rare sources need polling now (and resets the mark); re-targets `rare` if
+/// the task's own waker changed, which also means polling them.
+fn rare_due(rare: &mut Arc<RareWake>, task: &Waker) -> bool {
+    if !rare.task.will_wake(task) {
+        *rare = Arc::new(RareWake {
+            fired: AtomicBool::new(false),
+            task: task.clone(),
+        });
+        return true;
+    }
+    rare.fired.swap(false, Ordering::AcqRel)
+}
+
+/// What woke the writer.
+enum Event {
+    Stop,
+    Out(Option<Box<Out>>),
+    HoldDue,
+    Detached,
+    Mailbox,
+}
+
 struct Writer {
     bayeux: Bayeux,
     stop: CancellationToken,
     /// The client whose deliveries this socket pushes: (id, attach token, detach signal).
-    attached: Option<(String, u64, CancellationToken)>,
+    attached: Option<(Arc<str>, u64, CancellationToken)>,
     /// The held connect reply and when to send it.
     held: Option<(Box<Message>, Instant)>,
+    /// The attached client's mailbox, when the engine hands one out.
+    mailbox: Option<Arc<dyn Mailbox>>,
 }
 
 impl Writer {
@@ -250,6 +309,29 @@ impl Writer {
             stop,
             attached: None,
             held: None,
+            mailbox: None,
+        }
+    }
+
+    /// A future resolving when the attached client's mailbox may have something.
+    fn mailbox_wait(&self) -> Pending {
+        if let (Some(_), Some(mailbox)) = (&self.attached, &self.mailbox) {
+            return mailbox.clone().wait();
+        }
+        match &self.attached {
+            Some((id, _, _)) => {
+                let engine = self.bayeux.engine().clone();
+                let id = id.clone();
+                Box::pin(async move { engine.wait(&id).await })
+            }
+            None => never(),
+        }
+    }
+
+    fn detach_wait(&self) -> Pending {
+        match &self.attached {
+            Some((_, _, detached)) => Box::pin(detached.clone().cancelled_owned()),
+            None => never(),
         }
     }
 
@@ -257,21 +339,80 @@ impl Writer {
     where
         S: futures_util::Sink<WsMessage> + Unpin,
     {
-        let engine = self.bayeux.engine().clone();
+        // Every wake-up of a pushing socket goes through this loop, so the futures it
+        // waits on are built once and kept, not rebuilt per turn.
+        let stop = self.stop.clone().cancelled_owned();
+        tokio::pin!(stop);
+        let hold_timer = tokio::time::sleep_until(Instant::now());
+        tokio::pin!(hold_timer);
+        let mut armed_for: Option<u64> = None;
+        let mut rare = Arc::new(RareWake {
+            fired: AtomicBool::new(true),
+            task: Waker::noop().clone(),
+        });
+        let mut detached = never();
+        let mut mailbox = never();
+        // Consecutive turns that only pushed deliveries.
+        let mut pushes = 0u32;
         loop {
-            let attached = self.attached.clone();
-            let deadline = self.held.as_ref().map(|(_, d)| *d);
-            let result = tokio::select! {
-                biased;
-                () = self.stop.cancelled() => break,
-                out = rx.recv() => match out.map(|o| *o) {
-                    None => break,
-                    Some(Out::Frame(text)) => Box::pin(send(&mut sink, text)).await,
-                    Some(Out::Close(frame)) => {
+            let token = self.attached.as_ref().map(|(_, t, _)| *t);
+            if token != armed_for {
+                armed_for = token;
+                detached = self.detach_wait();
+                mailbox = self.mailbox_wait();
+                rare.fired.store(true, Ordering::Release);
+            }
+            // Deliveries are by far the most frequent wake-up: look at the mailbox first
+            // and leave the other sources (whose wakers stay registered from their last
+            // poll) alone, except every few turns so a busy mailbox cannot starve them.
+            let mailbox_first = pushes < MAILBOX_FIRST_TURNS;
+            let held = self.held.is_some();
+            let event = std::future::poll_fn(|cx| {
+                if mailbox_first && mailbox.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Event::Mailbox);
+                }
+                // Stop and detach almost never fire, and checking a cancellation token
+                // takes a lock: poll them only when their own waker fired (or they are new).
+                if rare_due(&mut rare, cx.waker()) {
+                    let waker = Waker::from(rare.clone());
+                    let mut rcx = Context::from_waker(&waker);
+                    if stop.as_mut().poll(&mut rcx).is_ready() {
+                        return Poll::Ready(Event::Stop);
+                    }
+                    if detached.as_mut().poll(&mut rcx).is_ready() {
+                        return Poll::Ready(Event::Detached);
+                    }
+                }
+                if let Poll::Ready(out) = rx.poll_recv(cx) {
+                    return Poll::Ready(Event::Out(out));
+                }
+                if held && hold_timer.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Event::HoldDue);
+                }
+                if !mailbox_first && mailbox.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Event::Mailbox);
+                }
+                Poll::Pending
+            })
+            .await;
+            pushes = match event {
+                Event::Mailbox => pushes.saturating_add(1),
+                _ => 0,
+            };
+            let ok = match event {
+                Event::Stop => break,
+                Event::Out(None) => break,
+                Event::Out(Some(out)) => match *out {
+                    Out::Frame(text) => Box::pin(send(&mut sink, text)).await,
+                    Out::Close(frame) => {
                         let _ = sink.send(WsMessage::Close(Some(frame))).await;
                         false
                     }
-                    Some(Out::Hold { reply, client_id, hold }) => {
+                    Out::Hold {
+                        reply,
+                        client_id,
+                        hold,
+                    } => {
                         self.attach(&client_id);
                         // A second connect releases the first.
                         let mut ok = Box::pin(self.release_held(&mut sink)).await;
@@ -279,58 +420,58 @@ impl Writer {
                             if hold.is_zero() {
                                 ok = Box::pin(self.send_reply(&mut sink, reply)).await;
                             } else {
-                                self.held = Some((reply, Instant::now() + hold));
+                                let deadline = Instant::now() + hold;
+                                hold_timer.as_mut().reset(deadline);
+                                self.held = Some((reply, deadline));
                             }
                         }
                         ok
                     }
                 },
-                () = async {
-                    match deadline {
-                        Some(d) => tokio::time::sleep_until(d).await,
-                        None => std::future::pending().await,
+                Event::HoldDue => Box::pin(self.release_held(&mut sink)).await,
+                Event::Detached => {
+                    detached = never();
+                    if let Some((id, token, _)) = self.take_attached() {
+                        self.bayeux.detach(&id, token);
                     }
-                } => Box::pin(self.release_held(&mut sink)).await,
-                () = async {
-                    match &attached {
-                        Some((_, _, detached)) => detached.cancelled().await,
-                        None => std::future::pending().await,
-                    }
-                } => {
-                    self.attached = None;
                     true
                 }
-                () = async {
-                    match &attached {
-                        Some((id, _, _)) => engine.wait(id).await,
-                        None => std::future::pending().await,
-                    }
-                } => Box::pin(self.push(&mut sink)).await,
+                Event::Mailbox => {
+                    mailbox = self.mailbox_wait();
+                    Box::pin(self.push(&mut sink)).await
+                }
             };
-            if !result {
+            if !ok {
                 break;
             }
         }
         self.stop.cancel();
-        if let Some((id, token, _)) = self.attached.take() {
+        if let Some((id, token, _)) = self.take_attached() {
             self.bayeux.detach(&id, token);
         }
         let _ = sink.close().await;
+    }
+
+    /// Forgets the attached client (and its mailbox handle).
+    fn take_attached(&mut self) -> Option<(Arc<str>, u64, CancellationToken)> {
+        self.mailbox = None;
+        self.attached.take()
     }
 
     fn attach(&mut self, client_id: &str) {
         if self
             .attached
             .as_ref()
-            .is_some_and(|(id, _, t)| id == client_id && !t.is_cancelled())
+            .is_some_and(|(id, _, t)| &**id == client_id && !t.is_cancelled())
         {
             return;
         }
-        if let Some((old, token, _)) = self.attached.take() {
+        if let Some((old, token, _)) = self.take_attached() {
             self.bayeux.detach(&old, token);
         }
         let (token, detached) = self.bayeux.attach(client_id);
-        self.attached = Some((client_id.to_owned(), token, detached));
+        self.attached = Some((Arc::from(client_id), token, detached));
+        self.mailbox = self.bayeux.engine().mailbox(client_id);
     }
 
     async fn send_reply<S>(&mut self, sink: &mut S, reply: Box<Message>) -> bool
@@ -361,19 +502,20 @@ impl Writer {
     where
         S: futures_util::Sink<WsMessage> + Unpin,
     {
-        let Some((id, _, _)) = self.attached.clone() else {
+        let Some(id) = self.attached.as_ref().map(|(id, _, _)| id.clone()) else {
             return true;
         };
         tokio::task::yield_now().await;
-        let engine = self.bayeux.engine().clone();
-        let envs = engine
-            .take(&id, self.bayeux.config().max_batch)
-            .await
-            .unwrap_or_default();
+        let engine = self.bayeux.engine();
+        let max = self.bayeux.config().max_batch;
+        let envs = match &self.mailbox {
+            Some(mailbox) => mailbox.take(max),
+            None => engine.take(&id, max).await.unwrap_or_default(),
+        };
         if envs.is_empty() {
             if !matches!(engine.session(&id).await, Ok(Some(_))) {
                 // Session gone: stop pushing, and let the client find out now.
-                if let Some((id, token, _)) = self.attached.take() {
+                if let Some((id, token, _)) = self.take_attached() {
                     self.bayeux.detach(&id, token);
                 }
                 return self.release_held(sink).await;
