@@ -60,9 +60,8 @@ async fn start(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A listener whose accepted sockets have `TCP_NODELAY` (Linux copies it from the
-/// listening socket): a websocket reply and the delivery right behind it must not wait
-/// for the peer's delayed ACK (40 ms per round trip otherwise).
+/// A listener with address reuse (a restarted host gets its port back at once) and a
+/// deep accept backlog. `TCP_NODELAY` is set by `servers::web::serve`, for every listener.
 fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
@@ -70,7 +69,6 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
         tokio::net::TcpSocket::new_v6()?
     };
     socket.set_reuseaddr(true)?;
-    socket.set_nodelay(true)?;
     socket.bind(addr)?;
     socket.listen(1024)
 }
