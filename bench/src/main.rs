@@ -79,7 +79,10 @@ async fn calls(lib: PathBuf, n: u32) -> anyhow::Result<()> {
         }
         started.elapsed().as_nanos() as f64 / f64::from(n)
     };
-    println!("{:<16} {in_place:>8.0} ns/call  ({n} calls, block_in_place)", "in-place boundary");
+    println!(
+        "{:<16} {in_place:>8.0} ns/call  ({n} calls, block_in_place)",
+        "in-place boundary"
+    );
     let boundary = tokio::task::spawn_blocking(move || {
         let started = Instant::now();
         for _ in 0..n {

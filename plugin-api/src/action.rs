@@ -101,7 +101,9 @@ inventory::collect!(Registration);
 /// Every action registered with [`register_action!`](crate::register_action) in the
 /// crates linked into this binary (or, inside a dynamic plugin, into that library).
 pub fn registered_actions() -> impl Iterator<Item = ActionHandler> {
-    inventory::iter::<Registration>.into_iter().map(Registration::handler)
+    inventory::iter::<Registration>
+        .into_iter()
+        .map(Registration::handler)
 }
 
 /// Registers actions so the host finds them at start-up.

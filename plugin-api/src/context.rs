@@ -48,7 +48,11 @@ impl std::fmt::Debug for Context {
 
 impl Context {
     /// Builds a context; the host (or the dynamic shim) calls this, not actions.
-    pub fn new(params: Params, connection: ConnectionInfo, services: Arc<dyn HostServices>) -> Self {
+    pub fn new(
+        params: Params,
+        connection: ConnectionInfo,
+        services: Arc<dyn HostServices>,
+    ) -> Self {
         Self {
             params,
             connection,
@@ -140,7 +144,12 @@ impl Cache<'_> {
     /// # Errors
     ///
     /// When the cache backend is unavailable.
-    pub async fn set(&self, key: &str, value: impl Into<Value>, ttl: Option<Duration>) -> ServiceResult<()> {
+    pub async fn set(
+        &self,
+        key: &str,
+        value: impl Into<Value>,
+        ttl: Option<Duration>,
+    ) -> ServiceResult<()> {
         self.0.cache_set(key, value.into(), ttl).await
     }
 
@@ -170,7 +179,12 @@ impl Rooms<'_> {
     /// # Errors
     ///
     /// [`ServiceError::NoSuchRoom`](crate::ServiceError::NoSuchRoom) or a backend failure.
-    pub async fn broadcast(&self, room: &str, from: &str, message: impl Into<Value>) -> ServiceResult<()> {
+    pub async fn broadcast(
+        &self,
+        room: &str,
+        from: &str,
+        message: impl Into<Value>,
+    ) -> ServiceResult<()> {
         self.0.room_broadcast(room, from, message.into()).await
     }
 

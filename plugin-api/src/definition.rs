@@ -204,10 +204,16 @@ mod tests {
             .input(Input::required("key"))
             .input(Input::required("value"));
         let err = def.prepare_params(Params::new()).unwrap_err();
-        assert_eq!(err.to_string(), "Error: key is a required parameter for this action");
+        assert_eq!(
+            err.to_string(),
+            "Error: key is a required parameter for this action"
+        );
         let err = def.prepare_params(params(json!({"key": "k"}))).unwrap_err();
         assert_eq!(err.kind, crate::ErrorKind::MissingParam);
-        assert_eq!(err.to_string(), "Error: value is a required parameter for this action");
+        assert_eq!(
+            err.to_string(),
+            "Error: value is a required parameter for this action"
+        );
     }
 
     #[test]
@@ -235,7 +241,10 @@ mod tests {
                 .formatter(to_number)
                 .validator(positive),
         );
-        assert_eq!(def.prepare_params(params(json!({"n": "7"}))).unwrap()["n"], json!(7));
+        assert_eq!(
+            def.prepare_params(params(json!({"n": "7"}))).unwrap()["n"],
+            json!(7)
+        );
         let err = def.prepare_params(params(json!({"n": "-1"}))).unwrap_err();
         assert_eq!(err.to_string(), "Error: n must be a positive number");
     }

@@ -82,13 +82,19 @@ impl ActionError {
 
     /// `you have too many pending requests`.
     pub fn too_many_requests() -> Self {
-        Self::with_kind(ErrorKind::TooManyRequests, "you have too many pending requests")
+        Self::with_kind(
+            ErrorKind::TooManyRequests,
+            "you have too many pending requests",
+        )
     }
 
     /// `The server experienced an internal error`: the only thing a client learns of a
     /// panic or a host failure.
     pub fn internal() -> Self {
-        Self::with_kind(ErrorKind::Internal, "The server experienced an internal error")
+        Self::with_kind(
+            ErrorKind::Internal,
+            "The server experienced an internal error",
+        )
     }
 
     /// The text the client sees: `Error: <message>`.

@@ -57,8 +57,11 @@ pub trait HostServices: Send + Sync + 'static {
     fn room_delete<'a>(&'a self, room: &'a str) -> BoxFuture<'a, ServiceResult<()>>;
 
     /// Adds a connection to `room`, subject to the room's authorization pattern.
-    fn room_add<'a>(&'a self, connection: &'a str, room: &'a str)
-    -> BoxFuture<'a, ServiceResult<()>>;
+    fn room_add<'a>(
+        &'a self,
+        connection: &'a str,
+        room: &'a str,
+    ) -> BoxFuture<'a, ServiceResult<()>>;
 
     /// Removes a connection from `room`.
     fn room_remove<'a>(

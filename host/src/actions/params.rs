@@ -44,7 +44,10 @@ mod tests {
     fn undeclared_params_are_dropped_reserved_kept() {
         let def = ActionDefinition::new("a").input(Input::required("key"));
         let Value::Object(sent) = json!({"key": 1, "evil": 2, "action": "a", "apiVersion": "1",
-            "callback": "cb", "file": "f"}) else { unreachable!() };
+            "callback": "cb", "file": "f"})
+        else {
+            unreachable!()
+        };
         let kept = scrub(&def, sent);
         assert!(kept.contains_key("key") && !kept.contains_key("evil"));
         for name in RESERVED_PARAMS {

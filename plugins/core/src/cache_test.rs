@@ -21,7 +21,10 @@ impl Action for CacheTest {
     }
 
     async fn run(&self, ctx: Context) -> ActionResult {
-        let key = format!("cacheTest_{}", ctx.param("key").map(param_text).unwrap_or_default());
+        let key = format!(
+            "cacheTest_{}",
+            ctx.param("key").map(param_text).unwrap_or_default()
+        );
         let value = ctx.param("value").cloned().unwrap_or_default();
         let cache = ctx.cache();
         cache.set(&key, value, Some(TTL)).await?;

@@ -19,7 +19,9 @@ fn to_integer(v: Value) -> Value {
 fn sleep_duration(v: &Value) -> Result<(), String> {
     match v.as_u64() {
         Some(ms) if ms <= MAX_SLEEP_MS => Ok(()),
-        _ => Err(format!("sleepDuration must be a whole number of milliseconds up to {MAX_SLEEP_MS}")),
+        _ => Err(format!(
+            "sleepDuration must be a whole number of milliseconds up to {MAX_SLEEP_MS}"
+        )),
     }
 }
 
@@ -37,7 +39,10 @@ impl Action for SleepTest {
     }
 
     async fn run(&self, ctx: Context) -> ActionResult {
-        let ms = ctx.param("sleepDuration").and_then(Value::as_u64).unwrap_or(1000);
+        let ms = ctx
+            .param("sleepDuration")
+            .and_then(Value::as_u64)
+            .unwrap_or(1000);
         let started_ms = now_ms();
         let started = Instant::now();
         tokio::time::sleep(Duration::from_millis(ms)).await;
