@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use plugin_api::{ConnectionInfo, Params, Value};
-use rand::Rng;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -58,7 +57,7 @@ pub struct Connection {
 impl Connection {
     fn new(owner: &str, remote_ip: String, remote_port: u16) -> Self {
         Self {
-            id: random_id(),
+            id: crate::ids::random_id(),
             owner: owner.to_owned(),
             remote_ip,
             remote_port,
@@ -302,38 +301,9 @@ impl Connections {
     }
 }
 
-/// 128 bits from the thread CSPRNG, lower-case base 36 (like Bayeux client ids).
-pub fn random_id() -> String {
-    let mut n: u128 = rand::rng().random();
-    let mut digits = Vec::with_capacity(25);
-    loop {
-        let d = u8::try_from(n % 36).unwrap_or(0);
-        digits.push(if d < 10 { b'0' + d } else { b'a' + d - 10 });
-        n /= 36;
-        if n == 0 {
-            break;
-        }
-    }
-    digits.reverse();
-    String::from_utf8(digits).unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ids_are_base36_and_distinct() {
-        let a = random_id();
-        let b = random_id();
-        assert_ne!(a, b);
-        assert!(
-            a.len() >= 20
-                && a.bytes()
-                    .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase()),
-            "{a}"
-        );
-    }
 
     #[test]
     fn owner_index_follows_creation_and_removal() {

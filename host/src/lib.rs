@@ -18,6 +18,7 @@ pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod connections;
+pub mod ids;
 pub mod plugins;
 pub mod rooms;
 pub mod servers;

@@ -282,18 +282,7 @@ impl MemoryEngineConfig {
 
 /// A fresh client id: 128 bits from the thread-local CSPRNG, in lower-case base 36.
 pub fn new_client_id() -> String {
-    let mut n: u128 = rand::random();
-    let mut digits = Vec::with_capacity(25);
-    loop {
-        let d = (n % 36) as u8;
-        digits.push(if d < 10 { b'0' + d } else { b'a' + d - 10 });
-        n /= 36;
-        if n == 0 {
-            break;
-        }
-    }
-    digits.reverse();
-    String::from_utf8(digits).unwrap_or_default()
+    crate::ids::random_id()
 }
 
 #[cfg(test)]
