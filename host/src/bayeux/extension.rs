@@ -155,6 +155,15 @@ pub trait Extension: Send + Sync + 'static {
         Box::pin(std::future::ready(Verdict::Pass))
     }
 
+    /// Whether `outgoing` must see deliveries published on `channel`. Return `false` only
+    /// for channels whose deliveries `outgoing` passes unchanged whoever publishes or
+    /// receives them: such deliveries are then sent as published, without the per-recipient
+    /// copy and call (when no other extension wants them either).
+    fn sees_deliveries_on(&self, channel: &str) -> bool {
+        let _ = channel;
+        true
+    }
+
     /// After a successful subscribe of `ctx.client_id` to `channel`, before the reply is
     /// sent: a publish made here reaches the new subscriber.
     fn subscribed<'a>(&'a self, ctx: &'a MessageContext, channel: &'a str) -> BoxFuture<'a, ()> {

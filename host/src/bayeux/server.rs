@@ -512,6 +512,12 @@ impl Bayeux {
             return;
         }
         'next: for env in envs {
+            let channel = env.message().channel_str();
+            if !exts.iter().any(|ext| ext.sees_deliveries_on(channel)) {
+                // Every hook would pass it unchanged: skip the copy and the calls.
+                out.push(OutItem::Raw(env));
+                continue;
+            }
             let ctx = OutgoingContext {
                 client_id: Some(client_id.to_owned()),
                 publisher: env.publisher().map(str::to_owned),

@@ -523,6 +523,11 @@ impl Extension for WebSocketServer {
         })
     }
 
+    fn sees_deliveries_on(&self, channel: &str) -> bool {
+        // `outgoing` passes every delivery outside ROOT untouched.
+        channel::is_under(channel, ROOT)
+    }
+
     fn subscribed<'a>(&'a self, ctx: &'a MessageContext, name: &'a str) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             if ctx.trusted {

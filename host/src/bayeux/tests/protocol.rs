@@ -586,6 +586,58 @@ async fn extensions_reject_drop_rewrite_and_greet() {
     assert_eq!(got.get(1).map(|m| &m["data"]), Some(&json!("welcome")));
 }
 
+/// Wants only deliveries under /seen (which it tags); counts the deliveries it is shown.
+#[derive(Default)]
+struct Scoped {
+    shown: Mutex<Vec<String>>,
+}
+
+impl Extension for Scoped {
+    fn outgoing<'a>(
+        &'a self,
+        ctx: &'a OutgoingContext,
+        msg: &'a mut Message,
+    ) -> BoxFuture<'a, Verdict> {
+        if ctx.kind == OutgoingKind::Delivery {
+            self.shown
+                .lock()
+                .unwrap()
+                .push(msg.channel_str().to_owned());
+            msg.ext = Some(json!({"tag": ctx.publisher}));
+        }
+        Box::pin(std::future::ready(Verdict::Pass))
+    }
+
+    fn sees_deliveries_on(&self, channel: &str) -> bool {
+        channel.starts_with("/seen")
+    }
+}
+
+#[tokio::test]
+async fn outgoing_sees_only_the_deliveries_it_asks_for() {
+    let b = Bayeux::new(config(1000));
+    let scoped = Arc::new(Scoped::default());
+    b.add_extension(scoped.clone());
+    let a = handshake(&b).await;
+    let other = handshake(&b).await;
+    subscribe(&b, &a, json!(["/seen/x", "/skip"])).await;
+    publish(&b, &other, "/skip", json!(1)).await;
+    publish(&b, &other, "/seen/x", json!(2)).await;
+    let got = poll(&b, &a).await;
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert_eq!(
+        got[1],
+        json!({"channel":"/skip","data":1}),
+        "sent as published"
+    );
+    assert_eq!(
+        got[2],
+        json!({"channel":"/seen/x","data":2,"ext":{"tag":other}}),
+        "rewritten, with its publisher"
+    );
+    assert_eq!(scoped.shown.lock().unwrap().as_slice(), ["/seen/x"]);
+}
+
 #[tokio::test]
 async fn local_client_sees_service_meta_and_internal() {
     let b = Bayeux::new(config(1000));
