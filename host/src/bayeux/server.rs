@@ -718,15 +718,7 @@ impl Bayeux {
     async fn connect(&self, msg: &Message, known: bool) -> Outcome {
         let mut reply = msg.reply();
         let connection_type = msg.connection_type.as_deref();
-        let mut error = None;
-        if !known {
-            error = Some(BayeuxError::client_unknown(
-                msg.client_id.as_deref().unwrap_or(""),
-            ));
-        }
-        if msg.client_id.is_none() {
-            error = Some(BayeuxError::parameter_missing("clientId"));
-        }
+        let mut error = client_error(msg, known);
         if !connection_type.is_some_and(|t| CONNECTION_TYPES.contains(&t)) {
             error = Some(BayeuxError::conntype_mismatch(&[connection_type
                 .unwrap_or("")
@@ -777,15 +769,7 @@ impl Bayeux {
     ) -> Message {
         let mut reply = msg.reply();
         reply.subscription = Some(msg.subscription.clone().unwrap_or_else(|| json!([])));
-        let mut error = None;
-        if !known {
-            error = Some(BayeuxError::client_unknown(
-                msg.client_id.as_deref().unwrap_or(""),
-            ));
-        }
-        if msg.client_id.is_none() {
-            error = Some(BayeuxError::parameter_missing("clientId"));
-        }
+        let mut error = client_error(msg, known);
         if msg.subscription.is_none() {
             error = Some(BayeuxError::parameter_missing("subscription"));
         }
@@ -871,15 +855,7 @@ impl Bayeux {
 
     async fn disconnect(&self, msg: &Message, known: bool) -> Message {
         let mut reply = msg.reply();
-        let mut error = None;
-        if !known {
-            error = Some(BayeuxError::client_unknown(
-                msg.client_id.as_deref().unwrap_or(""),
-            ));
-        }
-        if msg.client_id.is_none() {
-            error = Some(BayeuxError::parameter_missing("clientId"));
-        }
+        let error = client_error(msg, known);
         if error.is_none()
             && let Some(id) = msg.client_id.as_deref()
         {
@@ -922,4 +898,18 @@ impl Bayeux {
 pub(crate) fn engine_error(e: EngineError) -> BayeuxError {
     tracing::error!(error = %e, "bayeux: engine failure");
     BayeuxError::server_error()
+}
+
+/// The error of a meta message whose `clientId` is missing or unknown. As in faye, later
+/// checks override earlier ones: a missing id wins over an unknown one.
+fn client_error(msg: &Message, known: bool) -> Option<BayeuxError> {
+    if msg.client_id.is_none() {
+        Some(BayeuxError::parameter_missing("clientId"))
+    } else if !known {
+        Some(BayeuxError::client_unknown(
+            msg.client_id.as_deref().unwrap_or(""),
+        ))
+    } else {
+        None
+    }
 }
