@@ -68,8 +68,8 @@ async fn calls(lib: PathBuf, n: u32) -> anyhow::Result<()> {
         connection: ConnectionInfo::default(),
     };
     let handle = tokio::runtime::Handle::current();
-    // For comparison: the boundary behind `block_in_place` on the calling task instead
-    // of a hop to the blocking pool (not what the host does; see bench/README.md).
+    // The boundary behind `block_in_place` on the calling task, as the host calls it,
+    // without the host's Invoke wrapping (JSON of the context, error mapping).
     let in_place = {
         let started = Instant::now();
         for _ in 0..n {

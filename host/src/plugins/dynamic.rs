@@ -1,9 +1,10 @@
-//! A dynamic action: an [`Invoke`] that calls into a loaded library on the blocking pool.
+//! A dynamic action: an [`Invoke`] that calls into a loaded library off the reactor.
 
 use std::sync::Arc;
 
 use plugin_api::ffi::{CallRequest, HostCall, Plugin};
 use plugin_api::{ActionDefinition, ActionError, ActionResult, BoxFuture, Context};
+use tokio::runtime::RuntimeFlavor;
 
 use crate::actions::Invoke;
 
@@ -37,11 +38,20 @@ impl Invoke for DynamicAction {
         let services = Arc::clone(ctx.services());
         Box::pin(async move {
             let handle = tokio::runtime::Handle::current();
+            let multi_thread = handle.runtime_flavor() == RuntimeFlavor::MultiThread;
             let host = HostCall::new(services, handle);
             // The plugin drives the action to completion on the calling thread: that
-            // thread must be one the reactor does not need.
-            let joined =
-                tokio::task::spawn_blocking(move || plugin.call(&name, &request, host)).await;
+            // thread must be one the reactor does not need. On the multi-threaded runtime
+            // `block_in_place` hands this worker's other tasks to another thread and runs
+            // the call right here; a hop to the blocking pool would cost two thread
+            // wake-ups per call (20+ µs when the cores are idle, against ~1 µs here).
+            let joined = if multi_thread {
+                Ok(tokio::task::block_in_place(|| {
+                    plugin.call(&name, &request, host)
+                }))
+            } else {
+                tokio::task::spawn_blocking(move || plugin.call(&name, &request, host)).await
+            };
             match joined {
                 Ok(Ok(reply)) => reply.into(),
                 Ok(Err(err)) => {

@@ -186,7 +186,7 @@ impl Plugin {
     }
 
     /// Runs action `name` with `request` on the calling thread, to completion. Call it
-    /// from a blocking-capable thread (the host's blocking pool), never the reactor.
+    /// from a blocking-capable thread (`block_in_place` or the blocking pool), never the reactor.
     ///
     /// # Errors
     ///

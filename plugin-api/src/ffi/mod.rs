@@ -29,8 +29,8 @@
 //!   calling thread: `request` is a [`CallRequest`] (version, scrubbed params,
 //!   connection), the reply is a [`CallReply`]. The plugin prepares the params and
 //!   drives the async `run` on its own current-thread tokio runtime (one per calling
-//!   thread), so `tokio::time` works inside a dynamic action. The host calls it on its
-//!   blocking pool, never on the reactor. `host_ctx` is valid for the call; a plugin
+//!   thread), so `tokio::time` works inside a dynamic action. The host calls it off the
+//!   reactor (`block_in_place` on its worker, or its blocking pool). `host_ctx` is valid for the call; a plugin
 //!   that keeps it longer (a cloned `Context`) holds a reference through `retain`.
 //! - **Buffers** ([`FfiBuf`]) are freed by the `free` of the side that allocated them.
 //! - **Panics** never cross: every exported function body and every host callback
