@@ -22,20 +22,22 @@ cp "$LIB" "$dir/"
 mkdir -p "$dir/none"
 pids=""
 
-start() { # start LOG BIN ARGS...: waits for the listening line, echoes the port
+# start LOG BIN ARGS...: waits for the listening line and sets $port. Not called in a
+# command substitution: that subshell would lose the pid the EXIT trap must kill.
+start() {
   local log=$1; shift
   RUST_LOG=warn,hero::cli=info "$@" --bind 127.0.0.1 --port 0 >"$log" 2>&1 &
   pids="$pids $!"
   for _ in $(seq 100); do
     port=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$log" | grep -o '[0-9]*$' || true)
-    [ -n "$port" ] && { echo "$port"; return; }
+    [ -n "$port" ] && return
     sleep 0.1
   done
   echo "server did not start: $(cat "$log")" >&2; exit 1
 }
 
-sport=$(start "$dir/static.log" target/release/hero-bench-server --plugins "$dir/none")
-dport=$(start "$dir/dynamic.log" target/release/hero --plugins "$dir")
+start "$dir/static.log" target/release/hero-bench-server --plugins "$dir/none"; sport=$port
+start "$dir/dynamic.log" target/release/hero --plugins "$dir"; dport=$port
 curl -sf "http://127.0.0.1:$sport/api/ping" | grep -q pong
 curl -sf "http://127.0.0.1:$dport/api/ping" | grep -q pong
 
