@@ -5,8 +5,13 @@
 #   bench/bayeux.sh            # fan-out 1000x1000, pairs 50, idle clients 5000 and 10000
 #   QUICK=1 bench/bayeux.sh    # smaller scenarios, for a smoke run
 #
+# Also measures bench/bayeux-floor (the least work a fan-out server can do, with and
+# without a 1 ms write delay) for fan-out and pairs: what the generator allows here.
+#
+#   ROUNDS=3 bench/bayeux.sh   # repeat the fan-out scenario; the table takes the median
+#
 # Prints one JSON line per scenario (also in target/bench/bayeux.jsonl) and a table of
-# hero/faye ratios.
+# ratios to faye.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -15,7 +20,7 @@ out=$root/target/bench; mkdir -p "$out"; results=$out/bayeux.jsonl; : > "$result
 run_id=$(date +%s)
 
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-cargo build --release -q -p hero
+cargo build --release -q -p hero -p bayeux-floor
 cargo build --release -q --manifest-path "$tool/Cargo.toml" --target-dir "$out/bayeux-bench-target"
 bench=$out/bayeux-bench-target/release/bayeux-bench
 [ -d tests/js/node_modules ] || (cd tests/js && npm ci --no-audit --no-fund)
@@ -27,7 +32,7 @@ else
 fi
 
 pid=
-stop() { [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; pid=; }
+stop() { [ -n "$pid" ] && kill "$pid" 2>/dev/null && { wait "$pid" 2>/dev/null || true; }; pid=; }
 trap stop EXIT
 
 # start LABEL CMD...: runs a server, waits for its "listening on" line, sets $pid and $url.
@@ -51,45 +56,57 @@ scenario() {  # LABEL SCENARIO ARGS...
     | tail -n 1
 }
 
-for server in hero faye; do
-  for scenario_args in "fanout ${fanout[*]}" "pairs ${pairs[*]}"; do
-    if [ $server = hero ]; then start hero target/release/hero --bind 127.0.0.1 --port 0 --public /nonexistent
-    else start faye node bench/bayeux/faye-server.mjs; fi
-    # shellcheck disable=SC2086
-    scenario $server $scenario_args
+start_server() {  # LABEL
+  case $1 in
+    hero) start hero target/release/hero --bind 127.0.0.1 --port 0 --public /nonexistent ;;
+    faye) start faye node bench/bayeux/faye-server.mjs ;;
+    floor) start floor target/release/bayeux-floor ;;
+    floor-1ms) start floor-1ms target/release/bayeux-floor --write-delay-us 1000 ;;
+  esac
+}
+
+for _ in $(seq "${ROUNDS:-1}"); do
+  for server in hero faye floor floor-1ms; do
+    start_server $server
+    scenario $server fanout "${fanout[@]}"
     stop
   done
+done
+for server in hero faye floor; do
+  start_server $server
+  scenario $server pairs "${pairs[@]}"
+  stop
+done
+for server in hero faye; do
   for c in "${idle[@]}"; do
-    if [ $server = hero ]; then start hero target/release/hero --bind 127.0.0.1 --port 0 --public /nonexistent
-    else start faye node bench/bayeux/faye-server.mjs; fi
+    start_server $server
     scenario $server connections -c "$c"
     stop
   done
 done
 
 python3 - "$results" <<'PY'
-import json, sys
+import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-def pick(label, scenario, **match):
-    for r in rows:
-        if r.get("label") == label and r.get("scenario") == scenario and all(r.get(k) == v for k, v in match.items()):
-            return r
-def fmt(x, unit=""):
-    return "-" if x is None else (f"{x:,.0f}{unit}" if isinstance(x, (int, float)) else str(x))
+labels = ["hero", "faye", "floor", "floor-1ms"]
+def value(label, scenario, metric, clients=None):
+    vs = [r.get(metric) for r in rows if r.get("label") == label and r.get("scenario") == scenario
+          and (clients is None or r["params"].get("clients") == clients) and r.get(metric) is not None]
+    return statistics.median(vs) if vs else None
+def ok(label, scenario):
+    return all(r.get("ok", True) for r in rows if r.get("label") == label and r.get("scenario") == scenario)
+def cell(label, scenario, metric, clients=None):
+    v, f = value(label, scenario, metric, clients), value("faye", scenario, metric, clients)
+    if v is None:
+        return "-"
+    text = f"{v:,.0f}" + ("" if ok(label, scenario) else " (NOT OK)")
+    return text if label == "faye" or not f else f"{text} ({v / f:.2f}x)"
 print()
-print("| scenario | metric | hero | faye | hero/faye |")
-print("|---|---|---|---|---|")
+print("| scenario | metric | " + " | ".join(labels) + " |")
+print("|---|---|" + "---|" * len(labels))
 for scenario, metric in [("fanout", "msgs_per_s"), ("fanout", "p99_us"), ("pairs", "msgs_per_s"), ("pairs", "p99_us")]:
-    h, f = pick("hero", scenario), pick("faye", scenario)
-    hv, fv = (h or {}).get(metric), (f or {}).get(metric)
-    ratio = f"{hv / fv:.2f}x" if hv and fv else "-"
-    ok = "" if (h or {}).get("ok", True) and (f or {}).get("ok", True) else " (NOT OK)"
-    print(f"| {scenario} | {metric} | {fmt(hv)} | {fmt(fv)} | {ratio}{ok} |")
-conns = sorted({r["params"]["clients"] for r in rows if r.get("scenario") == "connections"})
-for c in conns:
-    h = pick("hero", "connections", params=next(r["params"] for r in rows if r.get("scenario") == "connections" and r["params"]["clients"] == c))
-    f = pick("faye", "connections", params=next(r["params"] for r in rows if r.get("scenario") == "connections" and r["params"]["clients"] == c))
-    hv, fv = (h or {}).get("per_conn_bytes"), (f or {}).get("per_conn_bytes")
-    ratio = f"{hv / fv:.2f}x" if hv and fv else "-"
-    print(f"| idle {c} | server RSS bytes/client | {fmt(hv)} | {fmt(fv)} | {ratio} |")
+    print(f"| {scenario} | {metric} | " + " | ".join(cell(l, scenario, metric) for l in labels) + " |")
+for c in sorted({r["params"]["clients"] for r in rows if r.get("scenario") == "connections"}):
+    print(f"| idle {c} | server RSS bytes/client | " + " | ".join(cell(l, "connections", "per_conn_bytes", c) for l in labels) + " |")
+print("(median over rounds; ratios to faye in brackets)")
 PY
