@@ -93,6 +93,17 @@ impl Message {
         self.error = error;
     }
 
+    /// What subscribers receive of this message: `id`, `channel`, `data`, `ext`.
+    pub(crate) fn into_delivery(self) -> Self {
+        Self {
+            id: self.id,
+            channel: self.channel,
+            data: self.data,
+            ext: self.ext,
+            ..Self::default()
+        }
+    }
+
     /// The copy subscribers receive: `id`, `channel`, `data`, `ext`.
     pub(crate) fn for_delivery(&self) -> Self {
         Self {

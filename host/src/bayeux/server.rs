@@ -219,12 +219,12 @@ impl Bayeux {
             return Err(BayeuxError::channel_invalid(channel));
         }
         let msg = Message::publish(channel, data);
-        self.engine_publish(&msg, None).await
+        self.engine_publish(msg, None).await
     }
 
     async fn engine_publish(
         &self,
-        msg: &Message,
+        msg: Message,
         publisher: Option<String>,
     ) -> Result<(), BayeuxError> {
         let name = msg.channel_str();
@@ -232,10 +232,10 @@ impl Bayeux {
             local_only: self.is_internal(name) || channel::is_meta(name),
             exact_only: self.is_exact_only(name),
         };
-        let envelope = Arc::new(Envelope::new(msg, publisher));
+        let envelope = Arc::new(Envelope::from_message(msg, publisher));
         self.inner
             .engine
-            .publish(name, envelope, &opts)
+            .publish(envelope.message().channel_str(), envelope.clone(), &opts)
             .await
             .map(|_| ())
             .map_err(engine_error)
@@ -634,25 +634,23 @@ impl Bayeux {
         // Verified only if the hooks left the id alone.
         let known = ctx.client_id.is_some() && ctx.client_id == msg.client_id;
         let name = msg.channel_str();
-        let outcome = if channel::is_meta(name) {
-            match name {
-                HANDSHAKE => Outcome::Reply(self.handshake(&msg, &ctx).await),
-                CONNECT => self.connect(&msg, known).await,
-                SUBSCRIBE => Outcome::Reply(self.subscribe(&msg, &ctx, known, true).await),
-                UNSUBSCRIBE => Outcome::Reply(self.subscribe(&msg, &ctx, known, false).await),
-                DISCONNECT => Outcome::Reply(self.disconnect(&msg, known).await),
-                _ => {
-                    let mut reply = msg.reply();
-                    reply.set_outcome(Some(BayeuxError::channel_forbidden(name).to_string()));
-                    Outcome::Reply(reply)
-                }
+        if !channel::is_meta(name) {
+            return Outcome::Reply(self.publish_message(msg, &ctx, known).await);
+        }
+        let outcome = match name {
+            HANDSHAKE => Outcome::Reply(self.handshake(&msg, &ctx).await),
+            CONNECT => self.connect(&msg, known).await,
+            SUBSCRIBE => Outcome::Reply(self.subscribe(&msg, &ctx, known, true).await),
+            UNSUBSCRIBE => Outcome::Reply(self.subscribe(&msg, &ctx, known, false).await),
+            DISCONNECT => Outcome::Reply(self.disconnect(&msg, known).await),
+            _ => {
+                let mut reply = msg.reply();
+                reply.set_outcome(Some(BayeuxError::channel_forbidden(name).to_string()));
+                Outcome::Reply(reply)
             }
-        } else {
-            Outcome::Reply(self.publish_message(&msg, &ctx, known).await)
         };
         if let Outcome::Reply(r) | Outcome::Hold { reply: r, .. } = &outcome
             && r.successful == Some(true)
-            && channel::is_meta(name)
             && !ctx.trusted
             && self.inner.meta_subscriptions.load(Ordering::Relaxed) > 0
         {
@@ -662,7 +660,7 @@ impl Bayeux {
                 "clientId": r.client_id.clone().or(msg.client_id.clone()),
                 "subscription": msg.subscription.clone(),
             }));
-            let _ = self.engine_publish(&copy, ctx.client_id.clone()).await;
+            let _ = self.engine_publish(copy, ctx.client_id.clone()).await;
         }
         outcome
     }
@@ -865,7 +863,7 @@ impl Bayeux {
         reply
     }
 
-    async fn publish_message(&self, msg: &Message, ctx: &MessageContext, known: bool) -> Message {
+    async fn publish_message(&self, msg: Message, ctx: &MessageContext, known: bool) -> Message {
         let mut reply = msg.reply();
         let name = msg.channel_str();
         let mut error = None;

@@ -1,12 +1,12 @@
 //! The in-process engine: everything in sharded maps behind short std mutexes.
 
-use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant};
 
+use foldhash::fast::RandomState;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -34,17 +34,24 @@ impl std::fmt::Debug for MemoryEngine {
     }
 }
 
-/// One shard of the subscription index: pattern -> (client id -> session).
-type SubscriptionShard = RwLock<HashMap<Arc<str>, HashMap<Arc<str>, Arc<Session>>>>;
+/// Maps keyed by client id: ids are random, so a fast hash needs no flood protection.
+type ById<V> = HashMap<Arc<str>, V, RandomState>;
+
+/// One shard of the subscription index: pattern -> (client id -> session). Patterns come
+/// from clients, so that map keeps std's keyed SipHash.
+type SubscriptionShard = RwLock<HashMap<Arc<str>, ById<Arc<Session>>>>;
 
 struct Shared {
     config: MemoryEngineConfig,
     hasher: RandomState,
     /// client id -> session.
-    sessions: Vec<Mutex<HashMap<Arc<str>, Arc<Session>>>>,
+    sessions: Vec<Mutex<ById<Arc<Session>>>>,
     /// pattern -> (client id -> session): the exact and wildcard index in one map, since a
     /// publish looks up each pattern that can match its channel.
     subscriptions: Vec<SubscriptionShard>,
+    /// Live wildcard subscriptions: while there are none, a publish looks up only its
+    /// own channel name.
+    wildcards: AtomicUsize,
     handler: OnceLock<Weak<dyn EngineHandler>>,
     stop: CancellationToken,
     epoch: Instant,
@@ -80,9 +87,10 @@ impl MemoryEngine {
         Self {
             shared: Arc::new(Shared {
                 config,
-                hasher: RandomState::new(),
+                hasher: RandomState::default(),
                 sessions: (0..SHARDS).map(|_| Mutex::default()).collect(),
                 subscriptions: (0..SHARDS).map(|_| RwLock::default()).collect(),
+                wildcards: AtomicUsize::new(0),
                 handler: OnceLock::new(),
                 stop: CancellationToken::new(),
                 epoch: Instant::now(),
@@ -100,7 +108,7 @@ impl Shared {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    fn sessions_shard(&self, id: &str) -> MutexGuard<'_, HashMap<Arc<str>, Arc<Session>>> {
+    fn sessions_shard(&self, id: &str) -> MutexGuard<'_, ById<Arc<Session>>> {
         // `shard` is always < SHARDS == len.
         lock(&self.sessions[self.shard(id) % self.sessions.len()])
     }
@@ -139,16 +147,7 @@ impl Shared {
             std::mem::take(&mut state.subscriptions)
         };
         for pattern in subscriptions {
-            let mut shard = self
-                .subs_shard(&pattern)
-                .write()
-                .unwrap_or_else(|e| e.into_inner());
-            if let Some(subs) = shard.get_mut(&pattern) {
-                subs.remove(id);
-                if subs.is_empty() {
-                    shard.remove(&pattern);
-                }
-            }
+            self.index_remove(&pattern, id);
         }
         session.notify.notify_waiters();
         true
@@ -157,6 +156,36 @@ impl Shared {
     fn report_destroyed(&self, id: &str) {
         if let Some(handler) = self.handler.get().and_then(Weak::upgrade) {
             handler.session_destroyed(id);
+        }
+    }
+
+    /// Adds `session` under `pattern` in the subscription index.
+    fn index_add(&self, pattern: Arc<str>, session: &Arc<Session>) {
+        if channel::is_wildcard(&pattern) {
+            self.wildcards.fetch_add(1, Ordering::AcqRel);
+        }
+        self.subs_shard(&pattern)
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(pattern)
+            .or_default()
+            .insert(session.id.clone(), session.clone());
+    }
+
+    /// Removes client `id` from `pattern` in the subscription index.
+    fn index_remove(&self, pattern: &str, id: &str) {
+        let mut shard = self
+            .subs_shard(pattern)
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        let Some(subs) = shard.get_mut(pattern) else {
+            return;
+        };
+        if subs.remove(id).is_some() && channel::is_wildcard(pattern) {
+            self.wildcards.fetch_sub(1, Ordering::AcqRel);
+        }
+        if subs.is_empty() {
+            shard.remove(pattern);
         }
     }
 
@@ -178,12 +207,7 @@ impl Shared {
         }
         let pattern: Arc<str> = Arc::from(pattern);
         state.subscriptions.insert(pattern.clone());
-        self.subs_shard(&pattern)
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(pattern)
-            .or_default()
-            .insert(session.id.clone(), session.clone());
+        self.index_add(pattern, &session);
         SubscribeOutcome::Subscribed
     }
 
@@ -196,16 +220,7 @@ impl Shared {
             return false;
         }
         if state.subscriptions.remove(pattern) {
-            let mut shard = self
-                .subs_shard(pattern)
-                .write()
-                .unwrap_or_else(|e| e.into_inner());
-            if let Some(subs) = shard.get_mut(pattern) {
-                subs.remove(id);
-                if subs.is_empty() {
-                    shard.remove(pattern);
-                }
-            }
+            self.index_remove(pattern, id);
         }
         true
     }
@@ -218,11 +233,7 @@ impl Shared {
     ) -> usize {
         let mut recipients: Vec<Arc<Session>> = Vec::new();
         let mut groups = 0;
-        let mut i = 0;
-        channel::for_each_matching_pattern(channel_name, |pattern| {
-            // The first pattern is the exact name; the rest are wildcards.
-            let local_only = opts.local_only || (opts.exact_only && i > 0);
-            i += 1;
+        let mut collect = |pattern: &str, local_only: bool| {
             let shard = self
                 .subs_shard(pattern)
                 .read()
@@ -231,7 +242,17 @@ impl Shared {
                 groups += 1;
                 recipients.extend(subs.values().filter(|s| s.local || !local_only).cloned());
             }
-        });
+        };
+        if self.wildcards.load(Ordering::Acquire) == 0 {
+            collect(channel_name, opts.local_only);
+        } else {
+            let mut i = 0;
+            channel::for_each_matching_pattern(channel_name, |pattern| {
+                // The first pattern is the exact name; the rest are wildcards.
+                collect(pattern, opts.local_only || (opts.exact_only && i > 0));
+                i += 1;
+            });
+        }
         if groups > 1 {
             // One copy per session however many of its patterns match.
             recipients.sort_unstable_by_key(|s| Arc::as_ptr(s) as usize);
@@ -494,6 +515,60 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(mailbox.take(10).is_empty());
+    }
+
+    #[tokio::test]
+    async fn wildcard_lookups_follow_the_live_wildcard_subscriptions() {
+        use crate::bayeux::message::Message;
+        let e = MemoryEngine::new(MemoryEngineConfig::new(Duration::from_secs(60), 10));
+        let publish = |n: i32| {
+            let e = e.clone();
+            async move {
+                let env = Arc::new(Envelope::new(
+                    &Message::publish("/a/b", serde_json::json!(n)),
+                    None,
+                ));
+                e.publish("/a/b", env, &PublishOptions::default())
+                    .await
+                    .unwrap()
+            }
+        };
+        let opts = SubscribeOptions::default();
+        let exact = e.create_session(&SessionOptions::default()).await.unwrap();
+        e.subscribe(&exact, "/a/b", &opts).await.unwrap();
+        assert_eq!(publish(1).await, 1);
+        assert_eq!(e.shared.wildcards.load(Ordering::Acquire), 0);
+
+        let wild = e.create_session(&SessionOptions::default()).await.unwrap();
+        e.subscribe(&wild, "/a/*", &opts).await.unwrap();
+        e.subscribe(&wild, "/**", &opts).await.unwrap();
+        e.subscribe(&wild, "/**", &opts).await.unwrap(); // again: counted once
+        assert_eq!(e.shared.wildcards.load(Ordering::Acquire), 2);
+        assert_eq!(
+            publish(2).await,
+            2,
+            "one copy each, the wildcard session included"
+        );
+
+        assert!(e.unsubscribe(&wild, "/a/*").await.unwrap());
+        assert!(e.unsubscribe(&wild, "/nope/*").await.unwrap());
+        assert_eq!(e.shared.wildcards.load(Ordering::Acquire), 1);
+        assert_eq!(publish(3).await, 2, "still matched by /**");
+
+        assert!(e.destroy_session(&wild).await.unwrap());
+        assert_eq!(e.shared.wildcards.load(Ordering::Acquire), 0);
+        assert_eq!(publish(4).await, 1);
+        let got: Vec<_> = e
+            .take(&exact, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|env| env.message().data.clone().unwrap())
+            .collect();
+        assert_eq!(
+            got,
+            (1..=4).map(|n| serde_json::json!(n)).collect::<Vec<_>>()
+        );
     }
 
     #[tokio::test]

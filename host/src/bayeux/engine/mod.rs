@@ -125,7 +125,12 @@ pub struct Envelope {
 impl Envelope {
     /// Wraps a message for delivery; `clientId` and reply fields are dropped.
     pub fn new(message: &Message, publisher: Option<String>) -> Self {
-        let message = message.for_delivery();
+        Self::from_message(message.for_delivery(), publisher)
+    }
+
+    /// As [`Envelope::new`], taking the message (no copy of its data).
+    pub fn from_message(message: Message, publisher: Option<String>) -> Self {
+        let message = message.into_delivery();
         // A Message of plain JSON values always serialises.
         let json = serde_json::to_string(&message).unwrap_or_else(|_| "{}".to_owned());
         Self {
