@@ -8,7 +8,7 @@
 # Also measures bench/bayeux-floor (the least work a fan-out server can do, with and
 # without a 1 ms write delay) for fan-out and pairs: what the generator allows here.
 #
-#   ROUNDS=3 bench/bayeux.sh   # repeat the fan-out scenario; the table takes the median
+#   ROUNDS=3 bench/bayeux.sh   # repeat fan-out and pairs; the table takes the medians
 #
 # Prints one JSON line per scenario (also in target/bench/bayeux.jsonl) and a table of
 # ratios to faye.
@@ -71,11 +71,11 @@ for _ in $(seq "${ROUNDS:-1}"); do
     scenario $server fanout "${fanout[@]}"
     stop
   done
-done
-for server in hero faye floor; do
-  start_server $server
-  scenario $server pairs "${pairs[@]}"
-  stop
+  for server in hero faye floor; do
+    start_server $server
+    scenario $server pairs "${pairs[@]}"
+    stop
+  done
 done
 for server in hero faye; do
   for c in "${idle[@]}"; do

@@ -24,9 +24,16 @@ test('a websocket transport restart: same connection, rooms kept, callbacks reso
   try {
     assert.equal((await call.roomAdd(client, 'defaultRoom')).status, 'OK');
     const id = client.id;
+    // The roomAdd response can arrive before the Bayeux ack of its publish; faye resends
+    // an unacknowledged publish after a drop (at-least-once), which would run the verb
+    // twice. Drop the socket once nothing is in flight.
+    const dispatcher = client.client._dispatcher;
+    const unacked = () => [...dispatcher._envelopes.values()].filter((e) => e.message.channel !== '/meta/connect').length;
+    for (let i = 0; unacked() > 0 && i < 500; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(unacked(), 0, 'every publish acknowledged before the drop');
     const down = nextEvent(client, 'disconnected');
     const back = nextEvent(client, 'reconnected');
-    client.client._dispatcher._transport.close(); // the socket drops
+    dispatcher._transport.close(); // the socket drops
     await down;
     assert.equal(client.state, 'reconnecting');
     await back;

@@ -430,16 +430,23 @@ impl Extension for WebSocketServer {
             if ctx.trusted {
                 return Verdict::Pass;
             }
-            let Some(app) = self.app.upgrade() else {
-                return Verdict::Pass;
-            };
-            let name = msg.channel_str().to_owned();
             let client = ctx.client_id.as_deref();
             if client.is_none() && msg.client_id.is_some() {
                 // An unknown or foreign client id: the Bayeux layer answers `401` (so a
                 // client whose session was lost learns it) and acts on nothing.
                 return Verdict::Pass;
             }
+            let name = msg.channel_str();
+            if name != "/meta/subscribe"
+                && (channel::is_meta(name) || !channel::is_under(name, ROOT))
+            {
+                // Neither ours nor a subscribe: the common case, decided without a copy.
+                return Verdict::Pass;
+            }
+            let Some(app) = self.app.upgrade() else {
+                return Verdict::Pass;
+            };
+            let name = name.to_owned();
             if name == "/meta/subscribe" {
                 let subs: Vec<String> = match &msg.subscription {
                     Some(Value::String(s)) => vec![s.clone()],
@@ -466,9 +473,6 @@ impl Extension for WebSocketServer {
                         ));
                     }
                 }
-                return Verdict::Pass;
-            }
-            if channel::is_meta(&name) || !channel::is_under(&name, ROOT) {
                 return Verdict::Pass;
             }
             // A publish under the websocket root: only the owner, only on its channel.
