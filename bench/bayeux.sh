@@ -23,7 +23,7 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 cargo build --release -q -p hero -p bayeux-floor
 cargo build --release -q --manifest-path "$tool/Cargo.toml" --target-dir "$out/bayeux-bench-target"
 bench=$out/bayeux-bench-target/release/bayeux-bench
-[ -d tests/js/node_modules ] || (cd tests/js && npm ci --no-audit --no-fund)
+[ -d bench/bayeux/node_modules ] || (cd bench/bayeux && npm ci --no-audit --no-fund)
 
 if [ -n "${QUICK:-}" ]; then
   fanout=(-n 200 -m 200 --window 10); pairs=(-k 20 --duration-s 3 --window 10); idle=(1000)

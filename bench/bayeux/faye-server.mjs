@@ -1,12 +1,10 @@
 // The peer for bench/bayeux.sh: the npm faye 1.4.3 server (memory engine) at /faye,
-// printing "listening on http://127.0.0.1:PORT" like hero does.
+// printing "listening on http://127.0.0.1:PORT" like hero does. faye comes from this
+// directory's package.json (npm ci here), the same version tests/js pins.
 import http from 'node:http';
 import { createRequire } from 'node:module';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const require = createRequire(path.join(here, '../../tests/js/package.json'));
+const require = createRequire(import.meta.url);
 const faye = require('faye');
 
 const server = http.createServer((req, res) => { res.writeHead(404); res.end(); });

@@ -6,11 +6,13 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{Value, json};
 
 use crate::actions::{Clash, Processor, Registry};
+use crate::backends::Backends;
 use crate::bayeux::Bayeux;
 use crate::cache::MemoryCache;
+use crate::cluster::RedisLink;
 use crate::config::Config;
 use crate::connections::Connections;
-use crate::rooms::{MemoryRoomStore, Rooms};
+use crate::rooms::Rooms;
 use crate::services::Services;
 
 /// Everything a request handler needs, shared behind one `Arc`.
@@ -30,6 +32,8 @@ pub struct App {
     pub bayeux: Bayeux,
     /// Dynamic plugins (loaded by [`crate::plugins::start`]).
     pub plugins: crate::plugins::Plugins,
+    /// The Redis link, when clustered.
+    pub redis: Option<RedisLink>,
     started: Instant,
     started_at_ms: u64,
 }
@@ -46,27 +50,36 @@ pub enum AppError {
 }
 
 impl App {
-    /// Assembles the app with every statically linked action.
+    /// Assembles a single-node app (every backend in memory) with every statically
+    /// linked action.
     ///
     /// # Errors
     ///
     /// Two static actions clash.
     pub fn new(config: Config) -> Result<Arc<Self>, AppError> {
+        let backends = Backends::memory(&config);
+        Self::with_backends(config, backends)
+    }
+
+    /// Assembles the app on the given backends.
+    ///
+    /// # Errors
+    ///
+    /// Two static actions clash.
+    pub fn with_backends(config: Config, backends: Backends) -> Result<Arc<Self>, AppError> {
         let registry = Arc::new(Registry::with_static_actions()?);
         let connections = Arc::new(Connections::default());
-        let rooms = Rooms::new(
-            Arc::new(MemoryRoomStore::default()),
-            Arc::clone(&connections),
-        );
+        let rooms = Rooms::new(backends.rooms, Arc::clone(&connections));
         let mut bayeux_config = config.bayeux.clone();
         bayeux_config.trust_forwarded_for |= config.trust_proxy;
-        let bayeux = Bayeux::new(bayeux_config);
+        let bayeux = Bayeux::with_engine(bayeux_config, backends.engine);
         Ok(Arc::new_cyclic(|weak| App {
             bayeux,
             plugins: crate::plugins::Plugins::new(config.plugins.clone()),
             config,
             processor: Processor::new(registry, Arc::new(Services::new(weak.clone()))),
-            cache: MemoryCache::default(),
+            cache: backends.cache,
+            redis: backends.redis,
             connections,
             rooms,
             started: Instant::now(),

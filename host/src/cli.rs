@@ -51,11 +51,14 @@ async fn start(config: Config) -> anyhow::Result<()> {
     // Handlers first: a signal that arrives once `listening` is logged must already
     // mean "shut down gracefully", not the default "die".
     let shutdown = shutdown_signal().context("cannot install signal handlers")?;
+    // Backends before the listener: a node that cannot join its cluster never says it
+    // is listening.
+    let backends = crate::backends::Backends::connect(&config).await?;
     let addr = SocketAddr::new(config.bind, config.port);
     let listener = bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr().context("listener has no address")?;
     tracing::info!("listening on http://{local}");
-    crate::run(config, listener, shutdown).await?;
+    crate::run(config, backends, listener, shutdown).await?;
     tracing::info!("stopped");
     Ok(())
 }

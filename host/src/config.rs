@@ -60,6 +60,11 @@ pub struct Config {
     pub log_format: LogFormat,
     /// The Bayeux server at `/faye`.
     pub bayeux: crate::bayeux::BayeuxConfig,
+    /// Redis URL (`redis://host:port`): join the cluster of every node on the same Redis
+    /// and namespace. Unset: a single node with every backend in memory.
+    pub redis: Option<String>,
+    /// Clustering settings (used with `redis`).
+    pub cluster: crate::cluster::ClusterConfig,
 }
 
 impl Default for Config {
@@ -81,6 +86,8 @@ impl Default for Config {
             shutdown_timeout_ms: 10_000,
             log_format: LogFormat::Text,
             bayeux: crate::bayeux::BayeuxConfig::default(),
+            redis: None,
+            cluster: crate::cluster::ClusterConfig::default(),
         }
     }
 }
@@ -152,6 +159,10 @@ pub struct Flags {
     #[arg(long, value_name = "FORMAT")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
+    /// Redis URL: join the cluster on this Redis (e.g. redis://127.0.0.1:6379).
+    #[arg(long, value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis: Option<String>,
 }
 
 /// Rooms by name, each with its authorization pattern.

@@ -4,6 +4,8 @@
 //!
 //! - [`config`]: one typed configuration (defaults < file < env < flags).
 //! - [`app`]: the shared state of a running host.
+//! - [`backends`]: the composition root: memory or Redis backends, chosen once.
+//! - [`cluster`]: the Redis link and the `[cluster]` settings.
 //! - [`actions`]: the registry, the params pipeline and the one processor.
 //! - [`services`]: the host services actions call (cache, rooms, attributes).
 //! - [`cache`]: the key/value cache.
@@ -13,9 +15,11 @@
 
 pub mod actions;
 pub mod app;
+pub mod backends;
 pub mod bayeux;
 pub mod cache;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod connections;
 pub mod ids;
@@ -24,6 +28,9 @@ pub mod rooms;
 pub mod servers;
 pub mod services;
 
+#[cfg(test)]
+mod testing;
+
 use std::future::Future;
 
 use tokio::net::TcpListener;
@@ -31,17 +38,18 @@ use tokio::net::TcpListener;
 pub use app::App;
 pub use config::Config;
 
-/// Runs the host on `listener` until `shutdown` resolves.
+/// Runs the host on `listener` with the given backends until `shutdown` resolves.
 ///
 /// # Errors
 ///
 /// When the app cannot be assembled (clashing static actions).
 pub async fn run(
     config: Config,
+    backends: backends::Backends,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), app::AppError> {
-    let app = App::new(config)?;
+    let app = App::with_backends(config, backends)?;
     app.create_starting_rooms().await?;
     let websocket = servers::websocket::WebSocketServer::attach(&app, &app.bayeux);
     let bayeux = app.bayeux.clone();
@@ -56,7 +64,11 @@ pub async fn run(
             .await;
         bayeux.shutdown().await;
     };
+    let redis = app.redis.clone();
     plugins::start(&app);
     servers::web::serve(app, listener, shutdown).await;
+    if let Some(link) = redis {
+        link.close();
+    }
     Ok(())
 }

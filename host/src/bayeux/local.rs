@@ -1,7 +1,5 @@
 //! The in-process client (faye's `in-process` connection type).
 
-use std::sync::Arc;
-
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -9,7 +7,8 @@ use tokio_util::sync::CancellationToken;
 use super::error::BayeuxError;
 use super::extension::MessageContext;
 use super::message::{Message, SUBSCRIBE, UNSUBSCRIBE};
-use super::server::{Bayeux, OutItem};
+use super::engine::ClaimKind;
+use super::server::{Bayeux, OutItem, engine_error};
 
 /// Messages buffered between the engine mailbox and the receiver.
 const LOCAL_BUFFER: usize = 1024;
@@ -145,17 +144,29 @@ struct Pump {
 
 impl Pump {
     async fn run(self) {
-        let engine = Arc::clone(self.bayeux.engine());
         let max = self.bayeux.config().max_batch;
+        let mailbox = match self
+            .bayeux
+            .engine()
+            .claim(&self.client_id, ClaimKind::Push)
+            .await
+        {
+            Ok(Some(m)) => m,
+            Ok(None) => return,
+            Err(e) => {
+                engine_error(e);
+                return;
+            }
+        };
         loop {
             tokio::select! {
                 () = self.stop.cancelled() => return,
                 () = self.tx.closed() => return,
-                () = engine.wait(&self.client_id) => {}
+                () = mailbox.clone().wait() => {}
             }
-            let envs = engine.take(&self.client_id, max).await.unwrap_or_default();
+            let envs = mailbox.take(max);
             if envs.is_empty() {
-                if !matches!(engine.session(&self.client_id).await, Ok(Some(_))) {
+                if mailbox.is_closed() {
                     return; // session ended: the receiver sees None
                 }
                 continue;

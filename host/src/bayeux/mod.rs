@@ -5,7 +5,7 @@
 //! - [`message`], [`channel`], [`error`]: the protocol's data: messages, channel grammar
 //!   and matching, error codes.
 //! - [`engine`]: where state lives (sessions, subscriptions, mailboxes) behind small
-//!   traits; [`MemoryEngine`] is the default.
+//!   traits; [`MemoryEngine`] is the default, [`RedisEngine`] clusters nodes.
 //! - `server`: the [`Bayeux`] handle: processes messages (handshake, connect, subscribe,
 //!   unsubscribe, disconnect, publish), holds connects, runs [`Extension`]s.
 //! - [`LocalClient`]: the in-process client.
@@ -38,7 +38,7 @@ mod transport;
 mod tests;
 
 pub use config::BayeuxConfig;
-pub use engine::{BoxFuture, Engine, MemoryEngine};
+pub use engine::{BoxFuture, Engine, MemoryEngine, RedisEngine};
 pub use error::{BayeuxError, ErrorCode};
 pub use extension::{Extension, MessageContext, OutgoingContext, OutgoingKind, Transport, Verdict};
 pub use local::LocalClient;

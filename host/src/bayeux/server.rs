@@ -13,8 +13,9 @@ use tokio_util::sync::CancellationToken;
 use super::channel;
 use super::config::BayeuxConfig;
 use super::engine::{
-    Engine, EngineError, EngineHandler, Envelope, MemoryEngine, MemoryEngineConfig, PublishOptions,
-    SessionInfo, SessionOptions, SubscribeOptions, SubscribeOutcome,
+    ClaimKind, Engine, EngineError, EngineHandler, Envelope, Mailbox, MemoryEngine,
+    MemoryEngineConfig, PublishOptions, SessionInfo, SessionOptions, SubscribeOptions,
+    SubscribeOutcome,
 };
 use super::error::BayeuxError;
 use super::extension::{Extension, MessageContext, OutgoingContext, OutgoingKind, Verdict};
@@ -237,7 +238,6 @@ impl Bayeux {
             .engine
             .publish(envelope.message().channel_str(), envelope.clone(), &opts)
             .await
-            .map(|_| ())
             .map_err(engine_error)
     }
 
@@ -546,10 +546,44 @@ impl Bayeux {
     async fn hold_poll(&self, client_id: &str, hold: Duration) -> Vec<Arc<Envelope>> {
         let engine = &self.inner.engine;
         let max = self.inner.config.max_batch;
-        let now = engine.take(client_id, max).await.unwrap_or_default();
-        if !now.is_empty() || hold.is_zero() {
-            return now;
+        let mailbox = match engine.claim(client_id, ClaimKind::Poll).await {
+            Ok(Some(m)) => m,
+            Ok(None) => return Vec::new(),
+            Err(e) => {
+                engine_error(e);
+                return Vec::new();
+            }
+        };
+        let mut envs = mailbox.take(max);
+        if envs.is_empty() && !hold.is_zero() {
+            envs = self.hold(client_id, &mailbox, hold).await;
         }
+        if !envs.is_empty() {
+            match mailbox.commit().await {
+                Ok(true) => {}
+                // A newer connect took the session over: it delivers these instead.
+                Ok(false) => envs.clear(),
+                Err(e) => {
+                    // Not committed, so not lost: the next connect delivers them.
+                    engine_error(e);
+                    envs.clear();
+                }
+            }
+        }
+        let _ = engine.ping(client_id).await;
+        envs
+    }
+
+    /// Waits on a claimed mailbox until a delivery arrives (one tick later, to batch),
+    /// the hold time passes, another connect of the same client arrives here, the claim
+    /// ends, or the server shuts down.
+    async fn hold(
+        &self,
+        client_id: &str,
+        mailbox: &Arc<dyn Mailbox>,
+        hold: Duration,
+    ) -> Vec<Arc<Envelope>> {
+        let max = self.inner.config.max_batch;
         let token = self.inner.next_token.fetch_add(1, Ordering::Relaxed);
         let release = Arc::new(Notify::new());
         if let Some((_, previous)) =
@@ -563,13 +597,10 @@ impl Bayeux {
         let mut envs = Vec::new();
         loop {
             tokio::select! {
-                () = engine.wait(client_id) => {
+                () = mailbox.clone().wait() => {
                     tokio::task::yield_now().await;
-                    envs = engine.take(client_id, max).await.unwrap_or_default();
-                    if !envs.is_empty() {
-                        break;
-                    }
-                    if !matches!(engine.session(client_id).await, Ok(Some(_))) {
+                    envs = mailbox.take(max);
+                    if !envs.is_empty() || mailbox.is_closed() {
                         break;
                     }
                 }
@@ -578,13 +609,10 @@ impl Bayeux {
                 () = self.inner.shutdown.cancelled() => break,
             }
         }
-        {
-            let mut held = lock(&self.inner.held);
-            if held.get(client_id).is_some_and(|(t, _)| *t == token) {
-                held.remove(client_id);
-            }
+        let mut held = lock(&self.inner.held);
+        if held.get(client_id).is_some_and(|(t, _)| *t == token) {
+            held.remove(client_id);
         }
-        let _ = engine.ping(client_id).await;
         envs
     }
 

@@ -28,8 +28,9 @@ export async function startHero(args = [], { env = {}, cwd = root, timeoutMs = 2
   const collect = (stream) => createInterface({ input: stream }).on('line', (l) => logs.push(l));
   collect(proc.stderr);
   const port = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('hero did not start:\n' + logs.join('\n'))), timeoutMs);
-    proc.once('exit', (code) => reject(new Error(`hero exited with ${code}:\n` + logs.join('\n'))));
+    // A hero that never says it listens is killed, not left behind.
+    const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error('hero did not start:\n' + logs.join('\n'))); }, timeoutMs);
+    proc.once('exit', (code) => { clearTimeout(timer); reject(new Error(`hero exited with ${code}:\n` + logs.join('\n'))); });
     // A missing binary is an 'error' event, not an exit: fail at once with a clear message.
     proc.once('error', (e) => { clearTimeout(timer); reject(new Error(`cannot start ${heroBin} (build it: cargo build -p hero): ${e.message}`)); });
     createInterface({ input: proc.stdout }).on('line', (line) => {

@@ -1,4 +1,10 @@
 //! The in-process engine: everything in sharded maps behind short std mutexes.
+//!
+//! Sessions, the subscription index (pattern -> sessions) and bounded per-session queues.
+//! A publish looks up only the patterns that can match its channel, so its cost follows
+//! the matching subscribers. The same engine is the per-node delivery layer of the Redis
+//! engine, which feeds it the shared log's entries for the sessions served on its node
+//! (hence [`MemoryEngine::create_with_id`] and [`MemoryEngine::deliver_to`]).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::BuildHasher;
@@ -11,7 +17,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    BoxFuture, Engine, EngineError, EngineHandler, Envelope, Mailbox, MailboxEngine,
+    BoxFuture, ClaimKind, Engine, EngineError, EngineHandler, Envelope, Mailbox, MailboxEngine,
     MemoryEngineConfig, PubSubEngine, PublishOptions, SessionEngine, SessionInfo, SessionOptions,
     SubscribeOptions, SubscribeOutcome, new_client_id,
 };
@@ -99,6 +105,87 @@ impl MemoryEngine {
     }
 }
 
+impl MemoryEngine {
+    /// Registers a session under a known id (a clustered engine serving a session that
+    /// lives elsewhere); an existing record of that id is replaced and closed.
+    pub(crate) fn create_with_id(&self, id: &str, opts: &SessionOptions) {
+        self.shared.insert(id, opts);
+    }
+
+    /// Publishes to the matching sessions; returns how many got it.
+    pub(crate) fn publish_local(
+        &self,
+        channel: &str,
+        envelope: &Arc<Envelope>,
+        opts: &PublishOptions,
+    ) -> usize {
+        self.shared.publish(channel, envelope, opts)
+    }
+
+    /// Queues `envelope` for session `id` alone, if one of its subscriptions matches
+    /// (replaying a shared log for one session); `true` if queued. A full mailbox
+    /// evicts the session as a publish would.
+    pub(crate) fn deliver_to(
+        &self,
+        id: &str,
+        channel: &str,
+        envelope: &Arc<Envelope>,
+        opts: &PublishOptions,
+    ) -> bool {
+        self.shared.deliver_to(id, channel, envelope, opts)
+    }
+
+    /// The mailbox of session `id`, if it exists.
+    pub(crate) fn mailbox_of(&self, id: &str) -> Option<Arc<dyn Mailbox>> {
+        self.shared.get(id).map(|s| -> Arc<dyn Mailbox> { s })
+    }
+
+    /// Whether session `id` has nothing queued (`true` if there is no such session).
+    pub(crate) fn is_drained(&self, id: &str) -> bool {
+        self.shared.get(id).is_none_or(|s| s.is_empty())
+    }
+
+    /// Creates a session now (the synchronous form of `create_session`).
+    pub(crate) fn create_now(&self, opts: &SessionOptions) -> String {
+        self.shared.create(opts)
+    }
+
+    /// Subscribes now, without a per-client limit.
+    pub(crate) fn subscribe_now(&self, id: &str, pattern: &str) {
+        self.shared
+            .subscribe(id, pattern, &SubscribeOptions::default());
+    }
+
+    /// Subscribes now with the given limit.
+    pub(crate) fn subscribe_limited(
+        &self,
+        id: &str,
+        pattern: &str,
+        opts: &SubscribeOptions,
+    ) -> SubscribeOutcome {
+        self.shared.subscribe(id, pattern, opts)
+    }
+
+    /// Unsubscribes now; `false` if there is no such session.
+    pub(crate) fn unsubscribe_now(&self, id: &str, pattern: &str) -> bool {
+        self.shared.unsubscribe(id, pattern)
+    }
+
+    /// Destroys now; `true` if it existed. The handler is not called.
+    pub(crate) fn destroy_now(&self, id: &str) -> bool {
+        self.shared.destroy(id)
+    }
+
+    /// What is known of session `id`.
+    pub(crate) fn info_now(&self, id: &str) -> Option<SessionInfo> {
+        self.shared.get(id).map(|s| SessionInfo {
+            client_id: s.id.to_string(),
+            remote_ip: s.remote_ip,
+            local: s.local,
+        })
+    }
+}
+
 impl Shared {
     fn shard(&self, key: &str) -> usize {
         (self.hasher.hash_one(key) as usize) % SHARDS
@@ -122,7 +209,13 @@ impl Shared {
     }
 
     fn create(&self, opts: &SessionOptions) -> String {
-        let id: Arc<str> = Arc::from(new_client_id());
+        let id = new_client_id();
+        self.insert(&id, opts);
+        id
+    }
+
+    fn insert(&self, id: &str, opts: &SessionOptions) {
+        let id: Arc<str> = Arc::from(id);
         let session = Arc::new(Session {
             id: id.clone(),
             remote_ip: opts.remote_ip,
@@ -132,14 +225,23 @@ impl Shared {
             state: Mutex::default(),
             notify: Notify::new(),
         });
-        self.sessions_shard(&id).insert(id.clone(), session);
-        id.to_string()
+        if let Some(old) = self.sessions_shard(&id).insert(id.clone(), session) {
+            // Replaced (a clustered engine re-registering a session): the old record
+            // ends like a destroyed one, its subscriptions leave the index.
+            self.retire(&id, &old);
+        }
     }
 
     fn destroy(&self, id: &str) -> bool {
         let Some(session) = self.sessions_shard(id).remove(id) else {
             return false;
         };
+        self.retire(id, &session);
+        true
+    }
+
+    /// Closes a session record that left the map: empties it, unindexes it, wakes it.
+    fn retire(&self, id: &str, session: &Session) {
         let subscriptions = {
             let mut state = lock(&session.state);
             session.closed.store(true, Ordering::Release);
@@ -147,10 +249,9 @@ impl Shared {
             std::mem::take(&mut state.subscriptions)
         };
         for pattern in subscriptions {
-            self.index_remove(&pattern, id);
+            self.index_remove_session(&pattern, id, session);
         }
         session.notify.notify_waiters();
-        true
     }
 
     fn report_destroyed(&self, id: &str) {
@@ -174,6 +275,16 @@ impl Shared {
 
     /// Removes client `id` from `pattern` in the subscription index.
     fn index_remove(&self, pattern: &str, id: &str) {
+        self.index_remove_if(pattern, id, |_| true);
+    }
+
+    /// As `index_remove`, only if the index holds this very record (a replaced record
+    /// must not unindex its successor).
+    fn index_remove_session(&self, pattern: &str, id: &str, session: &Session) {
+        self.index_remove_if(pattern, id, |s| std::ptr::eq(Arc::as_ptr(s), session));
+    }
+
+    fn index_remove_if(&self, pattern: &str, id: &str, this: impl Fn(&Arc<Session>) -> bool) {
         let mut shard = self
             .subs_shard(pattern)
             .write()
@@ -181,8 +292,11 @@ impl Shared {
         let Some(subs) = shard.get_mut(pattern) else {
             return;
         };
-        if subs.remove(id).is_some() && channel::is_wildcard(pattern) {
-            self.wildcards.fetch_sub(1, Ordering::AcqRel);
+        if subs.get(id).is_some_and(this) {
+            subs.remove(id);
+            if channel::is_wildcard(pattern) {
+                self.wildcards.fetch_sub(1, Ordering::AcqRel);
+            }
         }
         if subs.is_empty() {
             shard.remove(pattern);
@@ -261,35 +375,59 @@ impl Shared {
         let mut delivered = 0;
         let mut overflowed = Vec::new();
         for session in &recipients {
-            {
-                let mut state = lock(&session.state);
-                if session.closed.load(Ordering::Acquire) {
-                    continue;
-                }
-                if self.config.max_queue > 0 && state.queue.len() >= self.config.max_queue {
-                    overflowed.push(session.id.clone());
-                    continue;
-                }
-                state.queue.push_back(envelope.clone());
+            match session.enqueue(envelope, self.config.max_queue) {
+                Enqueued::Yes => delivered += 1,
+                Enqueued::Closed => {}
+                Enqueued::Full => overflowed.push(session.id.clone()),
             }
-            delivered += 1;
-            session.notify.notify_waiters();
         }
         for id in overflowed {
-            tracing::warn!(client_id = %id, "bayeux: mailbox full, disconnecting slow client");
-            if self.destroy(&id) {
-                self.report_destroyed(&id);
-            }
+            self.evict(&id);
         }
         delivered
     }
 
-    fn take(&self, id: &str, max: usize) -> Vec<Arc<Envelope>> {
-        self.get(id).map(|s| s.take(max)).unwrap_or_default()
+    /// The slow-consumer rule: a session whose mailbox is full is destroyed.
+    fn evict(&self, id: &str) {
+        tracing::warn!(client_id = %id, "bayeux: mailbox full, disconnecting slow client");
+        if self.destroy(id) {
+            self.report_destroyed(id);
+        }
+    }
+
+    /// Queues `envelope` for session `id` alone if one of its subscriptions matches.
+    fn deliver_to(
+        &self,
+        id: &str,
+        channel_name: &str,
+        envelope: &Arc<Envelope>,
+        opts: &PublishOptions,
+    ) -> bool {
+        let Some(session) = self.get(id) else {
+            return false;
+        };
+        if opts.local_only && !session.local {
+            return false;
+        }
+        let wildcards_ok = session.local || !opts.exact_only;
+        let matched = lock(&session.state).subscriptions.iter().any(|p| {
+            (wildcards_ok || !channel::is_wildcard(p)) && channel::matches(p, channel_name)
+        });
+        if !matched {
+            return false;
+        }
+        match session.enqueue(envelope, self.config.max_queue) {
+            Enqueued::Yes => true,
+            Enqueued::Closed => false,
+            Enqueued::Full => {
+                self.evict(id);
+                false
+            }
+        }
     }
 
     fn expired(&self) -> Vec<Arc<str>> {
-        let ttl = self.config.session_ttl.as_millis() as u64;
+        let ttl = u64::try_from(self.config.session_ttl.as_millis()).unwrap_or(u64::MAX);
         let now = self.now_ms();
         let mut out = Vec::new();
         for shard in &self.sessions {
@@ -375,37 +513,56 @@ impl PubSubEngine for MemoryEngine {
         channel: &'a str,
         envelope: Arc<Envelope>,
         opts: &'a PublishOptions,
-    ) -> BoxFuture<'a, Result<usize, EngineError>> {
-        Box::pin(std::future::ready(Ok(self
-            .shared
-            .publish(channel, &envelope, opts))))
+    ) -> BoxFuture<'a, Result<(), EngineError>> {
+        self.shared.publish(channel, &envelope, opts);
+        Box::pin(std::future::ready(Ok(())))
     }
 }
 
 impl MailboxEngine for MemoryEngine {
-    fn take<'a>(
+    fn claim<'a>(
         &'a self,
         client_id: &'a str,
-        max: usize,
-    ) -> BoxFuture<'a, Result<Vec<Arc<Envelope>>, EngineError>> {
-        Box::pin(std::future::ready(Ok(self.shared.take(client_id, max))))
-    }
-
-    fn wait<'a>(&'a self, client_id: &'a str) -> BoxFuture<'a, ()> {
-        match self.shared.get(client_id) {
-            Some(session) => Mailbox::wait(session),
-            None => Box::pin(std::future::ready(())),
-        }
-    }
-
-    fn mailbox(&self, client_id: &str) -> Option<Arc<dyn Mailbox>> {
-        self.shared
+        _kind: ClaimKind,
+    ) -> BoxFuture<'a, Result<Option<Arc<dyn Mailbox>>, EngineError>> {
+        // One queue per session: every claim drains the same one, so taking is the
+        // hand-over (a superseded long-poll is released by the protocol layer).
+        let mailbox = self
+            .shared
             .get(client_id)
-            .map(|s| -> Arc<dyn Mailbox> { s })
+            .map(|s| -> Arc<dyn Mailbox> { s });
+        Box::pin(std::future::ready(Ok(mailbox)))
     }
 }
 
+/// What queuing one envelope did.
+enum Enqueued {
+    Yes,
+    Closed,
+    Full,
+}
+
 impl Session {
+    fn enqueue(&self, envelope: &Arc<Envelope>, max_queue: usize) -> Enqueued {
+        {
+            let mut state = lock(&self.state);
+            if self.closed.load(Ordering::Acquire) {
+                return Enqueued::Closed;
+            }
+            if max_queue > 0 && state.queue.len() >= max_queue {
+                return Enqueued::Full;
+            }
+            state.queue.push_back(envelope.clone());
+        }
+        self.notify.notify_waiters();
+        Enqueued::Yes
+    }
+
+    /// Whether nothing is queued.
+    fn is_empty(&self) -> bool {
+        lock(&self.state).queue.is_empty()
+    }
+
     fn take(&self, max: usize) -> Vec<Arc<Envelope>> {
         let mut state = lock(&self.state);
         let n = state.queue.len().min(max.max(1));
@@ -416,6 +573,15 @@ impl Session {
 impl Mailbox for Session {
     fn take(&self, max: usize) -> Vec<Arc<Envelope>> {
         Session::take(self, max)
+    }
+
+    fn commit(&self) -> BoxFuture<'_, Result<bool, EngineError>> {
+        // One process: nothing can take over what this claim took.
+        Box::pin(std::future::ready(Ok(!self.closed.load(Ordering::Acquire))))
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
     }
 
     fn wait(self: Arc<Self>) -> BoxFuture<'static, ()> {
@@ -440,6 +606,9 @@ impl Engine for MemoryEngine {
     fn start(&self, handler: Weak<dyn EngineHandler>) {
         if self.shared.handler.set(handler).is_err() {
             return; // already started
+        }
+        if self.shared.config.session_ttl == Duration::MAX {
+            return; // liveness is kept elsewhere (the per-node layer of a cluster)
         }
         let shared = Arc::downgrade(&self.shared);
         let stop = self.shared.stop.clone();
@@ -486,8 +655,8 @@ mod tests {
         use crate::bayeux::message::Message;
         let e = MemoryEngine::new(MemoryEngineConfig::new(Duration::from_secs(60), 10));
         let id = e.create_session(&SessionOptions::default()).await.unwrap();
-        assert!(e.mailbox("nope").is_none());
-        let mailbox = e.mailbox(&id).unwrap();
+        assert!(e.claim("nope", ClaimKind::Push).await.unwrap().is_none());
+        let mailbox = e.claim(&id, ClaimKind::Push).await.unwrap().unwrap();
         e.subscribe(&id, "/a", &SubscribeOptions::default())
             .await
             .unwrap();
@@ -524,13 +693,12 @@ mod tests {
         let publish = |n: i32| {
             let e = e.clone();
             async move {
+                // Counts are the memory engine's own (the trait's publish reports none).
                 let env = Arc::new(Envelope::new(
                     &Message::publish("/a/b", serde_json::json!(n)),
                     None,
                 ));
-                e.publish("/a/b", env, &PublishOptions::default())
-                    .await
-                    .unwrap()
+                e.publish_local("/a/b", &env, &PublishOptions::default())
             }
         };
         let opts = SubscribeOptions::default();
@@ -559,9 +727,9 @@ mod tests {
         assert_eq!(e.shared.wildcards.load(Ordering::Acquire), 0);
         assert_eq!(publish(4).await, 1);
         let got: Vec<_> = e
-            .take(&exact, 10)
-            .await
+            .mailbox_of(&exact)
             .unwrap()
+            .take(10)
             .iter()
             .map(|env| env.message().data.clone().unwrap())
             .collect();
@@ -573,6 +741,9 @@ mod tests {
 
     #[tokio::test]
     async fn conformance() {
-        crate::bayeux::engine::conformance::run_all(|| Arc::new(engine())).await;
+        crate::bayeux::engine::conformance::run_all(|| async {
+            Arc::new(engine()) as Arc<dyn Engine>
+        })
+        .await;
     }
 }

@@ -6,15 +6,22 @@
 //!
 //! - [`SessionEngine`]: create, look up, ping (liveness) and destroy client sessions;
 //! - [`PubSubEngine`]: subscriptions and publish (fan-out into mailboxes);
-//! - [`MailboxEngine`]: per-client queues a transport drains, and a wake-up to wait on.
+//! - [`MailboxEngine`]: a transport *claims* a session's mailbox for one held connect or
+//!   one push socket, takes deliveries from it and waits on it; a newer claim supersedes
+//!   an older one, so a client that moves between connections (or nodes) gets every
+//!   message once.
 //!
 //! Connections (held long-polls, websockets) stay in the protocol layer. The engine
 //! reports what it decides on its own (expiry, slow-consumer eviction) through an
 //! [`EngineHandler`] registered once at [`Engine::start`].
 //!
-//! [`MemoryEngine`] is the reference implementation.
+//! [`MemoryEngine`] is the reference implementation and the default; [`RedisEngine`]
+//! shares the state of a cluster of nodes through Redis (see its module docs for the
+//! protocol and its delivery guarantee). Both pass one conformance suite.
 
+mod log_id;
 mod memory;
+pub mod redis;
 
 use std::fmt;
 use std::future::Future;
@@ -23,7 +30,9 @@ use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+pub(crate) use log_id::LogId;
 pub use memory::MemoryEngine;
+pub use redis::{RedisEngine, RedisEngineConfig};
 
 use super::message::Message;
 
@@ -120,6 +129,8 @@ pub struct Envelope {
     message: Message,
     publisher: Option<String>,
     json: String,
+    /// Where the publish sits in a shared log (clustered engines); `None` in memory.
+    position: Option<LogId>,
 }
 
 impl Envelope {
@@ -137,7 +148,29 @@ impl Envelope {
             message,
             publisher,
             json,
+            position: None,
         }
+    }
+
+    /// An envelope read back from a shared log: the delivery JSON as published, parsed
+    /// once per node for the extensions that look at it.
+    pub(crate) fn from_log(
+        json: String,
+        publisher: Option<String>,
+        position: LogId,
+    ) -> Result<Self, serde_json::Error> {
+        let message: Message = serde_json::from_str(&json)?;
+        Ok(Self {
+            message,
+            publisher,
+            json,
+            position: Some(position),
+        })
+    }
+
+    /// The publish's position in the shared log, for clustered engines.
+    pub(crate) fn position(&self) -> Option<LogId> {
+        self.position
     }
 
     /// The message subscribers receive.
@@ -195,8 +228,8 @@ pub trait SessionEngine: Send + Sync {
 ///
 /// Guarantees: a publish puts **exactly one** envelope in the mailbox of every session
 /// with at least one matching subscription, however many match; a subscription made
-/// before `publish` is called sees that publish; cost follows the number of matching
-/// subscribers, not the number of sessions or channels.
+/// before `publish` is called sees that publish, one removed before it does not; cost
+/// follows the number of matching subscribers, not the number of sessions or channels.
 pub trait PubSubEngine: Send + Sync {
     /// Subscribes a session to a (validated) pattern.
     fn subscribe<'a>(
@@ -211,49 +244,64 @@ pub trait PubSubEngine: Send + Sync {
         client_id: &'a str,
         pattern: &'a str,
     ) -> BoxFuture<'a, Result<bool, EngineError>>;
-    /// Fans an envelope out to the mailboxes of matching sessions; returns how many.
-    /// A session whose mailbox is full is destroyed (slow consumer) and reported
-    /// through the handler.
+    /// Fans an envelope out to the mailboxes of matching sessions. A session whose
+    /// mailbox is full is destroyed (slow consumer) and reported through the handler.
+    /// `Ok` means the publish is accepted: a clustered engine delivers it shortly after,
+    /// on whichever nodes serve the subscribers.
     fn publish<'a>(
         &'a self,
         channel: &'a str,
         envelope: Arc<Envelope>,
         opts: &'a PublishOptions,
-    ) -> BoxFuture<'a, Result<usize, EngineError>>;
+    ) -> BoxFuture<'a, Result<(), EngineError>>;
 }
 
-/// Per-client mailboxes.
+/// What a claim is for; it decides when taken deliveries become final.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClaimKind {
+    /// One `/meta/connect` reply (long-polling, JSONP): taken deliveries are final only
+    /// once [`Mailbox::commit`] says so, right before the reply is written.
+    Poll,
+    /// A push socket (websocket, EventSource, in-process client) that writes deliveries
+    /// as they come: what it takes is final at once.
+    Push,
+}
+
+/// Per-client delivery.
 ///
-/// Guarantees: an envelope is taken at most once (two concurrent takers never both get
-/// it); envelopes come out in the order they were put in for one publisher.
+/// A transport **claims** a session before it delivers: one claim per held connect or
+/// push socket. A newer claim (another connect, on this node or another) supersedes the
+/// older one, which then receives nothing more and whose uncommitted deliveries go to the
+/// newer claim instead: so a client sees every message once, wherever it connects.
 pub trait MailboxEngine: Send + Sync {
-    /// Takes up to `max` queued envelopes (empty if none or no such session).
-    fn take<'a>(
+    /// Claims the delivery of `client_id`'s messages; `None` if there is no such session.
+    /// When it resolves, the mailbox holds every message published before the call.
+    fn claim<'a>(
         &'a self,
         client_id: &'a str,
-        max: usize,
-    ) -> BoxFuture<'a, Result<Vec<Arc<Envelope>>, EngineError>>;
-    /// Resolves when the mailbox may be non-empty or the session is gone
-    /// (at once if that is already so). Spurious wake-ups are allowed.
-    fn wait<'a>(&'a self, client_id: &'a str) -> BoxFuture<'a, ()>;
-    /// A handle on the mailbox of `client_id`, for a transport that drains it for a long
-    /// time (a websocket); `None` if the session does not exist or the engine offers no
-    /// handles (the default), and the transport then calls `take`/`wait` by id.
-    fn mailbox(&self, client_id: &str) -> Option<Arc<dyn Mailbox>> {
-        let _ = client_id;
-        None
-    }
+        kind: ClaimKind,
+    ) -> BoxFuture<'a, Result<Option<Arc<dyn Mailbox>>, EngineError>>;
 }
 
-/// One client's mailbox, held across deliveries: saves the session lookup that
-/// [`MailboxEngine::take`] and [`MailboxEngine::wait`] make on every call. Same
-/// guarantees as those two; once the session is gone it stays empty and `wait` resolves
-/// at once.
+/// One claim on a client's mailbox.
+///
+/// Guarantees: an envelope is taken at most once (two concurrent takers never both get
+/// it); envelopes come out in publish order for one publisher; once the claim is over
+/// ([`Mailbox::is_closed`]) it stays empty and `wait` resolves at once. Dropping the
+/// handle ends the claim.
 pub trait Mailbox: Send + Sync {
-    /// As [`MailboxEngine::take`].
+    /// Takes up to `max` queued envelopes (empty if none or the claim is over).
     fn take(&self, max: usize) -> Vec<Arc<Envelope>>;
-    /// As [`MailboxEngine::wait`].
+    /// Resolves when the mailbox may be non-empty or the claim is over (at once if that
+    /// is already so). Spurious wake-ups are allowed.
     fn wait(self: Arc<Self>) -> BoxFuture<'static, ()>;
+    /// Makes what a [`ClaimKind::Poll`] claim took final; `Ok(false)` if a newer claim
+    /// superseded this one meanwhile: the taken envelopes must then not be sent (the
+    /// newer claim delivers them). Push claims need not call it.
+    fn commit(&self) -> BoxFuture<'_, Result<bool, EngineError>>;
+    /// Whether the claim is over: the session ended or a newer claim took over.
+    fn is_closed(&self) -> bool;
 }
 
 /// A complete Bayeux backend.

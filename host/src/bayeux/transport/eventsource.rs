@@ -21,7 +21,8 @@ use warp::reply::{Reply, Response};
 use super::RequestParts;
 use super::http::bad_request;
 use crate::bayeux::extension::{MessageContext, Transport};
-use crate::bayeux::server::{Bayeux, to_json_array};
+use crate::bayeux::engine::ClaimKind;
+use crate::bayeux::server::{Bayeux, engine_error, to_json_array};
 
 /// Whether the request is an EventSource request.
 pub(super) fn is_eventsource(headers: &HeaderMap) -> bool {
@@ -83,7 +84,14 @@ async fn pump(bayeux: Bayeux, client_id: String, tx: mpsc::Sender<Bytes>) {
         return;
     }
     let (token, detached) = bayeux.attach(&client_id);
-    let engine = bayeux.engine().clone();
+    let mailbox = match bayeux.engine().claim(&client_id, ClaimKind::Push).await {
+        Ok(Some(m)) => m,
+        Ok(None) => return bayeux.detach(&client_id, token),
+        Err(e) => {
+            engine_error(e);
+            return bayeux.detach(&client_id, token);
+        }
+    };
     let period = Duration::from_millis(bayeux.config().ping_ms.max(100));
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {
@@ -95,14 +103,11 @@ async fn pump(bayeux: Bayeux, client_id: String, tx: mpsc::Sender<Bytes>) {
                     break;
                 }
             }
-            () = engine.wait(&client_id) => {
+            () = mailbox.clone().wait() => {
                 tokio::task::yield_now().await;
-                let envs = engine
-                    .take(&client_id, bayeux.config().max_batch)
-                    .await
-                    .unwrap_or_default();
+                let envs = mailbox.take(bayeux.config().max_batch);
                 if envs.is_empty() {
-                    if !matches!(engine.session(&client_id).await, Ok(Some(_))) {
+                    if mailbox.is_closed() {
                         break;
                     }
                     continue;

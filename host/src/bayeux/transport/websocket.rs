@@ -38,10 +38,10 @@ use warp::reply::Response;
 
 use super::RequestParts;
 use super::http::bad_request;
-use crate::bayeux::engine::Mailbox;
+use crate::bayeux::engine::{ClaimKind, Mailbox};
 use crate::bayeux::extension::{MessageContext, Transport};
 use crate::bayeux::message::{CONNECT, Message, parse_messages};
-use crate::bayeux::server::{Bayeux, OutItem, Outcome, to_json_array};
+use crate::bayeux::server::{Bayeux, OutItem, Outcome, engine_error, to_json_array};
 
 /// A write that takes longer than this means the peer stopped reading.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -315,16 +315,9 @@ impl Writer {
 
     /// A future resolving when the attached client's mailbox may have something.
     fn mailbox_wait(&self) -> Pending {
-        if let (Some(_), Some(mailbox)) = (&self.attached, &self.mailbox) {
-            return mailbox.clone().wait();
-        }
-        match &self.attached {
-            Some((id, _, _)) => {
-                let engine = self.bayeux.engine().clone();
-                let id = id.clone();
-                Box::pin(async move { engine.wait(&id).await })
-            }
-            None => never(),
+        match (&self.attached, &self.mailbox) {
+            (Some(_), Some(mailbox)) => mailbox.clone().wait(),
+            _ => never(),
         }
     }
 
@@ -413,7 +406,7 @@ impl Writer {
                         client_id,
                         hold,
                     } => {
-                        self.attach(&client_id);
+                        Box::pin(self.attach(&client_id)).await;
                         // A second connect releases the first.
                         let mut ok = Box::pin(self.release_held(&mut sink)).await;
                         if ok {
@@ -458,11 +451,12 @@ impl Writer {
         self.attached.take()
     }
 
-    fn attach(&mut self, client_id: &str) {
-        if self
-            .attached
-            .as_ref()
-            .is_some_and(|(id, _, t)| &**id == client_id && !t.is_cancelled())
+    /// Makes this socket the one that pushes `client_id`'s deliveries (claiming its
+    /// mailbox), unless it already is.
+    async fn attach(&mut self, client_id: &str) {
+        if self.attached.as_ref().is_some_and(|(id, _, t)| {
+            &**id == client_id && !t.is_cancelled()
+        }) && self.mailbox.as_ref().is_some_and(|m| !m.is_closed())
         {
             return;
         }
@@ -471,7 +465,14 @@ impl Writer {
         }
         let (token, detached) = self.bayeux.attach(client_id);
         self.attached = Some((Arc::from(client_id), token, detached));
-        self.mailbox = self.bayeux.engine().mailbox(client_id);
+        self.mailbox = match self.bayeux.engine().claim(client_id, ClaimKind::Push).await {
+            Ok(m) => m,
+            Err(e) => {
+                // Pushed on the next connect, which claims again.
+                engine_error(e);
+                None
+            }
+        };
     }
 
     async fn send_reply<S>(&mut self, sink: &mut S, reply: Box<Message>) -> bool
@@ -505,20 +506,21 @@ impl Writer {
         let Some(id) = self.attached.as_ref().map(|(id, _, _)| id.clone()) else {
             return true;
         };
-        tokio::task::yield_now().await;
-        let engine = self.bayeux.engine();
-        let max = self.bayeux.config().max_batch;
-        let envs = match &self.mailbox {
-            Some(mailbox) => mailbox.take(max),
-            None => engine.take(&id, max).await.unwrap_or_default(),
+        let Some(mailbox) = self.mailbox.clone() else {
+            return true;
         };
+        tokio::task::yield_now().await;
+        let envs = mailbox.take(self.bayeux.config().max_batch);
         if envs.is_empty() {
-            if !matches!(engine.session(&id).await, Ok(Some(_))) {
-                // Session gone: stop pushing, and let the client find out now.
+            if mailbox.is_closed() {
+                // Stop pushing. If the session is gone, let the client find out now;
+                // if another connect took it over, that one delivers from here on.
                 if let Some((id, token, _)) = self.take_attached() {
                     self.bayeux.detach(&id, token);
                 }
-                return self.release_held(sink).await;
+                if !matches!(self.bayeux.engine().session(&id).await, Ok(Some(_))) {
+                    return self.release_held(sink).await;
+                }
             }
             return true;
         }

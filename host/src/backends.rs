@@ -1,0 +1,86 @@
+//! The composition root: the one place that picks each backend, memory or Redis, from
+//! the configuration. Everything else talks to the traits ([`Engine`], [`RoomStore`]).
+//!
+//! Without `redis` every backend is in memory and nothing touches the network. With it,
+//! the node connects once ([`RedisLink`]) and the clustered backends share that link.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::bayeux::engine::{MemoryEngineConfig, RedisEngineConfig};
+use crate::bayeux::{Engine, MemoryEngine, RedisEngine};
+use crate::cache::MemoryCache;
+use crate::cluster::{LinkError, RedisLink};
+use crate::config::Config;
+use crate::rooms::{MemoryRoomStore, RoomStore};
+
+/// The backends of one node.
+#[derive(Debug)]
+pub struct Backends {
+    /// Where Bayeux state lives.
+    pub engine: Arc<dyn Engine>,
+    /// Chat rooms and their members.
+    pub rooms: Arc<dyn RoomStore>,
+    /// The `cache` service.
+    pub cache: MemoryCache,
+    /// The Redis link, when clustered.
+    pub redis: Option<RedisLink>,
+}
+
+/// The backends could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// Redis is unreachable or the URL is malformed.
+    #[error(transparent)]
+    Redis(#[from] LinkError),
+    /// The clustered engine could not start.
+    #[error("cannot start the cluster engine: {0}")]
+    Engine(#[from] crate::bayeux::engine::EngineError),
+}
+
+impl Backends {
+    /// Every backend in memory (a single node; `redis` is ignored).
+    pub fn memory(config: &Config) -> Self {
+        let b = &config.bayeux;
+        Self {
+            engine: Arc::new(MemoryEngine::new(MemoryEngineConfig::new(
+                b.session_ttl(),
+                b.max_queue,
+            ))),
+            rooms: Arc::new(MemoryRoomStore::default()),
+            cache: MemoryCache::default(),
+            redis: None,
+        }
+    }
+
+    /// The backends the configuration asks for: memory, or Redis when `redis` is set
+    /// (waiting for it up to `cluster.connect_wait_ms`).
+    ///
+    /// # Errors
+    /// Redis is unreachable (after the wait) or answers nonsense.
+    pub async fn connect(config: &Config) -> Result<Self, BackendError> {
+        let Some(url) = config.redis.as_deref() else {
+            return Ok(Self::memory(config));
+        };
+        let c = &config.cluster;
+        let link = RedisLink::connect(
+            url,
+            c.call_timeout(),
+            Duration::from_millis(c.reconnect_max_ms),
+            Duration::from_millis(c.connect_wait_ms),
+        )
+        .await?;
+        let engine = RedisEngine::start_on(
+            link.clone(),
+            RedisEngineConfig::new(config.bayeux.session_ttl(), config.bayeux.max_queue, c.clone()),
+        )
+        .await?;
+        tracing::info!(redis = %link.url(), namespace = %c.namespace, node = engine.node_id(), "joined the cluster");
+        Ok(Self {
+            engine: Arc::new(engine),
+            rooms: Arc::new(MemoryRoomStore::default()),
+            cache: MemoryCache::default(),
+            redis: Some(link),
+        })
+    }
+}

@@ -1,0 +1,131 @@
+//! The conformance suite (single-instance and cluster cases) against a real
+//! `redis-server`, and the fault cases: Redis lost, restarted empty.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+use crate::bayeux::engine::conformance;
+use crate::testing::RedisServer;
+
+fn config(namespace: &str, ttl: Duration) -> RedisEngineConfig {
+    let cluster = ClusterConfig {
+        namespace: namespace.to_owned(),
+        heartbeat_ms: 50,
+        call_timeout_ms: 500,
+        reconnect_max_ms: 100,
+        position_flush_ms: 50,
+        ..ClusterConfig::default()
+    };
+    RedisEngineConfig::new(ttl, 3, cluster)
+}
+
+/// An engine with the conformance suite's TTL (200 ms).
+async fn engine(url: &str, namespace: &str) -> Arc<dyn Engine> {
+    engine_with_ttl(url, namespace, Duration::from_millis(200)).await
+}
+
+async fn engine_with_ttl(url: &str, namespace: &str, ttl: Duration) -> Arc<dyn Engine> {
+    let c = config(namespace, ttl);
+    let link = RedisLink::connect(url, c.cluster.call_timeout(), Duration::from_millis(100), Duration::ZERO)
+        .await
+        .unwrap();
+    Arc::new(RedisEngine::start_on(link, c).await.unwrap())
+}
+
+fn namespace() -> String {
+    format!("t{}", new_client_id())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_single_node() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    conformance::run_all(|| {
+        let url = url.clone();
+        async move { engine(&url, &namespace()).await }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_cluster() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    conformance::run_cluster(|n| {
+        let url = url.clone();
+        async move {
+            let ns = namespace();
+            let mut nodes = Vec::new();
+            for _ in 0..n {
+                nodes.push(engine(&url, &ns).await);
+            }
+            nodes
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_lost_fails_fast_and_recovers_after_a_restart() {
+    let mut redis = RedisServer::start();
+    let e = engine_with_ttl(&redis.url(), "faults", Duration::from_secs(30)).await;
+    let rec = Arc::new(conformance::Recorder::default());
+    let weak: Weak<dyn EngineHandler> = Arc::downgrade(&(rec.clone() as Arc<dyn EngineHandler>));
+    e.start(weak);
+    let id = e
+        .create_session(&SessionOptions::network(None))
+        .await
+        .unwrap();
+    let served = e.claim(&id, ClaimKind::Push).await.unwrap().unwrap();
+
+    redis.kill();
+    let started = tokio::time::Instant::now();
+    for _ in 0..5 {
+        let err = e.create_session(&SessionOptions::network(None)).await;
+        assert!(matches!(err, Err(EngineError::Backend(_))), "{err:?}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "calls fail within their deadline, not hang: {:?}",
+        started.elapsed()
+    );
+
+    redis.restart(); // empty: every session is gone
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let fresh = loop {
+        if let Ok(id) = e.create_session(&SessionOptions::network(None)).await {
+            break id;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no recovery within 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // The node noticed the empty Redis: its served session is over and reported.
+    tokio::time::timeout(Duration::from_secs(10), served.clone().wait())
+        .await
+        .unwrap();
+    assert!(served.is_closed());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while rec.seen_now().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "the lost session is reported");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(rec.seen_now(), [id]);
+    // And the cluster works again: subscribe, publish, deliver.
+    e.subscribe(&fresh, "/back", &SubscribeOptions::default())
+        .await
+        .unwrap();
+    let env = Arc::new(Envelope::new(
+        &crate::bayeux::Message::publish("/back", serde_json::json!(1)),
+        None,
+    ));
+    e.publish("/back", env, &PublishOptions::default())
+        .await
+        .unwrap();
+    let m = e.claim(&fresh, ClaimKind::Poll).await.unwrap().unwrap();
+    assert_eq!(m.take(10).len(), 1);
+    assert!(m.commit().await.unwrap());
+    e.close().await;
+}
