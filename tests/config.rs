@@ -178,3 +178,37 @@ fn port_zero_logs_the_port_it_got_and_json_logs_are_json() {
         format!("listening on http://127.0.0.1:{}", hero.port)
     );
 }
+
+#[test]
+fn an_unreachable_redis_stops_start_up_with_one_line_naming_it() {
+    // A port nothing listens on: bind one, then let it go.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let started = std::time::Instant::now();
+    let (status, output) = Hero::run_to_exit(Options::default().env("HERO_REDIS", &url));
+    assert_eq!(status.code(), Some(1), "{output}");
+    assert!(
+        output.contains(&format!("cannot reach redis at {url}")),
+        "{output}"
+    );
+    assert!(
+        !output.contains("listening on"),
+        "never says it listens: {output}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+
+    // Asked to wait, it retries for that long, then gives up the same way.
+    let started = std::time::Instant::now();
+    let (status, output) = Hero::run_to_exit(
+        Options::default()
+            .args(["--redis", &url])
+            .env("HERO_CLUSTER__CONNECT_WAIT_MS", "1500"),
+    );
+    assert_eq!(status.code(), Some(1), "{output}");
+    assert!(output.contains("redis unreachable, retrying"), "{output}");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(1000));
+}

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::actions::{Clash, Processor, Registry};
 use crate::backends::Backends;
 use crate::bayeux::Bayeux;
-use crate::cache::MemoryCache;
+use crate::cache::Cache;
 use crate::cluster::RedisLink;
 use crate::config::Config;
 use crate::connections::Connections;
@@ -23,7 +23,7 @@ pub struct App {
     /// The action processor (and through it, the registry).
     pub processor: Processor,
     /// The cache behind the `cache` service.
-    pub cache: MemoryCache,
+    pub cache: Arc<dyn Cache>,
     /// Live websocket connections.
     pub connections: Arc<Connections>,
     /// Chat rooms.
@@ -34,6 +34,10 @@ pub struct App {
     pub plugins: crate::plugins::Plugins,
     /// The Redis link, when clustered.
     pub redis: Option<RedisLink>,
+    /// Who owns which connection, cluster-wide.
+    pub directory: Arc<dyn crate::connections::ConnectionDirectory>,
+    /// This node's id in the cluster (`local` for a single node).
+    pub node_id: String,
     started: Instant,
     started_at_ms: u64,
 }
@@ -80,6 +84,8 @@ impl App {
             processor: Processor::new(registry, Arc::new(Services::new(weak.clone()))),
             cache: backends.cache,
             redis: backends.redis,
+            directory: backends.directory,
+            node_id: backends.node_id,
             connections,
             rooms,
             started: Instant::now(),
@@ -111,7 +117,7 @@ impl App {
             "uptime": u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
             "startedAt": self.started_at_ms,
             "actions": self.registry().list().len(),
-            "cacheEntries": self.cache.len(),
+            "cacheEntries": self.cache.count().await.ok(),
             "connections": self.connections.status(),
             "chatRooms": self.rooms.status().await,
             "stats": { "actions": self.processor.stats().snapshot() },

@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use crate::bayeux::engine::{MemoryEngineConfig, RedisEngineConfig};
 use crate::bayeux::{Engine, MemoryEngine, RedisEngine};
-use crate::cache::MemoryCache;
+use crate::cache::{Cache, MemoryCache, RedisCache};
 use crate::cluster::{LinkError, RedisLink};
 use crate::config::Config;
+use crate::connections::{ConnectionDirectory, MemoryDirectory, RedisDirectory};
 use crate::rooms::{MemoryRoomStore, RoomStore};
 
 /// The backends of one node.
@@ -22,7 +23,11 @@ pub struct Backends {
     /// Chat rooms and their members.
     pub rooms: Arc<dyn RoomStore>,
     /// The `cache` service.
-    pub cache: MemoryCache,
+    pub cache: Arc<dyn Cache>,
+    /// Who owns which connection.
+    pub directory: Arc<dyn ConnectionDirectory>,
+    /// This node's id (`local` for a single node).
+    pub node_id: String,
     /// The Redis link, when clustered.
     pub redis: Option<RedisLink>,
 }
@@ -48,7 +53,9 @@ impl Backends {
                 b.max_queue,
             ))),
             rooms: Arc::new(MemoryRoomStore::default()),
-            cache: MemoryCache::default(),
+            cache: Arc::new(MemoryCache::default()),
+            directory: Arc::new(MemoryDirectory::default()),
+            node_id: "local".to_owned(),
             redis: None,
         }
     }
@@ -72,14 +79,20 @@ impl Backends {
         .await?;
         let engine = RedisEngine::start_on(
             link.clone(),
-            RedisEngineConfig::new(config.bayeux.session_ttl(), config.bayeux.max_queue, c.clone()),
+            RedisEngineConfig::new(
+                config.bayeux.session_ttl(),
+                config.bayeux.max_queue,
+                c.clone(),
+            ),
         )
         .await?;
         tracing::info!(redis = %link.url(), namespace = %c.namespace, node = engine.node_id(), "joined the cluster");
         Ok(Self {
+            node_id: engine.node_id().to_owned(),
             engine: Arc::new(engine),
             rooms: Arc::new(MemoryRoomStore::default()),
-            cache: MemoryCache::default(),
+            cache: Arc::new(RedisCache::new(link.clone(), &c.namespace)),
+            directory: Arc::new(RedisDirectory::new(link.clone(), &c.namespace)),
             redis: Some(link),
         })
     }

@@ -285,6 +285,53 @@ mod tests {
     }
 
     #[test]
+    fn redis_and_cluster_settings_load_from_the_file_and_the_flag() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            flags: Flags,
+        }
+        let defaults = Config::load(&Flags::default()).unwrap();
+        assert_eq!(defaults.redis, None, "single node unless asked");
+        assert_eq!(defaults.cluster.namespace, "hero");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hero.toml");
+        std::fs::write(
+            &file,
+            "redis = \"redis://10.0.0.1:6379\"\n[cluster]\nnamespace = \"shop\"\nnode_timeout_ms = 3000\n",
+        )
+        .unwrap();
+        let path = file.to_str().unwrap();
+        let cli = Cli::try_parse_from(["hero", "--config", path]).unwrap();
+        let c = Config::load(&cli.flags).unwrap();
+        assert_eq!(c.redis.as_deref(), Some("redis://10.0.0.1:6379"));
+        assert_eq!(c.cluster.namespace, "shop");
+        assert_eq!(c.cluster.node_timeout_ms, 3000);
+        assert_eq!(
+            c.cluster.heartbeat_ms, 1000,
+            "unset keys keep their defaults"
+        );
+        let cli = Cli::try_parse_from([
+            "hero",
+            "--config",
+            path,
+            "--redis",
+            "redis://127.0.0.1:7000",
+        ])
+        .unwrap();
+        let c = Config::load(&cli.flags).unwrap();
+        assert_eq!(
+            c.redis.as_deref(),
+            Some("redis://127.0.0.1:7000"),
+            "the flag wins"
+        );
+        std::fs::write(&file, "[cluster]\nnamespac = \"x\"\n").unwrap();
+        let err = Config::load(&cli.flags).unwrap_err().to_string();
+        assert!(err.contains("namespac"), "{err}");
+    }
+
+    #[test]
     fn unknown_key_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("hero.toml");

@@ -33,6 +33,13 @@ fn ready<'a, T: Send + 'a>(value: T) -> BoxFuture<'a, T> {
     Box::pin(std::future::ready(value))
 }
 
+/// Maps a cache failure to what a host service reports (logged: the action sees only
+/// that the cache is unavailable).
+fn cache_error(err: crate::cache::CacheError) -> ServiceError {
+    tracing::warn!(%err, "cache service failed");
+    ServiceError::Unavailable(err.to_string())
+}
+
 /// Maps a room failure to what a host service reports.
 fn room_error(err: RoomError) -> ServiceError {
     match err {
@@ -45,7 +52,7 @@ fn room_error(err: RoomError) -> ServiceError {
 
 impl HostServices for Services {
     fn cache_get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, ServiceResult<Option<Value>>> {
-        ready(self.app().map(|app| app.cache.get(key)))
+        Box::pin(async move { self.app()?.cache.get(key).await.map_err(cache_error) })
     }
 
     fn cache_set<'a>(
@@ -54,11 +61,17 @@ impl HostServices for Services {
         value: Value,
         ttl: Option<Duration>,
     ) -> BoxFuture<'a, ServiceResult<()>> {
-        ready(self.app().map(|app| app.cache.set(key, value, ttl)))
+        Box::pin(async move {
+            self.app()?
+                .cache
+                .set(key, value, ttl)
+                .await
+                .map_err(cache_error)
+        })
     }
 
     fn cache_delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, ServiceResult<bool>> {
-        ready(self.app().map(|app| app.cache.delete(key)))
+        Box::pin(async move { self.app()?.cache.delete(key).await.map_err(cache_error) })
     }
 
     fn room_broadcast<'a>(

@@ -4,10 +4,10 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::engine::ClaimKind;
 use super::error::BayeuxError;
 use super::extension::MessageContext;
 use super::message::{Message, SUBSCRIBE, UNSUBSCRIBE};
-use super::engine::ClaimKind;
 use super::server::{Bayeux, OutItem, engine_error};
 
 /// Messages buffered between the engine mailbox and the receiver.

@@ -122,15 +122,16 @@ impl RedisLink {
                     inner.generation.fetch_add(1, Ordering::AcqRel);
                     return Ok(Self { inner });
                 }
-                Err(e) if tokio::time::Instant::now() + pause > deadline => {
-                    return Err(LinkError::Unreachable {
-                        url: shown,
-                        why: e.to_string(),
-                    });
-                }
                 Err(e) => {
+                    let now = tokio::time::Instant::now();
+                    if now >= deadline {
+                        return Err(LinkError::Unreachable {
+                            url: shown,
+                            why: e.to_string(),
+                        });
+                    }
                     tracing::warn!(url = %shown, error = %e, "redis unreachable, retrying");
-                    tokio::time::sleep(pause).await;
+                    tokio::time::sleep(pause.min(deadline - now)).await;
                     pause = (pause * 2).min(inner.backoff_max);
                 }
             }

@@ -14,6 +14,14 @@
 //!   owner even through `/**`;
 //! - the end of the owner's Bayeux session destroys its connections.
 //!
+//! # In a cluster
+//!
+//! A connection's state lives on the node where its setup subscribe arrived (its owner
+//! node); the [`ConnectionDirectory`] tells every node who owns it. A verb (or the
+//! connection-channel subscribe that earns the welcome) that reaches another node, as
+//! a long-polling client's requests do behind a balancer, is forwarded to the owner node
+//! on its internal channel `/hero/verbs/<node>`: one log entry, handled once, there.
+//!
 //! # Files over JSON
 //!
 //! The `file` verb answers `{error, content, mime, length, context, messageCount}`.
@@ -38,7 +46,7 @@ use crate::bayeux::{
     Bayeux, BayeuxError, BoxFuture, Extension, Message, MessageContext, OutgoingContext,
     OutgoingKind, Verdict, channel,
 };
-use crate::connections::Connection;
+use crate::connections::{Connection, Owner};
 use crate::rooms::{RoomDelivery, RoomError};
 use crate::servers::documentation::documentation;
 use crate::servers::public::read_public_file;
@@ -59,6 +67,11 @@ pub const FILE_NOT_FOUND: &str = "Sorry, that file is not found :(";
 /// The connection channel of connection `id`.
 pub fn connection_channel(id: &str) -> String {
     format!("{CONNECTION_PREFIX}{id}")
+}
+
+/// The internal channel where node `node` takes the verbs other nodes forward to it.
+fn verbs_channel(node: &str) -> String {
+    format!("/hero/verbs/{node}")
 }
 
 /// The websocket server: a Bayeux extension over the app's connections and rooms.
@@ -94,7 +107,97 @@ impl WebSocketServer {
         });
         app.rooms.set_delivery(Arc::new(Delivery(bayeux.clone())));
         bayeux.add_extension(Arc::clone(&server) as Arc<dyn Extension>);
+        if app.redis.is_some() {
+            tokio::spawn(Self::take_forwarded(
+                Arc::downgrade(&server),
+                app.node_id.clone(),
+            ));
+        }
         server
+    }
+
+    /// Handles what other nodes forward to this one (verbs and welcomes for the
+    /// connections it owns), until the server goes away.
+    async fn take_forwarded(server: Weak<Self>, node: String) {
+        let Some(bayeux) = server.upgrade().map(|s| s.bayeux.clone()) else {
+            return;
+        };
+        let mut inbox = match bayeux.local_client().await {
+            Ok(c) => c,
+            Err(err) => {
+                tracing::error!(%err, "cannot receive forwarded verbs; cross-node verbs will be lost");
+                return;
+            }
+        };
+        if let Err(err) = inbox.subscribe(&verbs_channel(&node)).await {
+            tracing::error!(%err, "cannot receive forwarded verbs; cross-node verbs will be lost");
+            return;
+        }
+        while let Some(msg) = inbox.recv().await {
+            let (Some(server), Some(data)) = (server.upgrade(), msg.data) else {
+                break;
+            };
+            let Some(app) = server.app.upgrade() else {
+                break;
+            };
+            let (Some(id), Some(client)) = (
+                data.get("connection").and_then(Value::as_str),
+                data.get("client").and_then(Value::as_str),
+            ) else {
+                continue;
+            };
+            let Some(connection) = app.connections.get(id).filter(|c| c.owner == client) else {
+                continue; // gone meanwhile
+            };
+            match data.get("verb") {
+                Some(verb) => {
+                    let verb = verb.clone();
+                    tokio::spawn(async move { server.handle(app, connection, verb).await });
+                }
+                None => server.welcome(&app, &connection).await,
+            }
+        }
+    }
+
+    /// The owner of connection `id`, wherever it lives.
+    async fn owner(app: &App, id: &str) -> Option<Owner> {
+        // Closed connections keep their owner for a while: their last messages (the
+        // `quit` answer, `ClientDisconnect`) still go to the owner alone.
+        if let Some(client) = app.connections.owner_of(id) {
+            return Some(Owner {
+                client,
+                node: app.node_id.clone(),
+            });
+        }
+        match app.directory.lookup(id).await {
+            Ok(owner) => owner,
+            Err(err) => {
+                tracing::warn!(%err, connection = id, "cannot look a connection up");
+                None
+            }
+        }
+    }
+
+    /// Sends the welcome once per connection.
+    async fn welcome(&self, app: &App, connection: &Connection) {
+        if connection.mark_welcomed() {
+            self.send(
+                &connection.id,
+                json!({"welcome": app.config.welcome_message, "context": "api"}),
+            )
+            .await;
+        }
+    }
+
+    /// Hands `data` for connection `id` to its owner node.
+    async fn forward(&self, owner: &Owner, id: &str, verb: Option<Value>) {
+        let mut data = json!({"connection": id, "client": owner.client});
+        if let Some(verb) = verb {
+            data["verb"] = verb;
+        }
+        if let Err(err) = self.bayeux.publish(&verbs_channel(&owner.node), data).await {
+            tracing::warn!(%err, connection = id, "cannot forward to the owner node");
+        }
     }
 
     /// Sends `message` to connection `id`.
@@ -160,6 +263,9 @@ impl WebSocketServer {
         if app.connections.remove(&connection.id).is_none() {
             return;
         }
+        if let Err(err) = app.directory.retire(&connection.id).await {
+            tracing::warn!(%err, connection = %connection.id, "cannot unregister a connection");
+        }
         connection.closed.cancel();
         app.rooms.leave_all(connection).await;
         tracing::debug!(connection = %connection.id, "websocket connection closed");
@@ -187,7 +293,7 @@ impl WebSocketServer {
     /// Whether the network client `client` may subscribe to `name` (a channel or
     /// pattern). Patterns that merely cover the root (`/**`, `/client/**`) pass: their
     /// deliveries are filtered on the way out.
-    fn allowed(app: &App, client: Option<&str>, name: &str) -> bool {
+    async fn allowed(app: &App, client: Option<&str>, name: &str) -> bool {
         let wildcard = channel::is_wildcard(name);
         let base = if wildcard {
             name.trim_end_matches("/**").trim_end_matches("/*")
@@ -201,8 +307,12 @@ impl WebSocketServer {
             return false;
         }
         if let Some(id) = name.strip_prefix(CONNECTION_PREFIX) {
-            return client
-                .is_some_and(|c| app.connections.get(id).is_some_and(|conn| conn.owner == c));
+            let Some(client) = client else {
+                return false;
+            };
+            return Self::owner(app, id)
+                .await
+                .is_some_and(|o| o.client == client);
         }
         is_setup_channel(name)
     }
@@ -458,7 +568,7 @@ impl Extension for WebSocketServer {
                     _ => Vec::new(),
                 };
                 for sub in subs {
-                    if !Self::allowed(&app, client, &sub) {
+                    if !Self::allowed(&app, client, &sub).await {
                         return Verdict::Reject(BayeuxError::channel_forbidden(&sub));
                     }
                     if is_setup_channel(&sub)
@@ -476,18 +586,25 @@ impl Extension for WebSocketServer {
                 return Verdict::Pass;
             }
             // A publish under the websocket root: only the owner, only on its channel.
-            let connection = name
-                .strip_prefix(CONNECTION_PREFIX)
-                .and_then(|id| app.connections.get(id))
-                .filter(|c| client.is_some_and(|id| c.owner == id));
-            let Some(connection) = connection else {
+            let (Some(id), Some(client)) = (name.strip_prefix(CONNECTION_PREFIX), client) else {
                 return Verdict::Reject(BayeuxError::channel_forbidden(&name));
             };
-            let data = msg.data.take().unwrap_or(Value::Null);
-            if let Some(server) = self.me.upgrade() {
-                server.handle(app, connection, data).await;
+            if let Some(connection) = app.connections.get(id).filter(|c| c.owner == client) {
+                let data = msg.data.take().unwrap_or(Value::Null);
+                if let Some(server) = self.me.upgrade() {
+                    server.handle(app, connection, data).await;
+                }
+                return Verdict::Drop;
             }
-            Verdict::Drop
+            match Self::owner(&app, id).await {
+                Some(owner) if owner.client == client => {
+                    // Owned here by the cluster's word, but living on another node.
+                    let data = msg.data.take().unwrap_or(Value::Null);
+                    self.forward(&owner, id, Some(data)).await;
+                    Verdict::Drop
+                }
+                _ => Verdict::Reject(BayeuxError::channel_forbidden(&name)),
+            }
         })
     }
 
@@ -515,9 +632,12 @@ impl Extension for WebSocketServer {
                     .and_then(Value::as_str)
                     .map(str::to_owned),
             };
-            let owner_matches = id
-                .and_then(|id| app.connections.owner_of(&id))
-                .is_some_and(|owner| ctx.client_id.as_deref() == Some(owner.as_str()));
+            let owner_matches = match id {
+                Some(id) => Self::owner(&app, &id)
+                    .await
+                    .is_some_and(|owner| ctx.client_id.as_deref() == Some(owner.client.as_str())),
+                None => false,
+            };
             let echo = ctx.publisher.is_some() && ctx.publisher == ctx.client_id;
             if owner_matches && !echo {
                 Verdict::Pass
@@ -544,6 +664,14 @@ impl Extension for WebSocketServer {
                 let (ip, port) = Self::peer(&app, ctx);
                 let connection = app.connections.create(client, ip, port);
                 tracing::debug!(connection = %connection.id, owner = client, "websocket connection created");
+                let owner = Owner {
+                    client: client.to_owned(),
+                    node: app.node_id.clone(),
+                };
+                if let Err(err) = app.directory.register(&connection.id, &owner).await {
+                    // Other nodes cannot vouch for it; this node still serves it.
+                    tracing::warn!(%err, connection = %connection.id, "cannot register a connection");
+                }
                 if let Err(err) = self
                     .bayeux
                     .publish(name, json!({"id": connection.id}))
@@ -551,16 +679,14 @@ impl Extension for WebSocketServer {
                 {
                     tracing::warn!(%err, "cannot announce a new connection");
                 }
-            } else if let Some(id) = name.strip_prefix(CONNECTION_PREFIX)
-                && let Some(connection) = app.connections.get(id)
-                && connection.owner == client
-                && connection.mark_welcomed()
-            {
-                self.send(
-                    id,
-                    json!({"welcome": app.config.welcome_message, "context": "api"}),
-                )
-                .await;
+            } else if let Some(id) = name.strip_prefix(CONNECTION_PREFIX) {
+                if let Some(connection) = app.connections.get(id).filter(|c| c.owner == client) {
+                    self.welcome(&app, &connection).await;
+                } else if let Some(owner) = Self::owner(&app, id).await
+                    && owner.client == client
+                {
+                    self.forward(&owner, id, None).await;
+                }
             }
         })
     }

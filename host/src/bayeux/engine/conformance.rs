@@ -239,7 +239,7 @@ async fn overflow_while_pushing(e: Arc<dyn Engine>) {
         async move { !seen.is_empty() }
     })
     .await;
-    assert_eq!(rec.seen(), [id.clone()]);
+    assert_eq!(rec.seen(), std::slice::from_ref(&id));
     assert!(mailbox.is_closed());
     e.close().await;
 }
@@ -345,7 +345,11 @@ async fn newer_claim_supersedes(e: Arc<dyn Engine>) {
     let committed_first = first.commit().await.unwrap();
     let b = second.take(100);
     assert!(second.commit().await.unwrap(), "the newest claim commits");
-    let mut all = if committed_first { data(&a) } else { Vec::new() };
+    let mut all = if committed_first {
+        data(&a)
+    } else {
+        Vec::new()
+    };
     all.extend(data(&b));
     assert_eq!(all, [0, 1, 2], "every message once, in order");
     e.close().await;
@@ -425,17 +429,17 @@ async fn concurrent_connects(nodes: Vec<Arc<dyn Engine>>) {
     for node in &nodes {
         got.extend(drain(node, &id).await);
     }
-    assert_eq!(got, (0..30).collect::<Vec<_>>(), "nothing twice, nothing lost");
+    assert_eq!(
+        got,
+        (0..30).collect::<Vec<_>>(),
+        "nothing twice, nothing lost"
+    );
     close_all(&nodes).await;
 }
 
 async fn subscribe_hold_publish_on_three_nodes(nodes: Vec<Arc<dyn Engine>>) {
     let id = net(&nodes[0]).await;
-    let held = nodes[1]
-        .claim(&id, ClaimKind::Poll)
-        .await
-        .unwrap()
-        .unwrap();
+    let held = nodes[1].claim(&id, ClaimKind::Poll).await.unwrap().unwrap();
     nodes[0]
         .subscribe(&id, "/h", &SubscribeOptions::default())
         .await
@@ -461,23 +465,26 @@ async fn subscribe_hold_publish_on_three_nodes(nodes: Vec<Arc<dyn Engine>>) {
 async fn remote_expiry_reaches_the_serving_node(nodes: Vec<Arc<dyn Engine>>) {
     let recs: Vec<_> = nodes.iter().map(start).collect();
     let id = net(&nodes[0]).await;
-    let mailbox = nodes[0]
-        .claim(&id, ClaimKind::Push)
-        .await
-        .unwrap()
-        .unwrap();
-    eventually("the session expires and the serving node hears of it", || {
-        let seen = recs[0].seen();
-        async move { !seen.is_empty() }
-    })
+    let mailbox = nodes[0].claim(&id, ClaimKind::Push).await.unwrap().unwrap();
+    eventually(
+        "the session expires and the serving node hears of it",
+        || {
+            let seen = recs[0].seen();
+            async move { !seen.is_empty() }
+        },
+    )
     .await;
-    assert_eq!(recs[0].seen(), [id.clone()], "reported once where served");
+    assert_eq!(
+        recs[0].seen(),
+        std::slice::from_ref(&id),
+        "reported once where served"
+    );
     eventually("the other node hears of it too", || {
         let seen = recs[1].seen();
         async move { !seen.is_empty() }
     })
     .await;
-    assert_eq!(recs[1].seen(), [id.clone()]);
+    assert_eq!(recs[1].seen(), std::slice::from_ref(&id));
     assert!(mailbox.is_closed());
     close_all(&nodes).await;
 }
@@ -502,11 +509,7 @@ async fn fresh_sessions_survive_collection(nodes: Vec<Arc<dyn Engine>>) {
 async fn remote_destroy_closes_the_claim(nodes: Vec<Arc<dyn Engine>>) {
     let recs: Vec<_> = nodes.iter().map(start).collect();
     let id = net(&nodes[0]).await;
-    let mailbox = nodes[0]
-        .claim(&id, ClaimKind::Push)
-        .await
-        .unwrap()
-        .unwrap();
+    let mailbox = nodes[0].claim(&id, ClaimKind::Push).await.unwrap().unwrap();
     assert!(nodes[1].destroy_session(&id).await.unwrap());
     tokio::time::timeout(Duration::from_secs(5), mailbox.clone().wait())
         .await

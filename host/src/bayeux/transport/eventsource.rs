@@ -20,8 +20,8 @@ use warp::reply::{Reply, Response};
 
 use super::RequestParts;
 use super::http::bad_request;
-use crate::bayeux::extension::{MessageContext, Transport};
 use crate::bayeux::engine::ClaimKind;
+use crate::bayeux::extension::{MessageContext, Transport};
 use crate::bayeux::server::{Bayeux, engine_error, to_json_array};
 
 /// Whether the request is an EventSource request.

@@ -454,9 +454,11 @@ impl Writer {
     /// Makes this socket the one that pushes `client_id`'s deliveries (claiming its
     /// mailbox), unless it already is.
     async fn attach(&mut self, client_id: &str) {
-        if self.attached.as_ref().is_some_and(|(id, _, t)| {
-            &**id == client_id && !t.is_cancelled()
-        }) && self.mailbox.as_ref().is_some_and(|m| !m.is_closed())
+        if self
+            .attached
+            .as_ref()
+            .is_some_and(|(id, _, t)| &**id == client_id && !t.is_cancelled())
+            && self.mailbox.as_ref().is_some_and(|m| !m.is_closed())
         {
             return;
         }

@@ -214,7 +214,16 @@ mod tests {
             Value::Array(vec![
                 entry(
                     "5-1",
-                    &["k", "p", "c", "/a", "j", r#"{"channel":"/a","data":1}"#, "f", "x"],
+                    &[
+                        "k",
+                        "p",
+                        "c",
+                        "/a",
+                        "j",
+                        r#"{"channel":"/a","data":1}"#,
+                        "f",
+                        "x",
+                    ],
                 ),
                 entry("5-2", &["k", "s", "i", "abc", "c", "/a/*"]),
                 entry("5-3", &["k", "u", "i", "abc", "c", "/a/*"]),
@@ -225,9 +234,11 @@ mod tests {
         ])]);
         let got = parse_read(&reply);
         assert_eq!(got.len(), 6);
-        assert!(matches!(&got[0].entry, Entry::Publish { channel, opts, envelope }
+        assert!(
+            matches!(&got[0].entry, Entry::Publish { channel, opts, envelope }
             if channel == "/a" && opts.exact_only && !opts.local_only
-                && envelope.position() == Some("5-1".parse().unwrap())));
+                && envelope.position() == Some("5-1".parse().unwrap()))
+        );
         assert!(matches!(&got[1].entry, Entry::Subscribe { pattern, .. } if pattern == "/a/*"));
         assert!(matches!(&got[2].entry, Entry::Unsubscribe { .. }));
         assert!(matches!(&got[3].entry, Entry::Claim { token: 7, .. }));

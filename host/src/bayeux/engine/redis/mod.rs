@@ -464,7 +464,10 @@ impl Shared {
             return Ok(());
         };
         for id in ids {
-            if self.destroy_in_redis(id, Why::Expired, Some(cutoff)).await? {
+            if self
+                .destroy_in_redis(id, Why::Expired, Some(cutoff))
+                .await?
+            {
                 tracing::debug!(client_id = %id, "bayeux: session expired");
             }
         }

@@ -29,9 +29,14 @@ async fn engine(url: &str, namespace: &str) -> Arc<dyn Engine> {
 
 async fn engine_with_ttl(url: &str, namespace: &str, ttl: Duration) -> Arc<dyn Engine> {
     let c = config(namespace, ttl);
-    let link = RedisLink::connect(url, c.cluster.call_timeout(), Duration::from_millis(100), Duration::ZERO)
-        .await
-        .unwrap();
+    let link = RedisLink::connect(
+        url,
+        c.cluster.call_timeout(),
+        Duration::from_millis(100),
+        Duration::ZERO,
+    )
+    .await
+    .unwrap();
     Arc::new(RedisEngine::start_on(link, c).await.unwrap())
 }
 
@@ -99,7 +104,10 @@ async fn redis_lost_fails_fast_and_recovers_after_a_restart() {
         if let Ok(id) = e.create_session(&SessionOptions::network(None)).await {
             break id;
         }
-        assert!(tokio::time::Instant::now() < deadline, "no recovery within 10 s");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no recovery within 10 s"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     // The node noticed the empty Redis: its served session is over and reported.
@@ -109,7 +117,10 @@ async fn redis_lost_fails_fast_and_recovers_after_a_restart() {
     assert!(served.is_closed());
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while rec.seen_now().is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "the lost session is reported");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the lost session is reported"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(rec.seen_now(), [id]);

@@ -5,8 +5,13 @@
 //! may talk on the connection's channel. It lives until the owner disconnects or expires,
 //! the client sends `quit`, or the server destroys it.
 //!
-//! The registry is in memory on the node that owns the Bayeux session; rooms
+//! The registry is in memory on the node where the connection was made (its owner
+//! node); [`directory`] tells every node of a cluster who owns which connection. Rooms
 //! ([`crate::rooms`]) refer to connections by id.
+
+pub mod directory;
+
+pub use directory::{ConnectionDirectory, MemoryDirectory, Owner, RedisDirectory};
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
