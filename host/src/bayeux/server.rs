@@ -24,6 +24,10 @@ use super::message::{
     BAYEUX_VERSION, CONNECT, DISCONNECT, HANDSHAKE, Message, SUBSCRIBE, UNSUBSCRIBE,
 };
 
+/// Advice `interval` when the engine cannot be reached: how long clients wait before
+/// they try again.
+const BACKEND_RETRY_MS: u64 = 1_000;
+
 /// Connection types the server advertises.
 pub const CONNECTION_TYPES: [&str; 6] = [
     "long-polling",
@@ -221,6 +225,33 @@ impl Bayeux {
         }
         let msg = Message::publish(channel, data);
         self.engine_publish(msg, None).await
+    }
+
+    /// Publishes `data` once on each of `channels` as the server (trusted, no hooks),
+    /// as one engine operation: a chat room's fan-out to its members' channels.
+    ///
+    /// # Errors
+    /// `405` for an invalid channel name, `500` if the engine fails.
+    pub async fn publish_each(&self, channels: &[String], data: Value) -> Result<(), BayeuxError> {
+        self.ensure_started();
+        if let Some(bad) = channels.iter().find(|c| !channel::is_valid_name(c)) {
+            return Err(BayeuxError::channel_invalid(bad));
+        }
+        let Some(first) = channels.first() else {
+            return Ok(());
+        };
+        let opts = PublishOptions {
+            local_only: channels
+                .iter()
+                .any(|c| self.is_internal(c) || channel::is_meta(c)),
+            exact_only: channels.iter().any(|c| self.is_exact_only(c)),
+        };
+        let msg = Message::publish(first.as_str(), data);
+        self.inner
+            .engine
+            .publish_each(channels, &msg, &opts)
+            .await
+            .map_err(engine_error)
     }
 
     async fn engine_publish(
@@ -695,7 +726,20 @@ impl Bayeux {
 
     fn advise(&self, reply: &mut Message, connection_type: Option<&str>) {
         let c = &self.inner.config;
-        reply.advice = Some(if reply.error.is_some() {
+        let backend_failed = reply
+            .error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("500:"));
+        reply.advice = Some(if backend_failed {
+            // The server cannot serve now (its engine is unreachable): the client keeps
+            // its session and tries again after a pause, rather than at once in a loop.
+            let retry = if reply.channel.as_deref() == Some(HANDSHAKE) {
+                "handshake"
+            } else {
+                "retry"
+            };
+            json!({"reconnect": retry, "interval": BACKEND_RETRY_MS})
+        } else if reply.error.is_some() {
             json!({"reconnect": "handshake"})
         } else if connection_type == Some("eventsource") {
             json!({"reconnect": "retry", "interval": c.timeout_ms, "timeout": 0})
@@ -764,9 +808,15 @@ impl Bayeux {
                 return Outcome::Reply(reply);
             }
         };
-        if let Err(e) = self.inner.engine.ping(client_id).await {
+        let error = match self.inner.engine.ping(client_id).await {
+            Ok(true) => None,
+            // Destroyed elsewhere a moment ago (this node had not heard yet).
+            Ok(false) => Some(BayeuxError::client_unknown(client_id)),
+            Err(e) => Some(engine_error(e)),
+        };
+        if let Some(error) = error {
             reply.client_id = None;
-            reply.set_outcome(Some(engine_error(e).to_string()));
+            reply.set_outcome(Some(error.to_string()));
             self.advise(&mut reply, connection_type);
             return Outcome::Reply(reply);
         }

@@ -6,8 +6,10 @@
 //!
 //! - every call has a deadline ([`ClusterConfig::call_timeout`](super::ClusterConfig));
 //!   nothing waits on Redis for longer, and nothing queues while it is away;
-//! - a call that meets a broken connection fails at once with [`LinkError::Unavailable`]
-//!   and starts one background reconnection, retried with capped exponential backoff;
+//! - a call that meets a broken connection wakes the one background reconnection
+//!   (retried with capped exponential backoff, at most every 50 ms) and waits for it up
+//!   to the deadline, then fails with [`LinkError::Unavailable`]: a node whose Redis has
+//!   just come back serves at once instead of failing until its next scheduled retry;
 //! - blocking reads (`XREAD BLOCK`) get their own connection ([`RedisLink::dedicated`])
 //!   so they never hold up commands behind them.
 
@@ -17,7 +19,11 @@ use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, FromRedisValue, ScriptInvocation};
+use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
+
+/// Least time between two connection attempts, however often calls ask for one.
+const MIN_ATTEMPT_GAP: Duration = Duration::from_millis(50);
 
 /// A Redis call failed.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +69,10 @@ struct Inner {
     call_timeout: Duration,
     backoff_max: Duration,
     conn: Mutex<Option<MultiplexedConnection>>,
+    /// Whether `conn` holds a connection, for calls waiting on a reconnection.
+    up: watch::Sender<bool>,
+    /// Cuts the reconnection loop's pause short (a call is waiting).
+    kick: Notify,
     reconnecting: AtomicBool,
     /// Failed calls since start (for `status` and metrics).
     errors: AtomicU64,
@@ -108,6 +118,8 @@ impl RedisLink {
             call_timeout,
             backoff_max: backoff_max.max(Duration::from_millis(10)),
             conn: Mutex::new(None),
+            up: watch::Sender::new(false),
+            kick: Notify::new(),
             reconnecting: AtomicBool::new(false),
             errors: AtomicU64::new(0),
             generation: AtomicU64::new(0),
@@ -118,8 +130,7 @@ impl RedisLink {
         loop {
             match inner.open(None).await {
                 Ok(conn) => {
-                    *lock(&inner.conn) = Some(conn);
-                    inner.generation.fetch_add(1, Ordering::AcqRel);
+                    inner.install(conn);
                     return Ok(Self { inner });
                 }
                 Err(e) => {
@@ -168,7 +179,7 @@ impl RedisLink {
     /// # Errors
     /// See [`LinkError`]; a broken connection starts a reconnection.
     pub async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, LinkError> {
-        let mut conn = self.conn()?;
+        let mut conn = self.conn().await?;
         let result = tokio::time::timeout(self.inner.call_timeout, cmd.query_async(&mut conn));
         self.settle(result.await)
     }
@@ -178,7 +189,7 @@ impl RedisLink {
     /// # Errors
     /// As [`RedisLink::query`].
     pub async fn pipe<T: FromRedisValue>(&self, pipe: &redis::Pipeline) -> Result<T, LinkError> {
-        let mut conn = self.conn()?;
+        let mut conn = self.conn().await?;
         let result = tokio::time::timeout(self.inner.call_timeout, pipe.query_async(&mut conn));
         self.settle(result.await)
     }
@@ -191,7 +202,7 @@ impl RedisLink {
         &self,
         script: &ScriptInvocation<'_>,
     ) -> Result<T, LinkError> {
-        let mut conn = self.conn()?;
+        let mut conn = self.conn().await?;
         let result = tokio::time::timeout(self.inner.call_timeout, script.invoke_async(&mut conn));
         self.settle(result.await)
     }
@@ -215,12 +226,22 @@ impl RedisLink {
         self.inner.stop.cancel();
     }
 
-    fn conn(&self) -> Result<MultiplexedConnection, LinkError> {
+    /// The connection; while it is down, wakes the reconnection and waits for it (up to
+    /// the deadline).
+    async fn conn(&self) -> Result<MultiplexedConnection, LinkError> {
         if let Some(conn) = lock(&self.inner.conn).clone() {
             return Ok(conn);
         }
-        self.inner.errors.fetch_add(1, Ordering::Relaxed);
+        let mut up = self.inner.up.subscribe();
         self.reconnect();
+        self.inner.kick.notify_one();
+        let waited = tokio::time::timeout(self.inner.call_timeout, up.wait_for(|up| *up)).await;
+        if waited.is_ok()
+            && let Some(conn) = lock(&self.inner.conn).clone()
+        {
+            return Ok(conn);
+        }
+        self.inner.errors.fetch_add(1, Ordering::Relaxed);
         Err(LinkError::Unavailable)
     }
 
@@ -250,6 +271,7 @@ impl RedisLink {
     /// Drops the connection and starts a reconnection.
     fn broken(&self) {
         if lock(&self.inner.conn).take().is_some() {
+            self.inner.up.send_replace(false);
             tracing::warn!(url = %self.inner.url, "redis connection lost");
         }
         self.reconnect();
@@ -266,16 +288,16 @@ impl RedisLink {
         };
         let inner = Arc::clone(&self.inner);
         runtime.spawn(async move {
-            let mut pause = Duration::from_millis(50);
+            let mut pause = MIN_ATTEMPT_GAP;
             loop {
                 tokio::select! {
                     () = inner.stop.cancelled() => break,
                     () = tokio::time::sleep(pause) => {}
+                    () = inner.kick.notified() => tokio::time::sleep(MIN_ATTEMPT_GAP).await,
                 }
                 match inner.open(None).await {
                     Ok(conn) => {
-                        *lock(&inner.conn) = Some(conn);
-                        inner.generation.fetch_add(1, Ordering::AcqRel);
+                        inner.install(conn);
                         tracing::info!(url = %inner.url, "redis connection restored");
                         break;
                     }
@@ -291,6 +313,12 @@ impl RedisLink {
 }
 
 impl Inner {
+    fn install(&self, conn: MultiplexedConnection) {
+        *lock(&self.conn) = Some(conn);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.up.send_replace(true);
+    }
+
     async fn open(
         &self,
         response_timeout: Option<Duration>,

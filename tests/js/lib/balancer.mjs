@@ -15,9 +15,9 @@ const BODY_LIMIT = 64 * 1024;
  * resolves to {url, port, counts, upgrades, upgradeLog, requests, messages(), stop()}:
  * - counts[i]: HTTP requests sent to backend i; upgrades[i]: websockets piped to it;
  * - upgradeLog: one {backend, url} per websocket, in arrival order;
- * - requests: one record per HTTP request {backend, method, url, body, status, error};
- *   `body` is the request body (up to 64 KiB) once it has been read;
- * - messages(): every Bayeux message of the JSON POST bodies, as {backend, ...message}.
+ * - requests: one record per HTTP request {backend, at, method, url, body, status, error};
+ *   `at` is its arrival (Date.now()), `body` the request body (up to 64 KiB) once read;
+ * - messages(): every Bayeux message of the JSON POST bodies, as {backend, at, ...message}.
  */
 export async function startBalancer(backends) {
   const targets = backends.map((u) => new URL(u));
@@ -34,7 +34,7 @@ export async function startBalancer(backends) {
   const server = http.createServer((req, res) => {
     const i = next();
     counts[i]++;
-    const rec = { backend: i, method: req.method, url: req.url, body: '', status: undefined, error: undefined };
+    const rec = { backend: i, at: Date.now(), method: req.method, url: req.url, body: '', status: undefined, error: undefined };
     requests.push(rec);
     const headers = {};
     for (const [k, v] of Object.entries(req.headers)) if (!HOP_BY_HOP.has(k)) headers[k] = v;
@@ -112,7 +112,7 @@ export async function startBalancer(backends) {
         if (r.method !== 'POST' || !r.body.startsWith('[') && !r.body.startsWith('{')) continue;
         let parsed;
         try { parsed = JSON.parse(r.body); } catch { continue; }
-        for (const m of [].concat(parsed)) if (m && typeof m === 'object') out.push({ backend: r.backend, ...m });
+        for (const m of [].concat(parsed)) if (m && typeof m === 'object') out.push({ backend: r.backend, at: r.at, ...m });
       }
       return out;
     },

@@ -68,6 +68,20 @@ export async function startCluster({ nodes = 3, args = [], env = {}, bin = heroB
   }
 }
 
+/** Log lines with runs of the same message (timestamps aside) folded into first, last and a count. */
+export function fold(lines) {
+  const text = (l) => l.replace(/^\S+Z\s+/, '');
+  const out = [];
+  for (let i = 0; i < lines.length;) {
+    let j = i;
+    while (j + 1 < lines.length && text(lines[j + 1]) === text(lines[i])) j++;
+    out.push(lines[i]);
+    if (j > i) out.push(`${lines[j]}   [the same ${j - i + 1} times, from the line above to here]`);
+    i = j + 1;
+  }
+  return out;
+}
+
 /**
  * Runs `fn`; if it throws, the error carries the last `lines` log lines of every node and
  * redis, and the balancer's spread, so a failure shows what the servers saw.
@@ -76,7 +90,7 @@ export async function withLogs(cluster, fn, lines = 60) {
   try {
     return await fn();
   } catch (e) {
-    const parts = cluster.nodes.map((n, i) => `--- hero node ${i} (${n.url}), last ${lines} lines ---\n${n.logs.slice(-lines).join('\n')}`);
+    const parts = cluster.nodes.map((n, i) => `--- hero node ${i} (${n.url}), last ${lines} lines (repeats folded) ---\n${fold(n.logs).slice(-lines).join('\n')}`);
     parts.push(`--- redis ---\n${(cluster.redis?.logs || []).slice(-20).join('\n')}`);
     if (cluster.balancer) parts.push(`--- balancer: http ${JSON.stringify(cluster.balancer.counts)}, websockets ${JSON.stringify(cluster.balancer.upgrades)} ---`);
     if (cluster.exits.length) parts.push(`--- unexpected hero exits: ${JSON.stringify(cluster.exits)} ---`);
@@ -117,22 +131,30 @@ export async function closeFaye(clients, ms = 5000) {
 }
 
 /**
- * Instruments a faye client: `connectionTypes` (of its /meta/connects), `copies` (every
+ * Instruments a faye client: `connectionTypes` and `connects` (the connectionType of each
+ * /meta/connect, as a set and in order), `trace` (its meta
+ * messages out and replies in, and failed replies, with times), `copies` (every
  * delivery the server sent it, before the client fans it out to its subscriptions; the
  * exactly-once checks count these), `handshakes` (client ids of successful handshakes)
  * and `errors` ("channel error" of every failed reply). Returns the client.
  */
 export function watchFaye(client) {
   client.connectionTypes = new Set();
+  client.connects = [];
+  client.trace = [];
   client.copies = [];
   client.handshakes = [];
   client.errors = [];
   client.addExtension({
     outgoing(m, cb) {
-      if (m.channel === '/meta/connect') client.connectionTypes.add(m.connectionType);
+      if (m.channel === '/meta/connect') { client.connectionTypes.add(m.connectionType); client.connects.push(m.connectionType); }
+      if (m.channel.startsWith('/meta/')) client.trace.push({ at: Date.now(), out: m.channel, id: m.id, clientId: m.clientId });
       cb(m);
     },
     incoming(m, cb) {
+      if (m.channel.startsWith('/meta/') || m.successful === false) {
+        client.trace.push({ at: Date.now(), in: m.channel, id: m.id, ...(m.successful ? {} : { error: m.error, advice: m.advice }) });
+      }
       if (m.channel === '/meta/handshake' && m.successful) client.handshakes.push(m.clientId);
       if (m.successful === false) client.errors.push(`${m.channel} ${m.error}`);
       if (!m.channel.startsWith('/meta/') && m.successful === undefined && m.data !== undefined) client.copies.push(m);

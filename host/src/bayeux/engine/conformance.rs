@@ -101,6 +101,43 @@ where
     expiry(make().await).await;
     wait_wakes(make().await).await;
     newer_claim_supersedes(make().await).await;
+    publish_each_reaches_each_channel(make().await).await;
+}
+
+async fn publish_each_reaches_each_channel(e: Arc<dyn Engine>) {
+    let opts = SubscribeOptions::default();
+    let a = net(&e).await;
+    let b = net(&e).await;
+    e.subscribe(&a, "/e/1", &opts).await.unwrap();
+    e.subscribe(&b, "/e/2", &opts).await.unwrap();
+    let pushed = e.claim(&b, ClaimKind::Push).await.unwrap().unwrap();
+    let channels: Vec<String> = ["/e/1", "/e/2", "/e/3"].map(String::from).to_vec();
+    let private = PublishOptions {
+        local_only: false,
+        exact_only: true,
+    };
+    e.publish_each(&channels, &Message::publish("/e/1", json!(5)), &private)
+        .await
+        .unwrap();
+    let got = e
+        .claim(&a, ClaimKind::Poll)
+        .await
+        .unwrap()
+        .unwrap()
+        .take(10);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].message().channel.as_deref(), Some("/e/1"));
+    assert_eq!(got[0].message().data, Some(json!(5)));
+    let mut pushed_got = Vec::new();
+    eventually("the served session gets its copy", || {
+        pushed_got.extend(pushed.take(10));
+        let n = pushed_got.len();
+        async move { n >= 1 }
+    })
+    .await;
+    assert_eq!(pushed_got.len(), 1);
+    assert_eq!(pushed_got[0].message().channel.as_deref(), Some("/e/2"));
+    e.close().await;
 }
 
 async fn sessions(e: Arc<dyn Engine>) {

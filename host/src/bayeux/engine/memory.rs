@@ -122,6 +122,25 @@ impl MemoryEngine {
         self.shared.publish(channel, envelope, opts)
     }
 
+    /// Whether a publish on `channel` may reach anyone here (cheap: an exact-name lookup
+    /// while there is no wildcard subscription).
+    pub(crate) fn may_deliver(&self, channel: &str) -> bool {
+        self.shared.wildcards.load(Ordering::Acquire) > 0
+            || self
+                .shared
+                .subs_shard(channel)
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains_key(channel)
+    }
+
+    /// Whether session `id` would get a publish on `channel`.
+    pub(crate) fn would_deliver_to(&self, id: &str, channel: &str, opts: &PublishOptions) -> bool {
+        self.shared
+            .get(id)
+            .is_some_and(|s| s.matches(channel, opts))
+    }
+
     /// Queues `envelope` for session `id` alone, if one of its subscriptions matches
     /// (replaying a shared log for one session); `true` if queued. A full mailbox
     /// evicts the session as a publish would.
@@ -406,14 +425,7 @@ impl Shared {
         let Some(session) = self.get(id) else {
             return false;
         };
-        if opts.local_only && !session.local {
-            return false;
-        }
-        let wildcards_ok = session.local || !opts.exact_only;
-        let matched = lock(&session.state).subscriptions.iter().any(|p| {
-            (wildcards_ok || !channel::is_wildcard(p)) && channel::matches(p, channel_name)
-        });
-        if !matched {
+        if !session.matches(channel_name, opts) {
             return false;
         }
         match session.enqueue(envelope, self.config.max_queue) {
@@ -543,6 +555,17 @@ enum Enqueued {
 }
 
 impl Session {
+    /// Whether one of its subscriptions takes a publish on `channel_name`.
+    fn matches(&self, channel_name: &str, opts: &PublishOptions) -> bool {
+        if opts.local_only && !self.local {
+            return false;
+        }
+        let wildcards_ok = self.local || !opts.exact_only;
+        lock(&self.state).subscriptions.iter().any(|p| {
+            (wildcards_ok || !channel::is_wildcard(p)) && channel::matches(p, channel_name)
+        })
+    }
+
     fn enqueue(&self, envelope: &Arc<Envelope>, max_queue: usize) -> Enqueued {
         {
             let mut state = lock(&self.state);

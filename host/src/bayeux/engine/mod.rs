@@ -139,6 +139,20 @@ impl Envelope {
         Self::from_message(message.for_delivery(), publisher)
     }
 
+    /// As [`Envelope::for_channel`], read back from a shared log at `position`.
+    pub(crate) fn for_position(message: &Message, channel: &str, position: LogId) -> Self {
+        let mut envelope = Self::for_channel(message, channel);
+        envelope.position = Some(position);
+        envelope
+    }
+
+    /// A copy of `message` for delivery on `channel`.
+    pub fn for_channel(message: &Message, channel: &str) -> Self {
+        let mut copy = message.for_delivery();
+        copy.channel = Some(channel.to_owned());
+        Self::from_message(copy, None)
+    }
+
     /// As [`Envelope::new`], taking the message (no copy of its data).
     pub fn from_message(message: Message, publisher: Option<String>) -> Self {
         let message = message.into_delivery();
@@ -254,6 +268,25 @@ pub trait PubSubEngine: Send + Sync {
         envelope: Arc<Envelope>,
         opts: &'a PublishOptions,
     ) -> BoxFuture<'a, Result<(), EngineError>>;
+
+    /// Publishes `message` once on each of `channels` (server-side fan-out, e.g. a chat
+    /// room's members): the subscribers of each channel get a copy whose `channel` is
+    /// that one. A clustered engine makes it one shared operation, whatever the number
+    /// of channels.
+    fn publish_each<'a>(
+        &'a self,
+        channels: &'a [String],
+        message: &'a Message,
+        opts: &'a PublishOptions,
+    ) -> BoxFuture<'a, Result<(), EngineError>> {
+        Box::pin(async move {
+            for channel in channels {
+                let envelope = Arc::new(Envelope::for_channel(message, channel));
+                self.publish(channel, envelope, opts).await?;
+            }
+            Ok(())
+        })
+    }
 }
 
 /// What a claim is for; it decides when taken deliveries become final.

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use redis::Value;
 
 use super::super::{Envelope, LogId, PublishOptions};
+use crate::bayeux::message::Message;
 
 /// Why a session was destroyed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,6 +47,12 @@ pub(super) enum Entry {
     Publish {
         channel: String,
         envelope: Arc<Envelope>,
+        opts: PublishOptions,
+    },
+    /// One message published on each of `channels` (a server-side fan-out).
+    PublishEach {
+        channels: Vec<String>,
+        message: Arc<Message>,
         opts: PublishOptions,
     },
     /// `client` subscribed to `pattern` (effective for later entries).
@@ -118,6 +125,24 @@ pub(super) fn parse_entry(v: &Value) -> Option<LogEntry> {
                 Ok(envelope) => Entry::Publish {
                     channel,
                     envelope: Arc::new(envelope),
+                    opts: PublishOptions {
+                        local_only: flags.contains('l'),
+                        exact_only: flags.contains('x'),
+                    },
+                },
+                Err(e) => {
+                    tracing::warn!(%id, error = %e, "bayeux: unreadable publish in the log, skipped");
+                    Entry::Other
+                }
+            }
+        }
+        Some("m") => {
+            let flags = get("f").unwrap_or_default();
+            let channels: Vec<String> = serde_json::from_str(&get("cs")?).ok()?;
+            match serde_json::from_str::<Message>(&get("j")?) {
+                Ok(message) => Entry::PublishEach {
+                    channels,
+                    message: Arc::new(message),
                     opts: PublishOptions {
                         local_only: flags.contains('l'),
                         exact_only: flags.contains('x'),
@@ -230,10 +255,23 @@ mod tests {
                 entry("5-4", &["k", "c", "i", "abc", "t", "7"]),
                 entry("5-5", &["k", "d", "i", "abc", "n", "node1", "w", "e"]),
                 entry("5-6", &["k", "zz"]),
+                entry(
+                    "5-7",
+                    &[
+                        "k",
+                        "m",
+                        "cs",
+                        r#"["/c/1","/c/2"]"#,
+                        "j",
+                        r#"{"channel":"/c/1","data":2}"#,
+                        "f",
+                        "x",
+                    ],
+                ),
             ]),
         ])]);
         let got = parse_read(&reply);
-        assert_eq!(got.len(), 6);
+        assert_eq!(got.len(), 7);
         assert!(
             matches!(&got[0].entry, Entry::Publish { channel, opts, envelope }
             if channel == "/a" && opts.exact_only && !opts.local_only
@@ -246,6 +284,10 @@ mod tests {
             matches!(&got[4].entry, Entry::Destroy { why: Why::Expired, node, .. } if node == "node1")
         );
         assert!(matches!(&got[5].entry, Entry::Other));
+        assert!(
+            matches!(&got[6].entry, Entry::PublishEach { channels, opts, .. }
+            if channels == &["/c/1", "/c/2"] && opts.exact_only)
+        );
         assert!(parse_read(&Value::Nil).is_empty());
     }
 }

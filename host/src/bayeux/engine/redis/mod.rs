@@ -63,6 +63,7 @@ use super::{
     MailboxEngine, MemoryEngine, MemoryEngineConfig, PubSubEngine, PublishOptions, SessionEngine,
     SessionInfo, SessionOptions, SubscribeOptions, SubscribeOutcome, new_client_id,
 };
+use crate::bayeux::message::Message;
 use crate::cluster::{ClusterConfig, LinkError, RedisLink};
 
 /// How long a cached session lookup is trusted before asking Redis again (destroys
@@ -291,6 +292,20 @@ impl Shared {
                         opts,
                     } => {
                         self.local.publish_local(channel, envelope, opts);
+                    }
+                    Entry::PublishEach {
+                        channels,
+                        message,
+                        opts,
+                    } => {
+                        for channel in channels {
+                            // Most channels of a fan-out have no subscriber here.
+                            if self.local.may_deliver(channel) {
+                                let envelope =
+                                    Arc::new(Envelope::for_position(message, channel, e.id));
+                                self.local.publish_local(channel, &envelope, opts);
+                            }
+                        }
                     }
                     Entry::Subscribe { client, pattern } => {
                         if st.served.contains_key(client) {
@@ -590,6 +605,18 @@ impl Shared {
                     opts,
                 } => {
                     self.local.deliver_to(id, channel, envelope, opts);
+                }
+                Entry::PublishEach {
+                    channels,
+                    message,
+                    opts,
+                } => {
+                    for channel in channels {
+                        if self.local.would_deliver_to(id, channel, opts) {
+                            let envelope = Arc::new(Envelope::for_position(message, channel, e.id));
+                            self.local.deliver_to(id, channel, &envelope, opts);
+                        }
+                    }
                 }
                 Entry::Subscribe { client, pattern } if client == id => {
                     self.local.subscribe_now(id, pattern);
@@ -1116,6 +1143,51 @@ impl PubSubEngine for RedisEngine {
             if let Some(publisher) = envelope.publisher() {
                 cmd.arg("u").arg(publisher);
             }
+            let flags = log::flags(opts);
+            if !flags.is_empty() {
+                cmd.arg("f").arg(flags);
+            }
+            let _id: String = s.link.query(&cmd).await.map_err(backend)?;
+            Ok(())
+        })
+    }
+
+    fn publish_each<'a>(
+        &'a self,
+        channels: &'a [String],
+        message: &'a Message,
+        opts: &'a PublishOptions,
+    ) -> BoxFuture<'a, Result<(), EngineError>> {
+        // One log entry for the whole fan-out: every node delivers to its own sessions.
+        self.publish_each_in_log(channels, message, opts)
+    }
+}
+
+impl RedisEngine {
+    fn publish_each_in_log<'a>(
+        &'a self,
+        channels: &'a [String],
+        message: &'a Message,
+        opts: &'a PublishOptions,
+    ) -> BoxFuture<'a, Result<(), EngineError>> {
+        Box::pin(async move {
+            let s = &self.shared;
+            let template = serde_json::to_string(&message.for_delivery())
+                .map_err(|e| EngineError::Backend(e.to_string()))?;
+            let list =
+                serde_json::to_string(channels).map_err(|e| EngineError::Backend(e.to_string()))?;
+            let mut cmd = redis::cmd("XADD");
+            cmd.arg(s.keys.log())
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(s.maxlen())
+                .arg("*")
+                .arg("k")
+                .arg("m")
+                .arg("cs")
+                .arg(list)
+                .arg("j")
+                .arg(template);
             let flags = log::flags(opts);
             if !flags.is_empty() {
                 cmd.arg("f").arg(flags);

@@ -88,10 +88,11 @@ async fn redis_lost_fails_fast_and_recovers_after_a_restart() {
 
     redis.kill();
     let started = tokio::time::Instant::now();
-    for _ in 0..5 {
+    for _ in 0..3 {
         let err = e.create_session(&SessionOptions::network(None)).await;
         assert!(matches!(err, Err(EngineError::Backend(_))), "{err:?}");
     }
+    // Each call waits for a reconnection up to its deadline (500 ms here), no longer.
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "calls fail within their deadline, not hang: {:?}",
