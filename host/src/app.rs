@@ -38,6 +38,8 @@ pub struct App {
     pub directory: Arc<dyn crate::connections::ConnectionDirectory>,
     /// This node's id in the cluster (`local` for a single node).
     pub node_id: String,
+    /// The node registry, when clustered.
+    pub nodes: Option<crate::cluster::Nodes>,
     started: Instant,
     started_at_ms: u64,
 }
@@ -73,7 +75,7 @@ impl App {
     pub fn with_backends(config: Config, backends: Backends) -> Result<Arc<Self>, AppError> {
         let registry = Arc::new(Registry::with_static_actions()?);
         let connections = Arc::new(Connections::default());
-        let rooms = Rooms::new(backends.rooms, Arc::clone(&connections));
+        let rooms = Rooms::new(backends.rooms, Arc::clone(&connections), &backends.node_id);
         let mut bayeux_config = config.bayeux.clone();
         bayeux_config.trust_forwarded_for |= config.trust_proxy;
         let bayeux = Bayeux::with_engine(bayeux_config, backends.engine);
@@ -86,6 +88,7 @@ impl App {
             redis: backends.redis,
             directory: backends.directory,
             node_id: backends.node_id,
+            nodes: backends.nodes,
             connections,
             rooms,
             started: Instant::now(),
@@ -122,7 +125,29 @@ impl App {
             "chatRooms": self.rooms.status().await,
             "stats": { "actions": self.processor.stats().snapshot() },
             "plugins": self.plugins.status(),
+            "nodes": self.nodes_status().await,
         })
+    }
+
+    /// The live nodes with their connection counts (this node alone when not clustered,
+    /// or when Redis cannot say).
+    async fn nodes_status(&self) -> Value {
+        let here = || json!([{"id": self.node_id, "connections": self.connections.len(), "startedAt": self.started_at_ms}]);
+        match &self.nodes {
+            None => here(),
+            Some(nodes) => match nodes.live().await {
+                Ok(live) => Value::Array(live),
+                Err(err) => {
+                    tracing::debug!(%err, "cannot list the nodes");
+                    here()
+                }
+            },
+        }
+    }
+
+    /// When this node started, in ms since the epoch.
+    pub fn started_at_ms(&self) -> u64 {
+        self.started_at_ms
     }
 }
 

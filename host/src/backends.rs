@@ -10,10 +10,10 @@ use std::time::Duration;
 use crate::bayeux::engine::{MemoryEngineConfig, RedisEngineConfig};
 use crate::bayeux::{Engine, MemoryEngine, RedisEngine};
 use crate::cache::{Cache, MemoryCache, RedisCache};
-use crate::cluster::{LinkError, RedisLink};
+use crate::cluster::{LinkError, Nodes, RedisLink};
 use crate::config::Config;
 use crate::connections::{ConnectionDirectory, MemoryDirectory, RedisDirectory};
-use crate::rooms::{MemoryRoomStore, RoomStore};
+use crate::rooms::{MemoryRoomStore, RedisRoomStore, RoomStore};
 
 /// The backends of one node.
 #[derive(Debug)]
@@ -30,6 +30,8 @@ pub struct Backends {
     pub node_id: String,
     /// The Redis link, when clustered.
     pub redis: Option<RedisLink>,
+    /// The node registry, when clustered.
+    pub nodes: Option<Nodes>,
 }
 
 /// The backends could not be set up.
@@ -57,6 +59,7 @@ impl Backends {
             directory: Arc::new(MemoryDirectory::default()),
             node_id: "local".to_owned(),
             redis: None,
+            nodes: None,
         }
     }
 
@@ -87,12 +90,19 @@ impl Backends {
         )
         .await?;
         tracing::info!(redis = %link.url(), namespace = %c.namespace, node = engine.node_id(), "joined the cluster");
+        let nodes = Nodes::new(
+            link.clone(),
+            &c.namespace,
+            engine.node_id(),
+            c.node_timeout_ms,
+        );
         Ok(Self {
             node_id: engine.node_id().to_owned(),
             engine: Arc::new(engine),
-            rooms: Arc::new(MemoryRoomStore::default()),
+            rooms: Arc::new(RedisRoomStore::new(link.clone(), &c.namespace)),
             cache: Arc::new(RedisCache::new(link.clone(), &c.namespace)),
             directory: Arc::new(RedisDirectory::new(link.clone(), &c.namespace)),
+            nodes: Some(nodes),
             redis: Some(link),
         })
     }

@@ -5,7 +5,8 @@
 //! - [`config`]: one typed configuration (defaults < file < env < flags).
 //! - [`app`]: the shared state of a running host.
 //! - [`backends`]: the composition root: memory or Redis backends, chosen once.
-//! - [`cluster`]: the Redis link and the `[cluster]` settings.
+//! - [`cluster`]: the Redis link, the node registry and the `[cluster]` settings.
+//! - [`node`]: this node's duties in a cluster (heartbeat, starting rooms, dead peers).
 //! - [`actions`]: the registry, the params pipeline and the one processor.
 //! - [`services`]: the host services actions call (cache, rooms, attributes).
 //! - [`cache`]: the key/value cache.
@@ -23,6 +24,7 @@ pub mod cluster;
 pub mod config;
 pub mod connections;
 pub mod ids;
+pub mod node;
 pub mod plugins;
 pub mod rooms;
 pub mod servers;
@@ -66,6 +68,7 @@ pub async fn run(
     };
     let redis = app.redis.clone();
     plugins::start(&app);
+    node::start(&app);
     servers::web::serve(app, listener, shutdown).await;
     if let Some(link) = redis {
         link.close();

@@ -88,14 +88,26 @@ pub struct WebSocketServer {
 struct Delivery(Bayeux);
 
 impl RoomDelivery for Delivery {
-    fn deliver<'a>(&'a self, id: &'a str, message: Value) -> BoxFuture<'a, ()> {
+    fn deliver<'a>(&'a self, ids: &'a [String], message: Value) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            if let Err(err) = self.0.publish(&connection_channel(id), message).await {
-                tracing::debug!(%err, connection = id, "room delivery failed");
+            let channels: Vec<String> = ids.iter().map(|id| connection_channel(id)).collect();
+            if let Err(err) = self.0.publish_each(&channels, message).await {
+                tracing::warn!(%err, members = ids.len(), "room delivery failed");
+            }
+        })
+    }
+
+    fn room_changed<'a>(&'a self, room: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if let Err(err) = self.0.publish(ROOMS_CHANGED, json!({"room": room})).await {
+                tracing::warn!(%err, room, "cannot tell the other nodes of a room change");
             }
         })
     }
 }
+
+/// The internal channel where every node hears of room changes (pattern, deletion).
+const ROOMS_CHANGED: &str = "/hero/rooms/changed";
 
 impl WebSocketServer {
     /// Starts the protocol on `bayeux`: registers the extension and room delivery.
@@ -129,9 +141,11 @@ impl WebSocketServer {
                 return;
             }
         };
-        if let Err(err) = inbox.subscribe(&verbs_channel(&node)).await {
-            tracing::error!(%err, "cannot receive forwarded verbs; cross-node verbs will be lost");
-            return;
+        for channel in [verbs_channel(&node), ROOMS_CHANGED.to_owned()] {
+            if let Err(err) = inbox.subscribe(&channel).await {
+                tracing::error!(%err, channel, "cannot hear the other nodes; cross-node verbs and room changes will be lost");
+                return;
+            }
         }
         while let Some(msg) = inbox.recv().await {
             let (Some(server), Some(data)) = (server.upgrade(), msg.data) else {
@@ -140,6 +154,14 @@ impl WebSocketServer {
             let Some(app) = server.app.upgrade() else {
                 break;
             };
+            if msg.channel.as_deref() == Some(ROOMS_CHANGED) {
+                if let Some(room) = data.get("room").and_then(Value::as_str)
+                    && let Err(err) = app.rooms.recheck(room).await
+                {
+                    tracing::warn!(%err, room, "cannot recheck a room's members");
+                }
+                continue;
+            }
             let (Some(id), Some(client)) = (
                 data.get("connection").and_then(Value::as_str),
                 data.get("client").and_then(Value::as_str),

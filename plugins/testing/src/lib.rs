@@ -6,7 +6,9 @@
 //! - `webBlockedTest`: refused to `web` connections.
 //! - `errorTest`: always fails with an [`ActionError`].
 //! - `echoTest`: returns the params it received (after scrubbing and defaults).
+//! - `cacheSetTest`, `cacheGetTest`, `cacheDeleteTest`: one cache operation each.
 
+mod cache;
 mod rooms;
 
 use plugin_api::{
@@ -143,6 +145,7 @@ plugin_api::register_action!(
 #[inline(never)]
 pub fn link() {
     std::hint::black_box(&NAMES);
+    cache::link();
     rooms::link();
 }
 

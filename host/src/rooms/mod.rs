@@ -3,8 +3,8 @@
 //! Two layers:
 //!
 //! - [`RoomStore`]: the state (rooms, patterns, members, listeners) behind a small async
-//!   trait, so a Redis-backed store can span a cluster later. [`MemoryRoomStore`] is the
-//!   one implementation today.
+//!   trait: [`MemoryRoomStore`] for one node, [`RedisRoomStore`] for a cluster (both pass
+//!   one conformance suite).
 //! - [`Rooms`]: the rules on top (authorization against connection attributes,
 //!   announcements, `say` fan-out) and delivery through a [`RoomDelivery`] sink that the
 //!   websocket server registers once.
@@ -18,6 +18,10 @@ use serde_json::{Map, Value, json};
 
 use crate::app::now_ms;
 use crate::connections::Connections;
+
+mod redis;
+
+pub use redis::RedisRoomStore;
 
 /// An authorization pattern: a connection joins only if each attribute equals the value.
 pub type AuthPattern = Map<String, Value>;
@@ -71,6 +75,8 @@ pub struct Member {
     pub id: String,
     /// Join time, milliseconds since the epoch.
     pub joined_at: u64,
+    /// The node that owns the connection (so a dead node's members can be removed).
+    pub node: String,
 }
 
 /// Room state. Implementations must make each method atomic on its own; [`Rooms`] never
@@ -247,14 +253,23 @@ impl RoomStore for MemoryRoomStore {
 
 /// Where room messages go: the websocket server delivers them on connection channels.
 pub trait RoomDelivery: Send + Sync + 'static {
-    /// Sends `message` to the connection `id` (dropped silently if it is gone).
-    fn deliver<'a>(&'a self, id: &'a str, message: Value) -> BoxFuture<'a, ()>;
+    /// Sends `message` to each connection of `ids` (those gone are skipped silently),
+    /// as one fan-out: in a cluster, one message whatever the number of members.
+    fn deliver<'a>(&'a self, ids: &'a [String], message: Value) -> BoxFuture<'a, ()>;
+    /// `room`'s pattern changed or it was deleted: every other node rechecks its own
+    /// members ([`Rooms::recheck`]).
+    fn room_changed<'a>(&'a self, room: &'a str) -> BoxFuture<'a, ()> {
+        let _ = room;
+        Box::pin(std::future::ready(()))
+    }
 }
 
 /// The room rules over a [`RoomStore`], with connections and delivery.
 pub struct Rooms {
     store: Arc<dyn RoomStore>,
     connections: Arc<Connections>,
+    /// This node's id, recorded with each member it adds.
+    node: String,
     delivery: OnceLock<Arc<dyn RoomDelivery>>,
 }
 
@@ -283,11 +298,12 @@ pub fn say_message(room: &str, from: &str, message: Value) -> Value {
 }
 
 impl Rooms {
-    /// Rooms over `store`, checking attributes of `connections`.
-    pub fn new(store: Arc<dyn RoomStore>, connections: Arc<Connections>) -> Self {
+    /// Rooms over `store`, checking attributes of `connections`, on node `node`.
+    pub fn new(store: Arc<dyn RoomStore>, connections: Arc<Connections>, node: &str) -> Self {
         Self {
             store,
             connections,
+            node: node.to_owned(),
             delivery: OnceLock::new(),
         }
     }
@@ -301,8 +317,13 @@ impl Rooms {
         let Some(delivery) = self.delivery.get() else {
             return;
         };
-        for id in ids.iter().filter(|id| Some(id.as_str()) != except) {
-            delivery.deliver(id, message.clone()).await;
+        let to: Vec<String> = ids
+            .iter()
+            .filter(|id| Some(id.as_str()) != except)
+            .cloned()
+            .collect();
+        if !to.is_empty() {
+            delivery.deliver(&to, message.clone()).await;
         }
     }
 
@@ -330,11 +351,40 @@ impl Rooms {
         if old == auth {
             return Ok(());
         }
+        self.recheck(room).await?;
+        if let Some(delivery) = self.delivery.get() {
+            // Members owned by other nodes are checked there.
+            delivery.room_changed(room).await;
+        }
+        Ok(())
+    }
+
+    /// Brings this node's connections in line with `room` as the store has it now: if
+    /// the room is gone, they forget it; else members owned here whose attributes no
+    /// longer match its pattern are removed (told, and their leaving announced).
+    ///
+    /// # Errors
+    ///
+    /// A store failure.
+    pub async fn recheck(&self, room: &str) -> Result<(), RoomError> {
+        let auth = match self.store.auth(room).await {
+            Ok(auth) => auth,
+            Err(RoomError::NoSuchRoom) => {
+                for c in self.connections.all() {
+                    c.remove_room(room);
+                    c.remove_listening(room);
+                }
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
         for member in self.store.members(room).await? {
-            let allowed = self
-                .connections
-                .get(&member.id)
-                .is_some_and(|c| authorized(&auth, &c.attributes()));
+            let allowed = match self.connections.get(&member.id) {
+                Some(c) => authorized(&auth, &c.attributes()),
+                // Another node's member: that node checks it. One of ours that is gone
+                // is a leftover: out it goes.
+                None => member.node != self.node,
+            };
             if !allowed {
                 let removed = self.leave(&member.id, room).await;
                 if removed.is_ok() {
@@ -349,6 +399,30 @@ impl Rooms {
             }
         }
         Ok(())
+    }
+
+    /// Removes every member that node `node` owned (it died), each leaving announced
+    /// as a normal leave; returns how many.
+    ///
+    /// # Errors
+    ///
+    /// A store failure.
+    pub async fn remove_node_members(&self, node: &str) -> Result<usize, RoomError> {
+        let mut removed = 0;
+        for room in self.store.counts().await?.into_keys() {
+            let members = match self.store.members(&room).await {
+                Ok(m) => m,
+                Err(RoomError::NoSuchRoom) => continue,
+                Err(e) => return Err(e),
+            };
+            for member in members.iter().filter(|m| m.node == node) {
+                if self.store.leave(&room, &member.id).await.is_ok() {
+                    removed += 1;
+                    self.announce(&room, &member.id, json!(LEFT)).await?;
+                }
+            }
+        }
+        Ok(removed)
     }
 
     /// Deletes `room`: its members and listeners are told, then removed.
@@ -369,6 +443,9 @@ impl Rooms {
                 c.remove_room(room);
                 c.remove_listening(room);
             }
+        }
+        if let Some(delivery) = self.delivery.get() {
+            delivery.room_changed(room).await;
         }
         Ok(())
     }
@@ -397,6 +474,7 @@ impl Rooms {
                 Member {
                     id: id.to_owned(),
                     joined_at: now_ms(),
+                    node: self.node.clone(),
                 },
             )
             .await?;
@@ -500,6 +578,15 @@ impl Rooms {
         Ok(view_json(room, &members))
     }
 
+    /// The pattern of `room`.
+    ///
+    /// # Errors
+    ///
+    /// `NoSuchRoom`, or a store failure.
+    pub async fn auth(&self, room: &str) -> Result<AuthPattern, RoomError> {
+        self.store.auth(room).await
+    }
+
     /// Connection ids in `room`.
     ///
     /// # Errors
@@ -534,6 +621,85 @@ pub fn view_json(room: &str, members: &[Member]) -> Value {
 }
 
 #[cfg(test)]
+pub(crate) mod conformance {
+    //! One suite every room store passes.
+    #![allow(clippy::unwrap_used)]
+
+    use serde_json::json;
+
+    use super::{AuthPattern, Member, RoomError, RoomStore};
+
+    fn member(id: &str, joined_at: u64) -> Member {
+        Member {
+            id: id.to_owned(),
+            joined_at,
+            node: "n1".to_owned(),
+        }
+    }
+
+    /// Runs every case on an empty store.
+    pub(crate) async fn run_all(store: &dyn RoomStore) {
+        let open = AuthPattern::new();
+        let vip = json!({"role": "vip"}).as_object().cloned().unwrap();
+        assert_eq!(store.upsert("r", open.clone()).await.unwrap(), None, "new");
+        assert_eq!(
+            store.upsert("r", vip.clone()).await.unwrap(),
+            Some(open.clone()),
+            "existing: the old pattern"
+        );
+        assert_eq!(store.auth("r").await.unwrap(), vip);
+        assert_eq!(store.auth("nope").await, Err(RoomError::NoSuchRoom));
+
+        store.join("r", member("a", 10)).await.unwrap();
+        store.join("r", member("b", 20)).await.unwrap();
+        assert_eq!(
+            store.join("r", member("a", 30)).await,
+            Err(RoomError::AlreadyMember)
+        );
+        assert_eq!(
+            store.join("nope", member("a", 1)).await,
+            Err(RoomError::NoSuchRoom)
+        );
+        let members = store.members("r").await.unwrap();
+        assert_eq!(
+            members.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+            ["a", "b"],
+            "join order"
+        );
+        assert_eq!(members[0].joined_at, 10);
+        assert_eq!(members[0].node, "n1");
+
+        assert!(store.listen("r", "c", true).await.unwrap());
+        assert!(!store.listen("r", "c", true).await.unwrap(), "no change");
+        let mut audience = store.audience("r").await.unwrap();
+        audience.sort();
+        assert_eq!(audience, ["a", "b", "c"]);
+        assert!(store.listen("r", "c", false).await.unwrap());
+        assert!(!store.listen("r", "c", false).await.unwrap());
+        assert_eq!(
+            store.listen("nope", "c", true).await,
+            Err(RoomError::NoSuchRoom)
+        );
+
+        store.upsert("s", open.clone()).await.unwrap();
+        let counts = store.counts().await.unwrap();
+        assert_eq!(counts.get("r"), Some(&2));
+        assert_eq!(counts.get("s"), Some(&0));
+
+        store.leave("r", "b").await.unwrap();
+        assert_eq!(store.leave("r", "b").await, Err(RoomError::NotMember));
+        assert_eq!(store.leave("nope", "b").await, Err(RoomError::NoSuchRoom));
+        store.listen("r", "d", true).await.unwrap();
+        let mut removed = store.delete("r").await.unwrap();
+        removed.sort();
+        assert_eq!(removed, ["a", "d"], "members and listeners");
+        assert_eq!(store.delete("r").await, Err(RoomError::NoSuchRoom));
+        assert_eq!(store.members("r").await, Err(RoomError::NoSuchRoom));
+        assert!(!store.counts().await.unwrap().contains_key("r"));
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::Mutex as StdMutex;
@@ -542,8 +708,9 @@ mod tests {
     struct Recorder(StdMutex<Vec<(String, Value)>>);
 
     impl RoomDelivery for Recorder {
-        fn deliver<'a>(&'a self, id: &'a str, message: Value) -> BoxFuture<'a, ()> {
-            self.0.lock().unwrap().push((id.to_owned(), message));
+        fn deliver<'a>(&'a self, ids: &'a [String], message: Value) -> BoxFuture<'a, ()> {
+            let mut got = self.0.lock().unwrap();
+            got.extend(ids.iter().map(|id| (id.clone(), message.clone())));
             Box::pin(std::future::ready(()))
         }
     }
@@ -559,6 +726,7 @@ mod tests {
         let rooms = Rooms::new(
             Arc::new(MemoryRoomStore::default()),
             Arc::clone(&connections),
+            "local",
         );
         let recorder = Arc::new(Recorder::default());
         rooms.set_delivery(recorder.clone());
@@ -567,6 +735,11 @@ mod tests {
 
     fn pattern(v: Value) -> AuthPattern {
         v.as_object().cloned().unwrap()
+    }
+
+    #[tokio::test]
+    async fn memory_store_conformance() {
+        super::conformance::run_all(&MemoryRoomStore::default()).await;
     }
 
     #[tokio::test]
