@@ -18,6 +18,40 @@ use crate::app::App;
 use crate::cluster::Nodes;
 use crate::rooms::RoomError;
 
+/// Why cleaning up after a dead node failed (it is retried on the next heartbeat).
+#[derive(Debug, thiserror::Error)]
+enum BuryError {
+    #[error(transparent)]
+    Rooms(#[from] RoomError),
+    #[error(transparent)]
+    Directory(#[from] crate::connections::directory::DirectoryError),
+    #[error(transparent)]
+    Link(#[from] crate::cluster::LinkError),
+}
+
+/// Cleans up after dead node `node`: its connections leave their rooms (announced),
+/// the Bayeux sessions that owned them end (their clients handshake again on a live
+/// node and open new connections), and the node is forgotten.
+async fn bury(app: &App, nodes: &Nodes, node: &str) -> Result<(), BuryError> {
+    let members = app.rooms.remove_node_members(node).await?;
+    let owned = app.directory.owned_by_node(node).await?;
+    let mut clients: Vec<&str> = owned.iter().map(|(_, o)| o.client.as_str()).collect();
+    clients.sort_unstable();
+    clients.dedup();
+    for client in &clients {
+        app.bayeux.disconnect_client(client).await;
+    }
+    tracing::warn!(
+        node,
+        members,
+        connections = owned.len(),
+        "node is gone: its connections left their rooms and their clients start over"
+    );
+    app.directory.forget_node(node).await?;
+    nodes.forget(node).await?;
+    Ok(())
+}
+
 /// Starts the duties when the app is clustered.
 pub fn start(app: &Arc<App>) {
     if let Some(nodes) = app.nodes.clone() {
@@ -81,18 +115,8 @@ async fn run(app: Weak<App>, nodes: Nodes) {
             }
         };
         for node in dead.iter().filter(|n| n.as_str() != nodes.node()) {
-            match app.rooms.remove_node_members(node).await {
-                Ok(members) => {
-                    tracing::warn!(
-                        node,
-                        members,
-                        "node is gone: its connections left their rooms"
-                    );
-                    if let Err(err) = nodes.forget(node).await {
-                        tracing::debug!(%err, node, "cannot forget a dead node");
-                    }
-                }
-                Err(err) => tracing::warn!(%err, node, "cannot remove a dead node's members"),
+            if let Err(err) = bury(&app, &nodes, node).await {
+                tracing::warn!(%err, node, "cannot clean up after a dead node; trying again");
             }
         }
     }

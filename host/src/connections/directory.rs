@@ -38,6 +38,13 @@ pub trait ConnectionDirectory: Send + Sync + fmt::Debug {
     /// Connection `id` is closed: it is forgotten soon, once its last replies (which
     /// other nodes still check against its owner) are delivered.
     fn retire<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), DirectoryError>>;
+    /// The connections node `node` owned (to clean up after it died), with their owners.
+    fn owned_by_node<'a>(
+        &'a self,
+        node: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<(String, Owner)>, DirectoryError>>;
+    /// Forgets node `node`'s list of connections.
+    fn forget_node<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), DirectoryError>>;
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -71,6 +78,23 @@ impl ConnectionDirectory for MemoryDirectory {
         lock(&self.owners).remove(id);
         Box::pin(std::future::ready(Ok(())))
     }
+
+    fn owned_by_node<'a>(
+        &'a self,
+        node: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<(String, Owner)>, DirectoryError>> {
+        let owned = lock(&self.owners)
+            .iter()
+            .filter(|(_, o)| o.node == node)
+            .map(|(id, o)| (id.clone(), o.clone()))
+            .collect();
+        Box::pin(std::future::ready(Ok(owned)))
+    }
+
+    fn forget_node<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), DirectoryError>> {
+        lock(&self.owners).retain(|_, o| o.node != node);
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
 
 /// Owners cached per node before the cache is cleared (owners never change, so the
@@ -80,11 +104,13 @@ const CACHE_MAX: usize = 10_000;
 /// How long a closed connection's owner is still known, in ms.
 const RETIRED_MS: u64 = 60_000;
 
-/// The directory in Redis: `<ns>:conn:<id>` = `<node> <client>`.
+/// The directory in Redis: `<ns>:conn:<id>` = `<node> <client>`, and each node's live
+/// connections in the set `<ns>:nodeconns:<node>`.
 #[derive(Debug)]
 pub struct RedisDirectory {
     link: RedisLink,
     prefix: String,
+    node_prefix: String,
     cache: Mutex<HashMap<String, Owner>>,
 }
 
@@ -94,12 +120,25 @@ impl RedisDirectory {
         Self {
             link,
             prefix: format!("{namespace}:conn:"),
+            node_prefix: format!("{namespace}:nodeconns:"),
             cache: Mutex::default(),
         }
     }
 
     fn key(&self, id: &str) -> String {
         format!("{}{id}", self.prefix)
+    }
+
+    fn node_key(&self, node: &str) -> String {
+        format!("{}{node}", self.node_prefix)
+    }
+
+    fn parse(value: &str) -> Option<Owner> {
+        let (node, client) = value.split_once(' ')?;
+        Some(Owner {
+            client: client.to_owned(),
+            node: node.to_owned(),
+        })
     }
 }
 
@@ -111,9 +150,16 @@ impl ConnectionDirectory for RedisDirectory {
     ) -> BoxFuture<'a, Result<(), DirectoryError>> {
         Box::pin(async move {
             let value = format!("{} {}", owner.node, owner.client);
-            self.link
-                .query::<()>(redis::cmd("SET").arg(self.key(id)).arg(value))
-                .await?;
+            let mut pipe = redis::pipe();
+            pipe.cmd("SET")
+                .arg(self.key(id))
+                .arg(value)
+                .ignore()
+                .cmd("SADD")
+                .arg(self.node_key(&owner.node))
+                .arg(id)
+                .ignore();
+            self.link.pipe::<()>(&pipe).await?;
             Ok(())
         })
     }
@@ -125,13 +171,7 @@ impl ConnectionDirectory for RedisDirectory {
             }
             let value: Option<String> =
                 self.link.query(redis::cmd("GET").arg(self.key(id))).await?;
-            let owner = value.and_then(|v| {
-                let (node, client) = v.split_once(' ')?;
-                Some(Owner {
-                    client: client.to_owned(),
-                    node: node.to_owned(),
-                })
-            });
+            let owner = value.as_deref().and_then(Self::parse);
             if let Some(owner) = &owner {
                 let mut cache = lock(&self.cache);
                 if cache.len() >= CACHE_MAX {
@@ -145,8 +185,49 @@ impl ConnectionDirectory for RedisDirectory {
 
     fn retire<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), DirectoryError>> {
         Box::pin(async move {
+            let node = lock(&self.cache).get(id).map(|o| o.node.clone());
+            let mut pipe = redis::pipe();
+            pipe.cmd("PEXPIRE")
+                .arg(self.key(id))
+                .arg(RETIRED_MS)
+                .ignore();
+            if let Some(node) = node {
+                pipe.cmd("SREM").arg(self.node_key(&node)).arg(id).ignore();
+            }
+            self.link.pipe::<()>(&pipe).await?;
+            Ok(())
+        })
+    }
+
+    fn owned_by_node<'a>(
+        &'a self,
+        node: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<(String, Owner)>, DirectoryError>> {
+        Box::pin(async move {
+            let ids: Vec<String> = self
+                .link
+                .query(redis::cmd("SMEMBERS").arg(self.node_key(node)))
+                .await?;
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut mget = redis::cmd("MGET");
+            for id in &ids {
+                mget.arg(self.key(id));
+            }
+            let owners: Vec<Option<String>> = self.link.query(&mget).await?;
+            Ok(ids
+                .into_iter()
+                .zip(owners)
+                .filter_map(|(id, o)| Some((id, Self::parse(o.as_deref()?)?)))
+                .collect())
+        })
+    }
+
+    fn forget_node<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), DirectoryError>> {
+        Box::pin(async move {
             self.link
-                .query::<()>(redis::cmd("PEXPIRE").arg(self.key(id)).arg(RETIRED_MS))
+                .query::<()>(redis::cmd("DEL").arg(self.node_key(node)))
                 .await?;
             Ok(())
         })
