@@ -131,8 +131,6 @@ struct Shared {
     /// Network sessions known to exist (`Some`) or to be destroyed (`None`: a lookup
     /// that raced the destroy must not cache the session again), with when.
     cache: Mutex<HashMap<String, (Option<SessionInfo>, Instant)>>,
-    /// Positions of push claims not saved yet: id -> (claim, position).
-    dirty: Mutex<HashMap<String, (u64, LogId)>>,
     /// The epoch of the Redis data this node's state belongs to.
     epoch: Mutex<Option<String>>,
     /// Set when the reader should renew the node's registration and check the epoch.
@@ -160,6 +158,8 @@ struct Served {
     over: CancellationToken,
     /// The position through which the claim has taken deliveries.
     taken: Arc<Mutex<LogId>>,
+    /// The position last saved for a push claim (see `flush_positions`).
+    saved: LogId,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -239,7 +239,6 @@ impl RedisEngine {
             }),
             head: watch::Sender::new(start),
             cache: Mutex::default(),
-            dirty: Mutex::default(),
             epoch: Mutex::new(None),
             beat_due: AtomicBool::new(true),
             handler: OnceLock::new(),
@@ -371,7 +370,6 @@ impl Shared {
         if let Some(served) = st.served.remove(id) {
             served.over.cancel();
             self.local.destroy_now(id);
-            lock(&self.dirty).remove(id);
         }
     }
 
@@ -387,7 +385,6 @@ impl Shared {
             st.head = LogId::ZERO;
             st.floor = LogId::ZERO;
             lock(&self.cache).clear();
-            lock(&self.dirty).clear();
             let had = lock(&self.epoch).replace(epoch).is_some();
             (ids, had)
         };
@@ -442,14 +439,27 @@ impl Shared {
 
     /// Saves the positions of push claims (one command for all of them).
     async fn flush_positions(&self) -> Result<(), LinkError> {
-        let dirty = std::mem::take(&mut *lock(&self.dirty));
+        let dirty: Vec<(String, u64, LogId)> = {
+            let mut st = lock(&self.state);
+            st.served
+                .iter_mut()
+                .filter(|(_, s)| s.kind == ClaimKind::Push)
+                .filter_map(|(id, s)| {
+                    let taken = *lock(&s.taken);
+                    (taken > s.saved).then(|| {
+                        s.saved = taken;
+                        (id.clone(), s.token, taken)
+                    })
+                })
+                .collect()
+        };
         if dirty.is_empty() {
             return Ok(());
         }
         let key = self.keys.positions(&self.node);
         let mut hset = redis::cmd("HSET");
         hset.arg(&key);
-        for (id, (token, pos)) in &dirty {
+        for (id, token, pos) in &dirty {
             hset.arg(id).arg(format!("{token}:{pos}"));
         }
         let keep = (self.config.session_ttl * 4).max(Duration::from_secs(60));
@@ -642,6 +652,7 @@ impl Shared {
                     kind,
                     over: over.clone(),
                     taken: taken.clone(),
+                    saved: pos,
                 },
             );
         } else {
@@ -736,36 +747,30 @@ impl Mailbox for Lease {
         let Some(mailbox) = &self.mailbox else {
             return Vec::new();
         };
-        let (envs, pos) = {
-            let st = lock(&self.shared.state);
-            if self.over.is_cancelled() {
-                return Vec::new();
-            }
-            let envs = mailbox.take(max);
-            // Drained: every entry up to the reader's head is delivered or not for us.
-            let pos = if self.shared.local.is_drained(&self.id) {
-                st.head
-            } else {
-                envs.last()
-                    .and_then(|e| e.position())
-                    .unwrap_or(LogId::ZERO)
-            };
-            (envs, pos)
+        if self.over.is_cancelled() {
+            return Vec::new();
+        }
+        // The reader's position first: every entry up to it that matches this session
+        // is in the mailbox by now, so once the mailbox is drained, the session has had
+        // everything up to there. (Read after the drain, it could count an entry pushed
+        // in between that is still queued.)
+        let head = *self.shared.head.borrow();
+        let envs = mailbox.take(max);
+        let last = envs
+            .last()
+            .and_then(|e| e.position())
+            .unwrap_or(LogId::ZERO);
+        let pos = if self.shared.local.is_drained(&self.id) {
+            head.max(last)
+        } else {
+            last
         };
-        let pos = {
+        {
             let mut taken = lock(&self.taken);
             *taken = (*taken).max(pos);
-            *taken
-        };
-        match self.kind {
-            ClaimKind::Push => {
-                lock(&self.shared.dirty).insert(self.id.clone(), (self.token, pos));
-            }
-            _ => {
-                if !envs.is_empty() {
-                    self.uncommitted.store(true, Ordering::Release);
-                }
-            }
+        }
+        if self.kind == ClaimKind::Poll && !envs.is_empty() {
+            self.uncommitted.store(true, Ordering::Release);
         }
         envs
     }
