@@ -267,7 +267,7 @@ impl Bayeux {
         let envelope = Arc::new(Envelope::from_message(msg, publisher));
         self.inner
             .engine
-            .publish(envelope.message().channel_str(), envelope.clone(), &opts)
+            .publish(envelope.channel(), envelope.clone(), &opts)
             .await
             .map_err(engine_error)
     }
@@ -543,7 +543,7 @@ impl Bayeux {
             return;
         }
         'next: for env in envs {
-            let channel = env.message().channel_str();
+            let channel = env.channel();
             if !exts.iter().any(|ext| ext.sees_deliveries_on(channel)) {
                 // Every hook would pass it unchanged: skip the copy and the calls.
                 out.push(OutItem::Raw(env));

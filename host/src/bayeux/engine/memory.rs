@@ -587,15 +587,24 @@ impl Session {
     }
 
     fn take(&self, max: usize) -> Vec<Arc<Envelope>> {
+        self.take_and_drain(max).0
+    }
+
+    fn take_and_drain(&self, max: usize) -> (Vec<Arc<Envelope>>, bool) {
         let mut state = lock(&self.state);
         let n = state.queue.len().min(max.max(1));
-        state.queue.drain(..n).collect()
+        let taken = state.queue.drain(..n).collect();
+        (taken, state.queue.is_empty())
     }
 }
 
 impl Mailbox for Session {
     fn take(&self, max: usize) -> Vec<Arc<Envelope>> {
         Session::take(self, max)
+    }
+
+    fn take_and_drain(&self, max: usize) -> (Vec<Arc<Envelope>>, bool) {
+        Session::take_and_drain(self, max)
     }
 
     fn commit(&self) -> BoxFuture<'_, Result<bool, EngineError>> {

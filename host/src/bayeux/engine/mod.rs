@@ -27,12 +27,14 @@ use std::fmt;
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 pub(crate) use log_id::LogId;
 pub use memory::MemoryEngine;
 pub use redis::{RedisEngine, RedisEngineConfig};
+
+use serde_json::Value;
 
 use super::message::Message;
 
@@ -126,7 +128,10 @@ pub enum SubscribeOutcome {
 /// who published it, and its JSON, serialised once for every recipient.
 #[derive(Debug)]
 pub struct Envelope {
-    message: Message,
+    /// The parsed message; an envelope read back from a shared log parses its JSON only
+    /// when something asks (most deliveries go out as the JSON alone).
+    message: OnceLock<Message>,
+    channel: String,
     publisher: Option<String>,
     json: String,
     /// Where the publish sits in a shared log (clustered engines); `None` in memory.
@@ -159,27 +164,29 @@ impl Envelope {
         // A Message of plain JSON values always serialises.
         let json = serde_json::to_string(&message).unwrap_or_else(|_| "{}".to_owned());
         Self {
-            message,
+            channel: message.channel_str().to_owned(),
+            message: OnceLock::from(message),
             publisher,
             json,
             position: None,
         }
     }
 
-    /// An envelope read back from a shared log: the delivery JSON as published, parsed
-    /// once per node for the extensions that look at it.
+    /// An envelope read back from a shared log: the delivery JSON of a publish on
+    /// `channel`, as it was published (parsed only if something looks at it).
     pub(crate) fn from_log(
+        channel: String,
         json: String,
         publisher: Option<String>,
         position: LogId,
-    ) -> Result<Self, serde_json::Error> {
-        let message: Message = serde_json::from_str(&json)?;
-        Ok(Self {
-            message,
+    ) -> Self {
+        Self {
+            message: OnceLock::new(),
+            channel,
             publisher,
             json,
             position: Some(position),
-        })
+        }
     }
 
     /// The publish's position in the shared log, for clustered engines.
@@ -189,7 +196,17 @@ impl Envelope {
 
     /// The message subscribers receive.
     pub fn message(&self) -> &Message {
-        &self.message
+        self.message.get_or_init(|| {
+            // Written by `from_message` on some node, so it parses; should the log hold
+            // anything else, subscribers still get a message on the right channel.
+            serde_json::from_str(&self.json)
+                .unwrap_or_else(|_| Message::publish(self.channel.as_str(), Value::Null))
+        })
+    }
+
+    /// The channel it was published on.
+    pub fn channel(&self) -> &str {
+        &self.channel
     }
 
     /// The client id of the publisher (`None` for server-side publishes).
@@ -326,6 +343,11 @@ pub trait MailboxEngine: Send + Sync {
 pub trait Mailbox: Send + Sync {
     /// Takes up to `max` queued envelopes (empty if none or the claim is over).
     fn take(&self, max: usize) -> Vec<Arc<Envelope>>;
+    /// As [`Mailbox::take`], also saying whether nothing was left queued behind what it
+    /// took (`false` when unknown).
+    fn take_and_drain(&self, max: usize) -> (Vec<Arc<Envelope>>, bool) {
+        (self.take(max), false)
+    }
     /// Resolves when the mailbox may be non-empty or the claim is over (at once if that
     /// is already so). Spurious wake-ups are allowed.
     fn wait(self: Arc<Self>) -> BoxFuture<'static, ()>;

@@ -121,19 +121,14 @@ pub(super) fn parse_entry(v: &Value) -> Option<LogEntry> {
         Some("p") => {
             let channel = get("c")?;
             let flags = get("f").unwrap_or_default();
-            match Envelope::from_log(get("j")?, get("u"), id) {
-                Ok(envelope) => Entry::Publish {
-                    channel,
-                    envelope: Arc::new(envelope),
-                    opts: PublishOptions {
-                        local_only: flags.contains('l'),
-                        exact_only: flags.contains('x'),
-                    },
+            let envelope = Envelope::from_log(channel.clone(), get("j")?, get("u"), id);
+            Entry::Publish {
+                channel,
+                envelope: Arc::new(envelope),
+                opts: PublishOptions {
+                    local_only: flags.contains('l'),
+                    exact_only: flags.contains('x'),
                 },
-                Err(e) => {
-                    tracing::warn!(%id, error = %e, "bayeux: unreadable publish in the log, skipped");
-                    Entry::Other
-                }
             }
         }
         Some("m") => {
