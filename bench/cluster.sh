@@ -18,14 +18,16 @@
 #   FANOUT_MAX_S=120                 a fan-out stops publishing after this long (reported as
 #                                    capped: the table says so); DRAIN_S=20 for the last deliveries
 #   ROUNDS=1  SYSTEMS="hero faye-redis"  BUILD=1 (0: use the binaries as they are)
-#   HERO_BIN=target/release/hero
+#   HERO_BIN=target/release/hero  NODE_WORKERS=1 (runtime workers per hero node)
 #
 # Redis: one redis-server of our own on a free port (no persistence), FLUSHALL + CONFIG
-# RESETSTAT before each system's scenario; the nodes are started afresh for every scenario,
-# each system/scenario/round with its own namespace. INFO commandstats is sampled every
-# 50 ms during the run (bench/cluster/redis_stats.py), giving Redis commands per publish
-# for the publishing phase (end of client setup to last delivery) and for the whole run
-# (client setup and disconnects included). Commands inside Lua scripts count too.
+# RESETSTAT before each run; the nodes are started afresh for every run, each
+# system/scenario/round with its own namespace. INFO commandstats is sampled every 20 ms
+# around each bayeux-bench run (bench/cluster/redis_stats.py; it subtracts its own INFO
+# calls). Redis commands per publish: "whole run" (bayeux-bench's start to exit: client
+# handshakes, subscribes and disconnects included) and "steady" (from 20% to 90% of the way
+# from the first publish to the last: the publishes alone, counted by hero's XADD and
+# faye-redis's SUNION, one per publish each). Lua scripts' commands count too.
 #
 # Prints one line per run, then the table; the enriched JSON lines are in
 # target/bench/cluster.jsonl, node logs and samples in target/bench/cluster/.
@@ -119,7 +121,11 @@ start_cluster() {
   urls=()
   for i in 1 2 3; do
     case $system in
-      hero) start_node "$prefix-node$i.log" env HERO_CLUSTER__NAMESPACE="$ns" "$HERO_BIN" \
+      # Three nodes share two cores here: one runtime worker each (TOKIO_WORKER_THREADS,
+      # NODE_WORKERS to change it), as each faye node is one thread. With one worker per
+      # core each, six workers and the generator fight over two cores.
+      hero) start_node "$prefix-node$i.log" env HERO_CLUSTER__NAMESPACE="$ns" \
+              TOKIO_WORKER_THREADS="${NODE_WORKERS:-1}" "$HERO_BIN" \
               --bind 127.0.0.1 --port 0 --public /nonexistent --redis "redis://127.0.0.1:$redis_port" ;;
       faye-redis) start_node "$prefix-node$i.log" env REDIS_PORT="$redis_port" NAMESPACE="$ns" PORT=0 \
               node bench/bayeux/faye-redis-server.mjs ;;
@@ -127,7 +133,8 @@ start_cluster() {
   done
 }
 
-# run_case CASE ROUND SYSTEM SCENARIO ARGS...
+# run_case CASE ROUND SYSTEM SCENARIO ARGS...: fresh Redis state, 3 fresh nodes, one
+# bayeux-bench run with INFO commandstats sampled around it.
 run_case() {
   local case=$1 round=$2 system=$3; shift 3
   local tag; tag="$system-${case// /-}-r$round"
@@ -141,7 +148,8 @@ run_case() {
     for p in "${node_pids[@]:1}"; do args+=(--aux-pid "$p"); done
     args+=(--aux-pid "$redis_pid")
     $stats sample "$redis_port" "$samples" & sampler_pid=$!
-    sleep 0.2
+    for _ in $(seq 100); do [ -s "$samples" ] && break; sleep 0.05; done  # sampling before we start
+    sleep 0.1
     t0=$(date +%s.%N)
     # Bounded: setup (60 s) + publishing + drain + teardown (20 s) + slack.
     local bound=$(( 60 + ${BOUND_PUBLISH_S:-0} + DRAIN_S + 40 ))

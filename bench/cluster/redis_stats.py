@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Redis command counts and the summary table for bench/cluster.sh.
 
-    redis_stats.py sample PORT OUT     poll INFO commandstats every 50 ms into OUT (JSON lines)
+    redis_stats.py sample PORT OUT     poll INFO commandstats every 20 ms into OUT (JSON lines)
                                        until SIGTERM (then one last sample)
     redis_stats.py enrich ...          add Redis command counts and CPU per delivery to one
                                        bayeux-bench result line, append it to the results file
@@ -20,7 +20,7 @@ import statistics
 import sys
 import time
 
-INTERVAL_S = 0.05
+INTERVAL_S = 0.02
 
 
 class Resp:
@@ -127,16 +127,52 @@ def summary(d, publishes, top=6):
     }
 
 
+# The command each system runs exactly once per publish, whatever the number of
+# subscribers: hero's engine appends a publish to its shared log with one XADD (its Lua
+# scripts also XADD subscription changes, claims and destroys, which the steady window
+# does not see), faye-redis looks the subscribers up with one SUNION.
+PUBLISH_MARKER = {"hero": "xadd", "faye-redis": "sunion"}
+
+
+def steady(samples, row, lo=0.2, hi=0.9):
+    """Commands per publish in the middle of the publishing (from lo to hi of the time
+    from the first publish to the last), where no client setup or disconnect is left: the
+    cost of a publish alone. The publishes in that stretch are counted by the system's
+    PUBLISH_MARKER command; by its share of the publishing time if there is none."""
+    published = row.get("published") or 0
+    if row.get("scenario") == "fanout":
+        span = published / row["publishes_per_s"] if row.get("publishes_per_s") else 0
+    else:
+        span = (row.get("params") or {}).get("duration_s") or 0
+    if span <= 0 or not published or len(samples) < 2:
+        return None
+    start = row["t0"] + (row.get("setup_s") or 0)
+    a, b = start + lo * span, start + hi * span
+    before = max((x for x in samples if x["t"] <= a), key=lambda x: x["t"], default=samples[0])
+    after = min((x for x in samples if x["t"] >= b), key=lambda x: x["t"], default=samples[-1])
+    window = after["t"] - before["t"]
+    if window <= 0:
+        return None
+    d = delta(before, after)
+    by_time = published * min(1.0, window / span)
+    marker = PUBLISH_MARKER.get(row.get("system"))
+    publishes = d.get(marker) or by_time
+    out = summary(d, publishes)
+    out.update({"window_s": round(window, 3), "publishes": publishes,
+                "counted_by": marker if d.get(marker) else "time share",
+                "publishes_by_time_share": round(by_time, 1)})
+    return out
+
+
 def enrich(args):
     """enrich BENCH_LINE SAMPLES T0 CASE SYSTEM ROUND RESULTS NODE_LOG..."""
     bench_line, samples_path, t0, case, system, rnd, results = args[:7]
     node_logs = args[7:]
-    t0 = float(t0)
     try:
         row = json.loads(open(bench_line).read().strip().splitlines()[-1])
     except (IndexError, ValueError, OSError):
         row = {"ok": False, "problems": ["bayeux-bench produced no result (timed out or crashed)"]}
-    row.update({"case": case, "system": system, "round": int(rnd)})
+    row.update({"case": case, "system": system, "round": int(rnd), "t0": float(t0)})
     row["node_errors"] = []
     for path in node_logs:
         try:
@@ -148,16 +184,10 @@ def enrich(args):
     samples = load_samples(samples_path)
     publishes = row.get("published") or 0
     if len(samples) >= 2:
+        # From just before bayeux-bench started to just after it exited.
         run = summary(delta(samples[0], samples[-1]), publishes)
-        # The publishing phase: from the end of client setup (t0 + setup_s) to the last
-        # delivery (+ duration_s); the nearest samples outside that window.
-        start = t0 + (row.get("setup_s") or 0)
-        end = start + (row.get("duration_s") or 0)
-        before = max((s for s in samples if s["t"] <= start), key=lambda s: s["t"], default=samples[0])
-        after = min((s for s in samples if s["t"] >= end), key=lambda s: s["t"], default=samples[-1])
-        phase = summary(delta(before, after), publishes)
-        phase["window_s"] = round(after["t"] - before["t"], 3)
-        row["redis_cmds"] = {"run": run, "publishing": phase}
+        st = steady(samples, row)
+        row["redis_cmds"] = {"run": run, "steady": st}
     # CPU of the three nodes (server + first two aux) and Redis (last aux).
     procs = ([row["server"]] if isinstance(row.get("server"), dict) else []) + list(row.get("aux") or [])
     cpus = [p.get("cpu_s") for p in procs]
@@ -171,12 +201,21 @@ def enrich(args):
     with open(results, "a") as f:
         f.write(json.dumps(row) + "\n")
     # One line for the log.
-    rc = row.get("redis_cmds", {}).get("publishing", {})
-    top = ", ".join(f"{k} {p}" for k, _, p in rc.get("top", [])[:4])
+    rc = row.get("redis_cmds") or {}
+    st = rc.get("steady") or {}
+    top = ", ".join(f"{k} {p}" for k, _, p in st.get("top", [])[:5])
     print(f"  {system:10} {case:18} {fmt_rate(row.get('msgs_per_s'))}/s  p50 {fmt_ms(row.get('p50_us'))}"
-          f"  p99 {fmt_ms(row.get('p99_us'))}  {ok_text([row])}  cpu {row.get('cpu_us_per_delivery')} us/delivery"
-          f"  redis {rc.get('per_publish')} cmds/publish ({top})"
-          + (f"  [{len(row['node_errors'])} node log lines with errors]" if row["node_errors"] else ""))
+          f"  p99 {fmt_ms(row.get('p99_us'))}  {ok_text([row])}  cpu {row.get('cpu_us_per_delivery')} us/delivery;"
+          f"  redis cmds/publish: run {(rc.get('run') or {}).get('per_publish')}, steady {st.get('per_publish')}"
+          f" ({top})"
+          + (f"  [{len(row['node_errors'])} node log lines with error/warn]" if row["node_errors"] else ""))
+
+
+def read_rows(path):
+    try:
+        return [json.loads(l) for l in open(path) if l.strip()]
+    except OSError:
+        return []
 
 
 def fmt_rate(v):
@@ -206,7 +245,7 @@ def ok_text(rows):
 
 
 def report(results):
-    rows = [json.loads(l) for l in open(results) if l.strip()]
+    rows = read_rows(results)
     systems = ["hero", "faye-redis"]
     cases = []
     for r in rows:
@@ -243,8 +282,9 @@ def report(results):
         ("p99", lambda r: r["p99_us"], fmt_ms),
         ("CPU us/delivery (3 nodes + redis)", lambda r: r["cpu_us_per_delivery"], lambda v: f"{v:.2f}"),
         ("  of which redis", lambda r: r["cpu_redis_us_per_delivery"], lambda v: f"{v:.2f}"),
-        ("redis cmds/publish, publishing", lambda r: r["redis_cmds"]["publishing"]["per_publish"], lambda v: f"{v:,.1f}"),
+        ("other processes' CPU, cores", lambda r: r["other_cpu_s"] / r["interval_s"], lambda v: f"{v:.2f}"),
         ("redis cmds/publish, whole run", lambda r: r["redis_cmds"]["run"]["per_publish"], lambda v: f"{v:,.1f}"),
+        ("redis cmds/publish, steady", lambda r: r["redis_cmds"]["steady"]["per_publish"], lambda v: f"{v:,.2f}"),
     ]
     print()
     print("| scenario | metric | hero | faye-redis | hero/faye-redis |")
@@ -255,39 +295,46 @@ def report(results):
                 name = "msgs/s"
             h, hm = cell("hero", case, get, fmt)
             f, fm = cell("faye-redis", case, get, fmt)
-            ratio = f"{hm / fm:.2f}x" if hm is not None and fm else "-"
+            ratio = "-"
+            if hm is not None and fm and not name.startswith("other"):
+                ratio = f"{hm / fm:.2f}x" if hm / fm >= 0.1 else f"{hm / fm:.2g}x"
             print(f"| {case} | {name} | {h} | {f} | {ratio} |")
         oks = [ok_text(of(s, case)) if of(s, case) else "-" for s in systems]
         print(f"| {case} | ok (nothing lost, duplicated, reordered) | {oks[0]} | {oks[1]} | |")
         tops = []
         for s in systems:
-            rs = [r for r in of(s, case) if "redis_cmds" in r]
+            rs = [r for r in of(s, case) if (r.get("redis_cmds") or {}).get("steady")]
             if not rs:
                 tops.append("-")
                 continue
-            r = sorted(rs, key=lambda r: r["redis_cmds"]["publishing"]["per_publish"] or 0)[len(rs) // 2]
-            tops.append(", ".join(f"{k} {p:,.1f}" for k, _, p in r["redis_cmds"]["publishing"]["top"][:5] if p is not None))
-        print(f"| {case} | top redis cmds/publish, publishing | {tops[0]} | {tops[1]} | |")
+            r = sorted(rs, key=lambda r: r["redis_cmds"]["steady"]["per_publish"])[len(rs) // 2]
+            tops.append(", ".join(f"{k} {p:,.2f}" for k, _, p in r["redis_cmds"]["steady"]["top"][:6] if p is not None))
+        print(f"| {case} | top redis cmds/publish, steady | {tops[0]} | {tops[1]} | |")
         caps = [f"{s}: published {r.get('published'):,} of {r['params'].get('messages'):,} (capped by time)"
                 for s in systems for r in of(s, case) if r.get("capped_by_time")]
         if caps:
             print(f"| {case} | CAPPED | " + "; ".join(caps) + " | | |")
-    print("(median over rounds [min–max]; CPU from bayeux-bench's start to the last delivery, client setup"
-          " included; 'publishing' counts Redis commands from the end of client setup to the last delivery,"
-          " 'whole run' adds client setup and /meta/disconnect of every client)")
+    print("(median over rounds [min–max]; ratios hero/faye-redis, lower is better for latency, CPU and"
+          " commands. CPU: bayeux-bench's start to the last delivery, client setup included; 'other processes':"
+          " the host's busy CPU in that time minus the generator, the nodes and Redis (a shared machine). Redis commands"
+          " 'whole run': from bayeux-bench's start to its exit, client handshakes, subscribes and"
+          " disconnects included; 'steady': from 20% to 90% of the way from the first publish to the last"
+          " (no client setup or disconnect), publishes counted by hero's XADD and faye-redis's SUNION, one per"
+          " publish)")
 
     # Redis commands per publish against the number of subscribers.
     fan = sorted({(r["params"]["subscribers"], r["case"]) for r in rows if r.get("scenario") == "fanout"})
     if len(fan) > 1:
         print()
-        print("| fan-out subscribers | hero cmds/publish | faye-redis cmds/publish | hero cmds/delivery | faye-redis cmds/delivery |")
+        print("| fan-out subscribers | hero cmds/publish (steady) | faye-redis cmds/publish (steady) | hero cmds/delivery | faye-redis cmds/delivery |")
         print("|---|---|---|---|---|")
         for n, case in fan:
             cells = []
             for div in (1, n):
                 for s in systems:
-                    vs = values(s, case, lambda r: r["redis_cmds"]["publishing"]["per_publish"])
-                    cells.append(f"{statistics.median(vs) / div:,.2f}" if vs else "-")
+                    vs = values(s, case, lambda r: r["redis_cmds"]["steady"]["per_publish"])
+                    cells.append((f"{statistics.median(vs):,.2f}" if div == 1 else f"{statistics.median(vs) / div:.3g}")
+                                 if vs else "-")
             print(f"| {n} | {cells[0]} | {cells[1]} | {cells[2]} | {cells[3]} |")
 
     errs = [(r["system"], r["case"], r["round"], r["node_errors"]) for r in rows if r.get("node_errors")]
