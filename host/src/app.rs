@@ -1,7 +1,7 @@
 //! The running host's shared state: configuration, actions, services.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use serde_json::{Value, json};
 
@@ -9,6 +9,7 @@ use crate::actions::{Clash, Processor, Registry};
 use crate::backends::Backends;
 use crate::bayeux::Bayeux;
 use crate::cache::Cache;
+use crate::clock::now_ms;
 use crate::cluster::RedisLink;
 use crate::config::Config;
 use crate::connections::Connections;
@@ -149,12 +150,4 @@ impl App {
     pub fn started_at_ms(&self) -> u64 {
         self.started_at_ms
     }
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }

@@ -6,10 +6,12 @@
 //! - [`app`]: the shared state of a running host.
 //! - [`backends`]: the composition root: memory or Redis backends, chosen once.
 //! - [`cluster`]: the Redis link, the node registry and the `[cluster]` settings.
+//! - `sync`: the one lock policy (a poisoned lock is recovered, never skipped).
 //! - [`node`]: this node's duties in a cluster (heartbeat, starting rooms, dead peers).
 //! - [`actions`]: the registry, the params pipeline and the one processor.
 //! - [`services`]: the host services actions call (cache, rooms, attributes).
-//! - [`cache`]: the key/value cache.
+//! - [`cache`]: the key/value cache (memory or Redis).
+//! - [`clock`]: wall-clock milliseconds, as the protocols show them.
 //! - [`servers`]: warp routes for `/api`, static files and client assets.
 //!
 //! [`run`] starts everything on a pre-bound listener, so tests can bind port 0.
@@ -20,6 +22,7 @@ pub mod backends;
 pub mod bayeux;
 pub mod cache;
 pub mod cli;
+pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod connections;
@@ -29,6 +32,7 @@ pub mod plugins;
 pub mod rooms;
 pub mod servers;
 pub mod services;
+mod sync;
 
 #[cfg(test)]
 mod testing;

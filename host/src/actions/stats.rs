@@ -28,9 +28,7 @@ pub struct Stats {
 impl Stats {
     /// Records one call.
     pub fn record(&self, action: &str, ok: bool, elapsed: Duration) {
-        let Ok(mut map) = self.by_action.lock() else {
-            return;
-        };
+        let mut map = crate::sync::lock(&self.by_action);
         let entry = match map.get_mut(action) {
             Some(entry) => entry,
             None => map.entry(action.to_owned()).or_default(),
@@ -45,6 +43,6 @@ impl Stats {
 
     /// A copy of every counter.
     pub fn snapshot(&self) -> HashMap<String, ActionCounters> {
-        self.by_action.lock().map(|m| m.clone()).unwrap_or_default()
+        crate::sync::lock(&self.by_action).clone()
     }
 }

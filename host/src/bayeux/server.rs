@@ -1,9 +1,10 @@
 //! The `Bayeux` handle: message processing (PROTOCOL 1.2), extensions, held connects.
 
+use crate::sync::{lock, read, write};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -90,10 +91,6 @@ impl EngineHandler for Handler {
             Bayeux { inner }.on_session_destroyed(client_id);
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// What handling one message produced.
@@ -195,22 +192,14 @@ impl Bayeux {
 
     /// Registers a hook; hooks run in registration order.
     pub fn add_extension(&self, extension: Arc<dyn Extension>) {
-        let mut guard = self
-            .inner
-            .extensions
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut guard = write(&self.inner.extensions);
         let mut list: Vec<_> = guard.iter().cloned().collect();
         list.push(extension);
         *guard = Arc::from(list);
     }
 
     pub(crate) fn extensions(&self) -> Arc<[Arc<dyn Extension>]> {
-        self.inner
-            .extensions
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        read(&self.inner.extensions).clone()
     }
 
     /// Publishes `data` on `channel` as the server (trusted: any valid channel name,

@@ -39,8 +39,7 @@ pub struct MemoryCache {
 
 impl MemoryCache {
     fn inner(&self) -> MutexGuard<'_, Inner> {
-        // Each operation leaves the map whole before it could panic; recover the data.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.inner)
     }
 
     /// Reads a live entry.

@@ -13,8 +13,9 @@
 //! - blocking reads (`XREAD BLOCK`) get their own connection ([`RedisLink::dedicated`])
 //!   so they never hold up commands behind them.
 
+use crate::sync::lock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
@@ -79,11 +80,6 @@ struct Inner {
     /// Connections made since start; a new one means Redis may have restarted.
     generation: AtomicU64,
     stop: CancellationToken,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // The guarded value is a plain Option; a panic elsewhere cannot leave it half-made.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The URL without its password, for logs and errors.

@@ -4,9 +4,10 @@
 //! lets every other node check ownership (channel privacy, PROTOCOL 1.6) and find the
 //! node to forward a verb to. An owner never changes, so lookups are cached.
 
+use crate::sync::lock;
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 
 use crate::bayeux::BoxFuture;
 use crate::cluster::{LinkError, RedisLink};
@@ -45,11 +46,6 @@ pub trait ConnectionDirectory: Send + Sync + fmt::Debug {
     ) -> BoxFuture<'a, Result<Vec<(String, Owner)>, DirectoryError>>;
     /// Forgets node `node`'s list of connections.
     fn forget_node<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), DirectoryError>>;
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Plain maps: a panic elsewhere cannot leave them half-updated.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The directory of a single node.

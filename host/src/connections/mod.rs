@@ -22,7 +22,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::actions::PendingActions;
-use crate::app::now_ms;
+use crate::clock::now_ms;
 
 /// The `type` of every connection made over the websocket protocol.
 pub const WEBSOCKET_TYPE: &str = "webSocket";
@@ -82,7 +82,7 @@ impl Connection {
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.state)
     }
 
     /// Counts one received message and returns its number (the first is 1).
@@ -218,11 +218,11 @@ impl Index {
 
 impl Connections {
     fn read(&self) -> RwLockReadGuard<'_, Index> {
-        self.inner.read().unwrap_or_else(|e| e.into_inner())
+        crate::sync::read(&self.inner)
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, Index> {
-        self.inner.write().unwrap_or_else(|e| e.into_inner())
+        crate::sync::write(&self.inner)
     }
 
     /// Creates a connection owned by the Bayeux client `owner`.

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use plugin_api::BoxFuture;
 use serde_json::{Map, Value, json};
 
-use crate::app::now_ms;
+use crate::clock::now_ms;
 use crate::connections::Connections;
 
 mod redis;
@@ -127,7 +127,7 @@ pub struct MemoryRoomStore {
 
 impl MemoryRoomStore {
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Room>> {
-        self.rooms.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.rooms)
     }
 
     fn with_room<T>(

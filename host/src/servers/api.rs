@@ -13,7 +13,8 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
 use crate::actions::{ActionRequest, merge_result};
-use crate::app::{App, now_ms};
+use crate::app::App;
+use crate::clock::now_ms;
 use crate::servers::documentation::documentation;
 use crate::servers::identity::{Requester, is_valid_callback};
 

@@ -6,6 +6,7 @@
 //! engine, which feeds it the shared log's entries for the sessions served on its node
 //! (hence [`MemoryEngine::create_with_id`] and [`MemoryEngine::deliver_to`]).
 
+use crate::sync::{lock, read, write};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -81,12 +82,6 @@ struct SessionState {
     subscriptions: HashSet<Arc<str>>,
 }
 
-/// Locks a mutex, recovering from poisoning: the guarded data stays consistent because
-/// no code path panics while holding these locks.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 impl MemoryEngine {
     /// A memory engine with the given settings.
     pub fn new(config: MemoryEngineConfig) -> Self {
@@ -126,12 +121,7 @@ impl MemoryEngine {
     /// while there is no wildcard subscription).
     pub(crate) fn may_deliver(&self, channel: &str) -> bool {
         self.shared.wildcards.load(Ordering::Acquire) > 0
-            || self
-                .shared
-                .subs_shard(channel)
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .contains_key(channel)
+            || read(self.shared.subs_shard(channel)).contains_key(channel)
     }
 
     /// Whether session `id` would get a publish on `channel`.
@@ -284,9 +274,7 @@ impl Shared {
         if channel::is_wildcard(&pattern) {
             self.wildcards.fetch_add(1, Ordering::AcqRel);
         }
-        self.subs_shard(&pattern)
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
+        write(self.subs_shard(&pattern))
             .entry(pattern)
             .or_default()
             .insert(session.id.clone(), session.clone());
@@ -304,10 +292,7 @@ impl Shared {
     }
 
     fn index_remove_if(&self, pattern: &str, id: &str, this: impl Fn(&Arc<Session>) -> bool) {
-        let mut shard = self
-            .subs_shard(pattern)
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut shard = write(self.subs_shard(pattern));
         let Some(subs) = shard.get_mut(pattern) else {
             return;
         };
@@ -367,10 +352,7 @@ impl Shared {
         let mut recipients: Vec<Arc<Session>> = Vec::new();
         let mut groups = 0;
         let mut collect = |pattern: &str, local_only: bool| {
-            let shard = self
-                .subs_shard(pattern)
-                .read()
-                .unwrap_or_else(|e| e.into_inner());
+            let shard = read(self.subs_shard(pattern));
             if let Some(subs) = shard.get(pattern) {
                 groups += 1;
                 recipients.extend(subs.values().filter(|s| s.local || !local_only).cloned());

@@ -97,6 +97,14 @@ fn text(v: &Value) -> Option<String> {
     }
 }
 
+fn is(v: &Value, name: &str) -> bool {
+    match v {
+        Value::BulkString(b) => b.as_slice() == name.as_bytes(),
+        Value::SimpleString(s) => s == name,
+        _ => false,
+    }
+}
+
 fn items(v: &Value) -> Option<&[Value]> {
     match v {
         Value::Array(a) | Value::Set(a) => Some(a),
@@ -110,10 +118,11 @@ pub(super) fn parse_entry(v: &Value) -> Option<LogEntry> {
     let pair = items(v)?;
     let id: LogId = text(pair.first()?)?.parse().ok()?;
     let fields = items(pair.get(1)?)?;
+    // Field names are compared as bytes: no allocation but for the values taken.
     let get = |name: &str| {
         fields
             .chunks(2)
-            .find(|kv| text(&kv[0]).as_deref() == Some(name))
+            .find(|kv| is(&kv[0], name))
             .and_then(|kv| kv.get(1))
             .and_then(text)
     };
@@ -195,7 +204,7 @@ pub(super) fn max_deleted(v: &Value) -> Option<LogId> {
     let fields = items(v)?;
     fields
         .chunks(2)
-        .find(|kv| text(&kv[0]).as_deref() == Some("max-deleted-entry-id"))
+        .find(|kv| is(&kv[0], "max-deleted-entry-id"))
         .and_then(|kv| kv.get(1))
         .and_then(text)
         .and_then(|s| s.parse().ok())

@@ -46,10 +46,11 @@
 mod log;
 mod scripts;
 
+use crate::sync::lock;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use redis::Value;
@@ -160,11 +161,6 @@ struct Served {
     taken: Arc<Mutex<LogId>>,
     /// The position last saved for a push claim (see `flush_positions`).
     saved: LogId,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every critical section here is a few map operations that cannot panic midway.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn backend(e: LinkError) -> EngineError {
