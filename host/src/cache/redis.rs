@@ -107,14 +107,7 @@ mod tests {
     #[tokio::test]
     async fn conformance() {
         let redis = RedisServer::start();
-        let link = RedisLink::connect(
-            &redis.url(),
-            Duration::from_secs(1),
-            Duration::from_millis(100),
-            Duration::ZERO,
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        let link = redis.link().await;
         super::super::conformance::run_all(&RedisCache::new(link, "cachetest")).await;
     }
 }

@@ -10,11 +10,7 @@ use std::sync::LazyLock;
 use redis::Script;
 use serde_json::{Value, json};
 
-use super::{LinkError, RedisLink};
-
-/// Redis's clock in ms, for the scripts below.
-const NOW: &str = "local clock = redis.call('TIME')\n\
-                   local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)\n";
+use super::{LUA_HOLD as HOLD, LUA_NOW as NOW, LinkError, RedisLink};
 
 /// KEYS: nodes, nodeinfo. ARGV: node, info JSON.
 static BEAT: LazyLock<Script> = LazyLock::new(|| {
@@ -40,15 +36,7 @@ return out"
 /// holder gets the ids of the dead nodes, others nothing.
 static DEAD: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
-        r"{NOW}
-local holder = redis.call('GET', KEYS[2])
-if not holder then
-  redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[3])
-elseif holder == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[2], ARGV[3])
-else
-  return {{}}
-end
+        r"{NOW}{HOLD}
 return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. (now - tonumber(ARGV[2])))"
     ))
 });

@@ -13,6 +13,7 @@ use redis::{Script, Value};
 use serde_json::json;
 
 use super::{AuthPattern, Member, RoomError, RoomStore};
+use crate::cluster::value::{int as code, list, text};
 use crate::cluster::{LinkError, RedisLink};
 
 /// Rooms of one namespace in Redis.
@@ -110,29 +111,6 @@ return out
 ",
     )
 });
-
-fn text(v: &Value) -> Option<String> {
-    match v {
-        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
-        Value::SimpleString(s) => Some(s.clone()),
-        Value::Int(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-fn list(v: &Value) -> &[Value] {
-    match v {
-        Value::Array(a) | Value::Set(a) => a,
-        _ => &[],
-    }
-}
-
-fn code(v: &Value) -> Option<i64> {
-    match v {
-        Value::Int(n) => Some(*n),
-        _ => None,
-    }
-}
 
 impl RedisRoomStore {
     /// Rooms in `namespace` on `link`.
@@ -336,22 +314,13 @@ impl RoomStore for RedisRoomStore {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
     use crate::testing::RedisServer;
 
     #[tokio::test]
     async fn conformance() {
         let redis = RedisServer::start();
-        let link = RedisLink::connect(
-            &redis.url(),
-            Duration::from_secs(1),
-            Duration::from_millis(100),
-            Duration::ZERO,
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        let link = redis.link().await;
         super::super::conformance::run_all(&RedisRoomStore::new(link, "roomtest")).await;
     }
 }

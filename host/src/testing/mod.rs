@@ -59,6 +59,18 @@ impl RedisServer {
         }
     }
 
+    /// A link to it, as the clustered backends use one.
+    pub(crate) async fn link(&self) -> crate::cluster::RedisLink {
+        crate::cluster::RedisLink::connect(
+            &self.url(),
+            Duration::from_secs(1),
+            Duration::from_millis(100),
+            Duration::ZERO,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
     /// Kills the server (SIGKILL) and waits for it to exit.
     pub(crate) fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

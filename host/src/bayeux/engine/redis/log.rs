@@ -10,6 +10,7 @@ use redis::Value;
 
 use super::super::{Envelope, LogId, PublishOptions};
 use crate::bayeux::message::Message;
+use crate::cluster::value::{is, list, text};
 
 /// Why a session was destroyed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,28 +89,8 @@ pub(super) fn flags(opts: &PublishOptions) -> &'static str {
     }
 }
 
-fn text(v: &Value) -> Option<String> {
-    match v {
-        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
-        Value::SimpleString(s) => Some(s.clone()),
-        Value::Int(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-fn is(v: &Value, name: &str) -> bool {
-    match v {
-        Value::BulkString(b) => b.as_slice() == name.as_bytes(),
-        Value::SimpleString(s) => s == name,
-        _ => false,
-    }
-}
-
 fn items(v: &Value) -> Option<&[Value]> {
-    match v {
-        Value::Array(a) | Value::Set(a) => Some(a),
-        _ => None,
-    }
+    matches!(v, Value::Array(_) | Value::Set(_)).then(|| list(v))
 }
 
 /// Parses one `[id, [field, value, ...]]` element of an XRANGE/XREAD reply; `None` if
@@ -208,16 +189,6 @@ pub(super) fn max_deleted(v: &Value) -> Option<LogId> {
         .and_then(|kv| kv.get(1))
         .and_then(text)
         .and_then(|s| s.parse().ok())
-}
-
-/// Turns a script's string reply into text.
-pub(super) fn as_text(v: &Value) -> Option<String> {
-    text(v)
-}
-
-/// A script's list reply.
-pub(super) fn as_list(v: &Value) -> Option<&[Value]> {
-    items(v)
 }
 
 #[cfg(test)]

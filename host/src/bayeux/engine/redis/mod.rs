@@ -65,6 +65,7 @@ use super::{
     SessionInfo, SessionOptions, SubscribeOptions, SubscribeOutcome, new_client_id,
 };
 use crate::bayeux::message::Message;
+use crate::cluster::value::{int, list, text};
 use crate::cluster::{ClusterConfig, LinkError, RedisLink};
 
 /// How long a cached session lookup is trusted before asking Redis again (destroys
@@ -165,13 +166,6 @@ struct Served {
 
 fn backend(e: LinkError) -> EngineError {
     EngineError::Backend(e.to_string())
-}
-
-fn int(v: &Value) -> Option<i64> {
-    match v {
-        Value::Int(n) => Some(*n),
-        other => log::as_text(other).and_then(|s| s.parse().ok()),
-    }
 }
 
 /// Reports the per-node layer's evictions (slow consumers) to the cluster.
@@ -431,6 +425,32 @@ impl Shared {
             .arg(self.maxlen());
         let n: i64 = self.link.invoke(&inv).await?;
         Ok(n == 1)
+    }
+
+    /// Appends a publish entry of kind `kind` to the log: one `XADD`.
+    async fn append(
+        &self,
+        kind: &str,
+        fields: &[(&str, &str)],
+        opts: &PublishOptions,
+    ) -> Result<(), EngineError> {
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(self.keys.log())
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(self.maxlen())
+            .arg("*")
+            .arg("k")
+            .arg(kind);
+        for (name, value) in fields {
+            cmd.arg(*name).arg(*value);
+        }
+        let flags = log::flags(opts);
+        if !flags.is_empty() {
+            cmd.arg("f").arg(flags);
+        }
+        let _id: String = self.link.query(&cmd).await.map_err(backend)?;
+        Ok(())
     }
 
     /// Saves the positions of push claims (one command for all of them).
@@ -709,15 +729,12 @@ struct Claimed {
 
 impl Claimed {
     fn parse(v: &Value) -> Option<Self> {
-        let list = log::as_list(v)?;
+        let parts = list(v);
         Some(Self {
-            token: u64::try_from(int(list.first()?)?).ok()?,
-            pos: log::as_text(list.get(1)?)?.parse().ok()?,
-            at: log::as_text(list.get(2)?)?.parse().ok()?,
-            patterns: log::as_list(list.get(3)?)?
-                .iter()
-                .filter_map(log::as_text)
-                .collect(),
+            token: u64::try_from(int(parts.first()?)?).ok()?,
+            pos: text(parts.get(1)?)?.parse().ok()?,
+            at: text(parts.get(2)?)?.parse().ok()?,
+            patterns: list(parts.get(3)?).iter().filter_map(text).collect(),
         })
     }
 }
@@ -1128,28 +1145,11 @@ impl PubSubEngine for RedisEngine {
         opts: &'a PublishOptions,
     ) -> BoxFuture<'a, Result<(), EngineError>> {
         Box::pin(async move {
-            let s = &self.shared;
-            let mut cmd = redis::cmd("XADD");
-            cmd.arg(s.keys.log())
-                .arg("MAXLEN")
-                .arg("~")
-                .arg(s.maxlen())
-                .arg("*")
-                .arg("k")
-                .arg("p")
-                .arg("c")
-                .arg(channel)
-                .arg("j")
-                .arg(envelope.json());
+            let mut fields = vec![("c", channel), ("j", envelope.json())];
             if let Some(publisher) = envelope.publisher() {
-                cmd.arg("u").arg(publisher);
+                fields.push(("u", publisher));
             }
-            let flags = log::flags(opts);
-            if !flags.is_empty() {
-                cmd.arg("f").arg(flags);
-            }
-            let _id: String = s.link.query(&cmd).await.map_err(backend)?;
-            Ok(())
+            self.shared.append("p", &fields, opts).await
         })
     }
 
@@ -1160,41 +1160,12 @@ impl PubSubEngine for RedisEngine {
         opts: &'a PublishOptions,
     ) -> BoxFuture<'a, Result<(), EngineError>> {
         // One log entry for the whole fan-out: every node delivers to its own sessions.
-        self.publish_each_in_log(channels, message, opts)
-    }
-}
-
-impl RedisEngine {
-    fn publish_each_in_log<'a>(
-        &'a self,
-        channels: &'a [String],
-        message: &'a Message,
-        opts: &'a PublishOptions,
-    ) -> BoxFuture<'a, Result<(), EngineError>> {
         Box::pin(async move {
-            let s = &self.shared;
-            let template = serde_json::to_string(&message.for_delivery())
-                .map_err(|e| EngineError::Backend(e.to_string()))?;
-            let list =
-                serde_json::to_string(channels).map_err(|e| EngineError::Backend(e.to_string()))?;
-            let mut cmd = redis::cmd("XADD");
-            cmd.arg(s.keys.log())
-                .arg("MAXLEN")
-                .arg("~")
-                .arg(s.maxlen())
-                .arg("*")
-                .arg("k")
-                .arg("m")
-                .arg("cs")
-                .arg(list)
-                .arg("j")
-                .arg(template);
-            let flags = log::flags(opts);
-            if !flags.is_empty() {
-                cmd.arg("f").arg(flags);
-            }
-            let _id: String = s.link.query(&cmd).await.map_err(backend)?;
-            Ok(())
+            let json = |e: serde_json::Error| EngineError::Backend(e.to_string());
+            let template = serde_json::to_string(&message.for_delivery()).map_err(json)?;
+            let list = serde_json::to_string(channels).map_err(json)?;
+            let fields = [("cs", list.as_str()), ("j", template.as_str())];
+            self.shared.append("m", &fields, opts).await
         })
     }
 }

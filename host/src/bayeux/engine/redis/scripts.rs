@@ -9,6 +9,8 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
+use crate::cluster::{LUA_HOLD as HOLD, LUA_NOW as NOW};
+
 /// Every key of one namespace.
 #[derive(Clone, Debug)]
 pub(super) struct Keys {
@@ -69,10 +71,6 @@ impl Keys {
         format!("{}gc", self.prefix)
     }
 }
-
-/// Redis's clock in ms.
-const NOW: &str = "local clock = redis.call('TIME')\n\
-                   local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)\n";
 
 fn script(body: &str) -> Script {
     Script::new(&format!("{NOW}{body}"))
@@ -196,22 +194,14 @@ return 1
 /// KEYS: alive, collector lock. ARGV: node, ttl ms, lock ms, limit. Takes (or renews)
 /// the collector lock; the holder gets `{cutoff, expired ids...}`, others `{}`.
 pub(super) static COLLECT: LazyLock<Script> = LazyLock::new(|| {
-    script(
-        r#"
-local holder = redis.call('GET', KEYS[2])
-if not holder then
-  redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[3])
-elseif holder == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[2], ARGV[3])
-else
-  return {}
-end
+    script(&format!(
+        r#"{HOLD}
 local cutoff = now - tonumber(ARGV[2])
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cutoff, 'LIMIT', 0, tonumber(ARGV[4]))
 table.insert(ids, 1, tostring(cutoff))
 return ids
-"#,
-    )
+"#
+    ))
 });
 
 /// KEYS: node key, epoch. ARGV: ttl ms, an epoch to set if there is none. Renews the
