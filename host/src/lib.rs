@@ -57,7 +57,7 @@ pub async fn run(
 ) -> Result<(), app::AppError> {
     let app = App::with_backends(config, backends)?;
     app.create_starting_rooms().await?;
-    let websocket = servers::websocket::WebSocketServer::attach(&app, &app.bayeux);
+    let websocket = servers::actionhero::WebSocketServer::attach(&app, &app.bayeux);
     let bayeux = app.bayeux.clone();
     let shutdown = async move {
         shutdown.await;

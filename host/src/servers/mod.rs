@@ -1,8 +1,11 @@
-//! Network servers: HTTP (`/api`, `/public`, client assets) and the websocket protocol.
+//! Network servers: HTTP (`/api`, `/public`, client assets) and the actionhero websocket
+//! server protocol on top of Bayeux (the Bayeux transports themselves, websocket
+//! included, are in [`crate::bayeux`]).
 
+pub mod actionhero;
 pub mod api;
+pub mod assets;
 pub mod documentation;
 pub mod identity;
 pub mod public;
 pub mod web;
-pub mod websocket;

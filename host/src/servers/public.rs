@@ -16,7 +16,6 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
 use crate::app::App;
-use crate::servers::web::NOT_FOUND_BODY;
 
 /// The page served at `/` when the public directory does not exist.
 pub const DEFAULT_PAGE: &str = include_str!("../assets/default/index.html");
@@ -24,9 +23,12 @@ pub const DEFAULT_PAGE: &str = include_str!("../assets/default/index.html");
 /// How long browsers may reuse a file before revalidating it (actionhero's default).
 const CACHE_CONTROL: &str = "public, max-age=60, must-revalidate";
 
+/// The body of every 404 and the `file` verb's error, as actionhero clients expect it.
+pub const NOT_FOUND: &str = "Sorry, that file is not found :(";
+
 /// The file is missing, or the path is not inside the public directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("Sorry, that file is not found :(")]
+#[error("{}", NOT_FOUND)]
 pub struct NotFound;
 
 /// One public file, read whole.
@@ -249,7 +251,7 @@ fn not_modified(file: &PublicFile, request: &HeaderMap) -> bool {
 
 /// 404 with the body actionhero clients expect.
 pub fn not_found() -> Response {
-    let mut response = Response::new(NOT_FOUND_BODY.into());
+    let mut response = Response::new(NOT_FOUND.into());
     *response.status_mut() = StatusCode::NOT_FOUND;
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -12,10 +12,8 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use crate::app::App;
-use crate::servers::{api, public, websocket};
-
-/// Body of every 404, as actionhero clients expect it.
-pub const NOT_FOUND_BODY: &str = "Sorry, that file is not found :(";
+use crate::servers::public::NOT_FOUND;
+use crate::servers::{api, assets, public};
 
 /// Every route of the host.
 pub fn routes(
@@ -27,7 +25,7 @@ pub fn routes(
     let public = public::routes(Arc::clone(&app));
     api.or(bayeux)
         .unify()
-        .or(websocket::asset_routes())
+        .or(assets::asset_routes())
         .unify()
         .or(public)
         .unify()
@@ -38,7 +36,7 @@ pub fn routes(
 /// Maps every rejection to a status and a plain-text body.
 async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     let (status, body) = if rejection.is_not_found() {
-        (StatusCode::NOT_FOUND, NOT_FOUND_BODY.to_owned())
+        (StatusCode::NOT_FOUND, NOT_FOUND.to_owned())
     } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
         (
             StatusCode::PAYLOAD_TOO_LARGE,

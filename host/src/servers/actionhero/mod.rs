@@ -14,6 +14,15 @@
 //!   owner even through `/**`;
 //! - the end of the owner's Bayeux session destroys its connections.
 //!
+//! # Layout
+//!
+//! - [`privacy`]: who may use which channel, as pure rules (with their tests);
+//! - [`verbs`]: a connection's messages parsed once into a [`verbs::Verb`], and the
+//!   shapes of the answers; [`WebSocketServer::apply`] carries one out;
+//! - `files`: the `file` verb's answer;
+//! - this module: the Bayeux extension that ties them to connections, rooms, actions
+//!   and the other nodes.
+//!
 //! # In a cluster
 //!
 //! A connection's state lives on the node where its setup subscribe arrived (its owner
@@ -21,24 +30,16 @@
 //! connection-channel subscribe that earns the welcome) that reaches another node, as
 //! a long-polling client's requests do behind a balancer, is forwarded to the owner node
 //! on its internal channel `/hero/verbs/<node>`: one log entry, handled once, there.
-//!
-//! # Files over JSON
-//!
-//! The `file` verb answers `{error, content, mime, length, context, messageCount}`.
-//! A text file (a textual MIME type and valid UTF-8) is sent as a plain string, as the
-//! original server did. Anything else is sent base64-encoded with `"encoding":"base64"`;
-//! `length` is always the size in bytes of the file itself.
+
+mod files;
+pub mod privacy;
+pub mod verbs;
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::{Arc, Weak};
 
-use base64::Engine as _;
 use plugin_api::{ActionError, Params, Value};
 use serde_json::{Map, json};
-use warp::Filter;
-use warp::filters::BoxedFilter;
-use warp::reply::Response;
 
 use crate::actions::{ActionRequest, merge_result};
 use crate::app::App;
@@ -49,25 +50,13 @@ use crate::bayeux::{
 use crate::connections::{Connection, Owner};
 use crate::rooms::{RoomDelivery, RoomError};
 use crate::servers::documentation::documentation;
-use crate::servers::public::read_public_file;
 
-/// Root of every websocket-server channel.
-pub const ROOT: &str = "/client/websocket";
-/// Prefix of setup channels.
-pub const SETUP_PREFIX: &str = "/client/websocket/_incoming/";
-/// Prefix of connection channels.
-pub const CONNECTION_PREFIX: &str = "/client/websocket/connection/";
+pub use privacy::{CONNECTION_PREFIX, ROOT, SETUP_PREFIX, connection_channel};
+use privacy::{Publish, Subscription, is_setup_channel};
+use verbs::{Verb, ok_data, room_status, verb_not_found};
+
 /// Most live connections one Bayeux client may open (each setup subscribe opens one).
 pub const MAX_CONNECTIONS_PER_CLIENT: usize = 64;
-/// The reply to an unknown verb.
-pub const VERB_NOT_FOUND: &str = "verb not found or not allowed";
-/// The `file` error for a missing or refused file.
-pub const FILE_NOT_FOUND: &str = "Sorry, that file is not found :(";
-
-/// The connection channel of connection `id`.
-pub fn connection_channel(id: &str) -> String {
-    format!("{CONNECTION_PREFIX}{id}")
-}
 
 /// The internal channel where node `node` takes the verbs other nodes forward to it.
 fn verbs_channel(node: &str) -> String {
@@ -316,96 +305,77 @@ impl WebSocketServer {
     /// pattern). Patterns that merely cover the root (`/**`, `/client/**`) pass: their
     /// deliveries are filtered on the way out.
     async fn allowed(app: &App, client: Option<&str>, name: &str) -> bool {
-        let wildcard = channel::is_wildcard(name);
-        let base = if wildcard {
-            name.trim_end_matches("/**").trim_end_matches("/*")
-        } else {
-            name
-        };
-        if !channel::is_under(base, ROOT) {
-            return true;
+        match privacy::subscription(name) {
+            Subscription::Outside | Subscription::Setup => true,
+            Subscription::Forbidden => false,
+            Subscription::Connection(id) => match client {
+                Some(client) => Self::owner(app, id)
+                    .await
+                    .is_some_and(|o| o.client == client),
+                None => false,
+            },
         }
-        if wildcard {
-            return false;
-        }
-        if let Some(id) = name.strip_prefix(CONNECTION_PREFIX) {
-            let Some(client) = client else {
-                return false;
-            };
-            return Self::owner(app, id)
-                .await
-                .is_some_and(|o| o.client == client);
-        }
-        is_setup_channel(name)
     }
 
-    /// One verb from the owner of `connection`; the answer is published on its channel.
+    /// One message from the owner of `connection`: counted, parsed, carried out; the
+    /// answer is published on its channel.
     async fn handle(self: Arc<Self>, app: Arc<App>, connection: Arc<Connection>, data: Value) {
         let n = connection.count_message();
-        let Value::Object(mut msg) = data else {
-            self.respond(&connection, n, verb_not_found()).await;
-            return;
-        };
-        let event = msg
-            .get("event")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        let room = text(&msg, "room");
-        let reply = match event.as_str() {
-            "action" => {
-                let params = match msg.remove("params") {
-                    Some(Value::Object(p)) => p,
-                    _ => Params::new(),
-                };
+        self.apply(app, connection, n, Verb::parse(data)).await;
+    }
+
+    /// Carries out verb number `n` of `connection`.
+    async fn apply(
+        self: Arc<Self>,
+        app: Arc<App>,
+        connection: Arc<Connection>,
+        n: u64,
+        verb: Verb,
+    ) {
+        let id = connection.id.as_str();
+        let reply = match verb {
+            Verb::Action(params) => {
                 self.start_action(app, connection, n, params);
                 return;
             }
-            "file" => {
-                let path = text(&msg, "file");
+            Verb::File(path) => {
                 let server = Arc::clone(&self);
                 tokio::spawn(async move {
-                    let reply = file_reply(&app.config.public, &path).await;
+                    let reply = files::file_reply(&app.config.public, &path).await;
                     server.respond(&connection, n, reply).await;
                 });
                 return;
             }
-            "detailsView" => ok_data(connection.details()),
-            "documentation" => {
+            Verb::DetailsView => ok_data(connection.details()),
+            Verb::Documentation => {
                 let mut r = ok_data(Value::Null);
                 r.remove("data");
                 r.insert("documentation".into(), documentation(app.registry()));
                 r
             }
-            "roomAdd" => room_status(app.rooms.join(&connection.id, &room).await),
-            "roomLeave" => room_status(app.rooms.leave(&connection.id, &room).await),
-            "roomView" => match app.rooms.view(&connection.id, &room).await {
+            Verb::RoomAdd(room) => room_status(app.rooms.join(id, &room).await),
+            Verb::RoomLeave(room) => room_status(app.rooms.leave(id, &room).await),
+            Verb::RoomView(room) => match app.rooms.view(id, &room).await {
                 Ok(view) => ok_data(view),
                 Err(err) => room_status(Err(err)),
             },
-            "roomChange" => {
-                if room.is_empty() {
-                    room_status(Err(RoomError::RoomRequired))
-                } else {
-                    for old in connection.rooms() {
-                        let _ = app.rooms.leave(&connection.id, &old).await;
-                    }
-                    room_status(app.rooms.join(&connection.id, &room).await)
+            Verb::RoomChange(room) if room.is_empty() => room_status(Err(RoomError::RoomRequired)),
+            Verb::RoomChange(room) => {
+                for old in connection.rooms() {
+                    let _ = app.rooms.leave(id, &old).await;
                 }
+                room_status(app.rooms.join(id, &room).await)
             }
-            "listenToRoom" => room_status(app.rooms.listen(&connection.id, &room, true).await),
-            "silenceRoom" => room_status(app.rooms.listen(&connection.id, &room, false).await),
-            "say" => {
-                let message = msg.remove("message").unwrap_or(Value::Null);
-                room_status(app.rooms.say(&connection.id, &room, message).await)
-            }
-            "quit" => {
+            Verb::ListenToRoom(room) => room_status(app.rooms.listen(id, &room, true).await),
+            Verb::SilenceRoom(room) => room_status(app.rooms.listen(id, &room, false).await),
+            Verb::Say { room, message } => room_status(app.rooms.say(id, &room, message).await),
+            Verb::Quit => {
                 self.respond(&connection, n, ok_data(Value::Bool(true)))
                     .await;
                 self.close(&app, &connection).await;
                 return;
             }
-            _ => verb_not_found(),
+            Verb::Unknown => verb_not_found(),
         };
         self.respond(&connection, n, reply).await;
     }
@@ -463,95 +433,6 @@ impl WebSocketServer {
     }
 }
 
-/// `/client/websocket/_incoming/<one segment>`.
-fn is_setup_channel(name: &str) -> bool {
-    name.strip_prefix(SETUP_PREFIX)
-        .is_some_and(|rest| !rest.is_empty() && !rest.contains('/') && !rest.contains('*'))
-}
-
-fn text(msg: &Map<String, Value>, key: &str) -> String {
-    match msg.get(key) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
-        _ => String::new(),
-    }
-}
-
-fn ok_data(data: Value) -> Map<String, Value> {
-    let mut r = Map::new();
-    r.insert("status".into(), "OK".into());
-    r.insert("data".into(), data);
-    r
-}
-
-fn verb_not_found() -> Map<String, Value> {
-    let mut r = Map::new();
-    r.insert("status".into(), VERB_NOT_FOUND.into());
-    r.insert("data".into(), Value::Null);
-    r
-}
-
-fn room_status(result: Result<(), RoomError>) -> Map<String, Value> {
-    match result {
-        Ok(()) => ok_data(Value::Bool(true)),
-        Err(err) => {
-            let mut r = Map::new();
-            r.insert("status".into(), err.to_string().into());
-            r.insert("data".into(), Value::Bool(false));
-            r
-        }
-    }
-}
-
-/// Whether a MIME type is text that JSON can carry as a string.
-fn is_textual(mime: &str) -> bool {
-    mime.starts_with("text/")
-        || mime.ends_with("+xml")
-        || mime.ends_with("+json")
-        || matches!(
-            mime,
-            "application/json" | "application/javascript" | "application/xml" | "image/svg+xml"
-        )
-}
-
-/// The `file` answer for `path` under the public directory `root`, read by the same
-/// function as `/public` so both refuse the same paths.
-async fn file_reply(root: &Path, path: &str) -> Map<String, Value> {
-    let mut r = Map::new();
-    match read_public_file(root, path).await {
-        Ok(file) if !path.trim_matches('/').is_empty() => {
-            let mime = file
-                .mime
-                .split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_owned();
-            let length = file.bytes.len();
-            match std::str::from_utf8(&file.bytes) {
-                Ok(text) if is_textual(&mime) => {
-                    r.insert("content".into(), text.into());
-                }
-                _ => {
-                    let encoded = base64::engine::general_purpose::STANDARD.encode(&file.bytes);
-                    r.insert("content".into(), encoded.into());
-                    r.insert("encoding".into(), "base64".into());
-                }
-            }
-            r.insert("error".into(), Value::Null);
-            r.insert("mime".into(), mime.into());
-            r.insert("length".into(), length.into());
-        }
-        _ => {
-            r.insert("error".into(), FILE_NOT_FOUND.into());
-            r.insert("content".into(), Value::Null);
-            r.insert("mime".into(), "text/html".into());
-            r.insert("length".into(), FILE_NOT_FOUND.len().into());
-        }
-    }
-    r
-}
-
 impl Extension for WebSocketServer {
     fn incoming<'a>(
         &'a self,
@@ -569,9 +450,7 @@ impl Extension for WebSocketServer {
                 return Verdict::Pass;
             }
             let name = msg.channel_str();
-            if name != "/meta/subscribe"
-                && (channel::is_meta(name) || !channel::is_under(name, ROOT))
-            {
+            if name != "/meta/subscribe" && privacy::publish(name) == Publish::Outside {
                 // Neither ours nor a subscribe: the common case, decided without a copy.
                 return Verdict::Pass;
             }
@@ -608,7 +487,7 @@ impl Extension for WebSocketServer {
                 return Verdict::Pass;
             }
             // A publish under the websocket root: only the owner, only on its channel.
-            let (Some(id), Some(client)) = (name.strip_prefix(CONNECTION_PREFIX), client) else {
+            let (Publish::Verb(id), Some(client)) = (privacy::publish(&name), client) else {
                 return Verdict::Reject(BayeuxError::channel_forbidden(&name));
             };
             if let Some(connection) = app.connections.get(id).filter(|c| c.owner == client) {
@@ -636,32 +515,23 @@ impl Extension for WebSocketServer {
         msg: &'a mut Message,
     ) -> BoxFuture<'a, Verdict> {
         Box::pin(async move {
-            if ctx.kind != OutgoingKind::Delivery || !channel::is_under(msg.channel_str(), ROOT) {
+            if ctx.kind != OutgoingKind::Delivery {
                 return Verdict::Pass;
             }
+            let Some(about) = privacy::delivery_connection(msg.channel_str(), msg.data.as_ref())
+            else {
+                return Verdict::Pass;
+            };
             let Some(app) = self.app.upgrade() else {
                 return Verdict::Drop;
             };
-            let name = msg.channel_str();
-            // Whose is it? The connection named by the channel, or the one announced on
-            // a setup channel.
-            let id = match name.strip_prefix(CONNECTION_PREFIX) {
-                Some(id) => Some(id.to_owned()),
-                None => msg
-                    .data
-                    .as_ref()
-                    .and_then(|d| d.get("id"))
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
+            let owner = match about {
+                Some(id) => Self::owner(&app, id).await,
+                None => None,
             };
-            let owner_matches = match id {
-                Some(id) => Self::owner(&app, &id)
-                    .await
-                    .is_some_and(|owner| ctx.client_id.as_deref() == Some(owner.client.as_str())),
-                None => false,
-            };
-            let echo = ctx.publisher.is_some() && ctx.publisher == ctx.client_id;
-            if owner_matches && !echo {
+            let recipient = ctx.client_id.as_deref();
+            let owner = owner.as_ref().map(|o| o.client.as_str());
+            if privacy::delivery_allowed(owner, recipient, ctx.publisher.as_deref()) {
                 Verdict::Pass
             } else {
                 Verdict::Drop
@@ -724,45 +594,4 @@ impl Extension for WebSocketServer {
             }
         })
     }
-}
-
-/// `/public/javascript/actionheroClient.js` and the chat page, embedded in the binary.
-pub fn asset_routes() -> BoxedFilter<(Response,)> {
-    let client = warp::path!("public" / "javascript" / "actionheroClient.js")
-        .map(|| asset(ACTIONHERO_CLIENT, "application/javascript; charset=utf-8"));
-    let chat = warp::path!("chat.html").map(|| asset(CHAT_HTML, "text/html; charset=utf-8"));
-    let chat_js = warp::path!("chat" / "chat.js")
-        .map(|| asset(CHAT_JS, "application/javascript; charset=utf-8"));
-    let chat_css =
-        warp::path!("chat" / "chat.css").map(|| asset(CHAT_CSS, "text/css; charset=utf-8"));
-    warp::get()
-        .and(
-            client
-                .or(chat)
-                .unify()
-                .or(chat_js)
-                .unify()
-                .or(chat_css)
-                .unify(),
-        )
-        .boxed()
-}
-
-/// The browser client of this protocol.
-pub const ACTIONHERO_CLIENT: &str = include_str!("../assets/actionheroClient.js");
-const CHAT_HTML: &str = include_str!("../../../examples/chat/index.html");
-const CHAT_JS: &str = include_str!("../../../examples/chat/chat.js");
-const CHAT_CSS: &str = include_str!("../../../examples/chat/chat.css");
-
-fn asset(body: &'static str, content_type: &'static str) -> Response {
-    let mut response = Response::new(body.into());
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::header::HeaderValue::from_static(content_type),
-    );
-    response.headers_mut().insert(
-        http::header::CACHE_CONTROL,
-        http::header::HeaderValue::from_static("no-cache"),
-    );
-    response
 }

@@ -1,0 +1,84 @@
+//! The `file` verb: a public file as JSON.
+//!
+//! The answer is `{error, content, mime, length}` (the server adds `context` and
+//! `messageCount`). A text file (a textual MIME type and valid UTF-8) is sent as a plain
+//! string, as the original server did; anything else base64-encoded with
+//! `"encoding":"base64"`; `length` is always the size in bytes of the file itself. The
+//! file is read by the same function as `/public`, so both refuse the same paths.
+
+use std::path::Path;
+
+use base64::Engine as _;
+use plugin_api::Value;
+use serde_json::Map;
+
+use crate::servers::public::{NOT_FOUND, read_public_file};
+
+/// Whether a MIME type is text that JSON can carry as a string.
+fn is_textual(mime: &str) -> bool {
+    mime.starts_with("text/")
+        || mime.ends_with("+xml")
+        || mime.ends_with("+json")
+        || matches!(
+            mime,
+            "application/json" | "application/javascript" | "application/xml" | "image/svg+xml"
+        )
+}
+
+/// The `file` answer for `path` under the public directory `root`, read by the same
+/// function as `/public` so both refuse the same paths.
+pub(super) async fn file_reply(root: &Path, path: &str) -> Map<String, Value> {
+    let mut r = Map::new();
+    match read_public_file(root, path).await {
+        Ok(file) if !path.trim_matches('/').is_empty() => {
+            let mime = file
+                .mime
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_owned();
+            let length = file.bytes.len();
+            match std::str::from_utf8(&file.bytes) {
+                Ok(text) if is_textual(&mime) => {
+                    r.insert("content".into(), text.into());
+                }
+                _ => {
+                    let encoded = base64::engine::general_purpose::STANDARD.encode(&file.bytes);
+                    r.insert("content".into(), encoded.into());
+                    r.insert("encoding".into(), "base64".into());
+                }
+            }
+            r.insert("error".into(), Value::Null);
+            r.insert("mime".into(), mime.into());
+            r.insert("length".into(), length.into());
+        }
+        _ => {
+            r.insert("error".into(), NOT_FOUND.into());
+            r.insert("content".into(), Value::Null);
+            r.insert("mime".into(), "text/html".into());
+            r.insert("length".into(), NOT_FOUND.len().into());
+        }
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_types_go_as_strings_others_as_base64() {
+        for t in [
+            "text/html",
+            "application/json",
+            "image/svg+xml",
+            "application/ld+json",
+        ] {
+            assert!(is_textual(t), "{t}");
+        }
+        for t in ["image/png", "application/octet-stream", "application/pdf"] {
+            assert!(!is_textual(t), "{t}");
+        }
+    }
+}
