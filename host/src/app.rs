@@ -1,4 +1,8 @@
 //! The running host's shared state: configuration, actions, services.
+//!
+//! [`App`] is assembled once from the [`Backends`] the composition root chose, and
+//! shared behind an `Arc` by every request handler, the websocket server and the
+//! node's background duties. It owns no policy of its own beyond `status`.
 
 use std::sync::Arc;
 use std::time::Instant;

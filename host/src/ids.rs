@@ -1,4 +1,6 @@
 //! Unguessable identifiers for Bayeux clients and connections.
+//!
+//! 128 bits from the thread-local CSPRNG, written in lower-case base 36.
 
 /// 128 bits from the thread-local CSPRNG, in lower-case base 36 (`^[a-z0-9]+$`).
 pub fn random_id() -> String {

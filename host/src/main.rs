@@ -1,4 +1,7 @@
 //! The `hero` binary: the host with the first-party plugins linked in.
+//!
+//! Everything is in the library (`hero::cli::main`); this file only names the plugin
+//! crates so the linker keeps their registrations.
 
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

@@ -1,4 +1,9 @@
 //! The host side of [`HostServices`]: what actions reach through their context.
+//!
+//! Static and dynamic actions call the same object (a dynamic plugin's calls arrive
+//! through the FFI host table and land here). Each service forwards to the backend the
+//! composition root chose (cache, rooms, connections), so a plugin sees one cluster
+//! whichever node runs it; failures become [`ServiceError`]s the action can read.
 
 use std::sync::Weak;
 use std::time::Duration;

@@ -1,4 +1,8 @@
 //! Param scrubbing: what a client sent, reduced to what the action declares.
+//!
+//! The first step of the processor's pipeline: undeclared params are dropped (the
+//! reserved ones the transports use are kept), versions are read from strings or
+//! numbers. Defaults, formatters and validators run next, in the action definition.
 
 use plugin_api::{ActionDefinition, Params, Value};
 

@@ -1,4 +1,9 @@
 //! The one action processor every transport calls.
+//!
+//! HTTP (`/api`) and the websocket server both hand it an [`ActionRequest`]; it finds
+//! the action, runs the params pipeline (scrub, defaults, formatters, validators),
+//! calls the action with a [`Context`](plugin_api::Context) on the host services,
+//! isolates panics, and counts the call.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;

@@ -1,4 +1,8 @@
 //! Every callable action by name and version, swapped atomically on plugin reload.
+//!
+//! Static actions (inventory) are registered at start; dynamic ones are added and
+//! removed as plugin files come and go. Readers take a snapshot (arc-swap), so a call in
+//! flight keeps the version it started with while a reload replaces it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;

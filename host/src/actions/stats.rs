@@ -1,4 +1,7 @@
 //! Per-action counters for the `status` action and `/metrics`.
+//!
+//! One map behind one short lock, updated once per call by the processor; a snapshot
+//! copies it for `status`.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

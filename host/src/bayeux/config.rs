@@ -1,4 +1,7 @@
 //! Settings of the Bayeux server (`[bayeux]` in the main configuration).
+//!
+//! Protocol timing (timeout, interval, expiry), limits on every input, and the channel
+//! rules (internal prefix, exact-only prefixes). Engines get what they need from it.
 
 use serde::{Deserialize, Serialize};
 

@@ -1,4 +1,6 @@
 //! Bayeux error codes as data, and the one place they become `error` strings.
+//!
+//! `code:args:message`, with faye's exact texts, so clients that match on them work.
 
 use std::borrow::Cow;
 use std::fmt;

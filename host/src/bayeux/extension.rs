@@ -1,4 +1,8 @@
 //! Server-side hooks, the equivalent of faye's incoming/outgoing extensions.
+//!
+//! An [`Extension`] sees each incoming message (and may pass, reject or drop it), each
+//! outgoing reply and delivery, each successful subscribe and each destroyed session.
+//! The websocket server is one; deliveries on channels no hook asks for skip the hooks.
 
 use std::fmt;
 use std::net::SocketAddr;

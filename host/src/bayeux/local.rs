@@ -1,4 +1,9 @@
 //! The in-process client (faye's `in-process` connection type).
+//!
+//! A trusted session of the engine with no transport: it may subscribe to meta,
+//! service and internal channels. A pump task claims its mailbox once and moves
+//! deliveries into a channel the owner reads; the host uses it for its own internal
+//! traffic (e.g. verbs forwarded between nodes).
 
 use serde_json::Value;
 use tokio::sync::mpsc;

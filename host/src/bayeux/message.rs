@@ -1,4 +1,8 @@
 //! The Bayeux message, as it travels on the wire.
+//!
+//! One struct for every channel (faye's JSON has no tagged variants), with the fields
+//! Bayeux defines; `ext` is carried through untouched, other fields are dropped. Frames
+//! are parsed straight into messages; the processor decides what is an error.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

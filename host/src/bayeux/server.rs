@@ -1,4 +1,11 @@
 //! The `Bayeux` handle: message processing (PROTOCOL 1.2), extensions, held connects.
+//!
+//! Transports hand it messages with a [`MessageContext`]; it checks the client id
+//! against its binding, runs incoming hooks, then handles handshake, connect,
+//! subscribe, unsubscribe, disconnect and publish against the [`Engine`]. A connect is
+//! held on a claimed mailbox until a delivery, its timeout, a newer connect or the
+//! session's end; replies and deliveries go out through the outgoing hooks. Engine
+//! failures become `500` errors with a paused-retry advice here, in one place.
 
 use crate::sync::{lock, read, write};
 use std::collections::HashMap;

@@ -1,4 +1,7 @@
 //! The `[cluster]` settings: how a node shares state with its peers through Redis.
+//!
+//! Read with the rest of the configuration (`[cluster]` in the file,
+//! `HERO_CLUSTER__<KEY>`), used only when `redis` is set.
 
 use std::time::Duration;
 

@@ -1,4 +1,8 @@
 //! A dynamic action: an [`Invoke`] that calls into a loaded library off the reactor.
+//!
+//! The request is encoded as JSON, passed through the library's `call` entry point
+//! with `block_in_place` (or the blocking pool on a current-thread runtime), and the
+//! reply decoded; the library stays loaded while any action of it is registered.
 
 use std::sync::Arc;
 

@@ -1,4 +1,9 @@
 //! `/api`: actions over HTTP (PROTOCOL 3.1).
+//!
+//! Collects params from the path, query, form or JSON body (an array body is the
+//! `payload`), hands them to the processor, and writes the actionhero envelope
+//! (`serverInformation`, `requesterInformation`), as JSON or JSONP, with HTTP error
+//! codes when `returnErrorCodes` asks for them. `GET /api/` is the documentation.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,4 +1,8 @@
 //! Who is asking: the `sessionID` fingerprint cookie and the remote address.
+//!
+//! The cookie (set when absent) identifies an HTTP client across requests, as
+//! actionhero's fingerprint does; the remote address is the peer's, or the first
+//! `X-Forwarded-For` entry when the proxy is trusted.
 
 use std::net::{IpAddr, SocketAddr};
 

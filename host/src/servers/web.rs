@@ -1,4 +1,8 @@
 //! The warp server: every route, one rejection handler, graceful shutdown.
+//!
+//! Routes in order: `/api`, the Bayeux mount, the embedded assets, then `/public`
+//! (which claims every other GET). Every rejection becomes one status and plain-text
+//! body here; shutdown stops accepting, then gives in-flight requests the grace period.
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -1,4 +1,8 @@
 //! Long-polling (JSON and form), callback-polling (JSONP), preflight and the client script.
+//!
+//! Each request is decoded (bounded body, form or JSON, JSONP callback checked), handed
+//! to the processor as one batch, and answered with the reply array in the framing of
+//! its transport; malformed requests are HTTP 400 `text/plain`.
 
 use bytes::Bytes;
 use percent_encoding::percent_decode_str;
