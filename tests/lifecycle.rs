@@ -110,3 +110,50 @@ async fn the_grace_period_bounds_shutdown() {
         "the cut request fails, it is not answered"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_bayeux_websocket_is_answered_and_closed_at_once_at_shutdown() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message as Ws;
+    // Long grace and hold: shutdown must not wait for either.
+    let mut hero = start(&["--shutdown-timeout-ms", "30000"]);
+    let url = format!("ws://127.0.0.1:{}/faye", hero.port);
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    ws.send(Ws::text(
+        r#"[{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["websocket"]}]"#,
+    ))
+    .await
+    .unwrap();
+    let reply: Value = match ws.next().await {
+        Some(Ok(Ws::Text(t))) => serde_json::from_str(&t).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    let id = reply[0]["clientId"].as_str().unwrap().to_owned();
+    let connect = format!(
+        r#"[{{"channel":"/meta/connect","clientId":"{id}","connectionType":"websocket"}}]"#
+    );
+    ws.send(Ws::text(connect)).await.unwrap();
+    // The connect is held (45 s by default) when the server is told to stop.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let signalled = Instant::now();
+    hero.signal("TERM");
+    let mut answered = false;
+    while let Ok(Some(frame)) = tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+        match frame {
+            Ok(Ws::Text(t)) if t.contains("/meta/connect") => answered = true,
+            Ok(Ws::Close(_)) | Err(_) => break,
+            _ => {}
+        }
+    }
+    assert!(
+        answered,
+        "the held connect is answered before the socket closes"
+    );
+    let exit = hero.wait_exit(WAIT).expect("hero exits");
+    assert!(exit.success(), "{exit:?}");
+    assert!(
+        signalled.elapsed() < Duration::from_secs(2),
+        "shutdown waited on an idle socket: {:?}",
+        signalled.elapsed()
+    );
+}

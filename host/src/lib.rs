@@ -61,14 +61,13 @@ pub async fn run(
     let bayeux = app.bayeux.clone();
     let shutdown = async move {
         shutdown.await;
-        // Clients are told and given a moment to leave before the transports close.
+        // Clients are told and given a moment to leave before the transports close;
+        // then the transports write what they hold and end (all bounded).
+        let grace = std::time::Duration::from_secs(1);
         websocket
-            .destroy_all(
-                "the server is shutting down",
-                std::time::Duration::from_secs(1),
-            )
+            .destroy_all("the server is shutting down", grace)
             .await;
-        bayeux.shutdown().await;
+        bayeux.shutdown(grace).await;
     };
     let redis = app.redis.clone();
     plugins::start(&app);

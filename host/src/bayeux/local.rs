@@ -44,7 +44,7 @@ impl LocalClient {
             tx,
             stop: stop.clone(),
         };
-        tokio::spawn(pump.run());
+        bayeux.spawn(pump.run());
         Self {
             bayeux,
             client_id,
@@ -166,6 +166,7 @@ impl Pump {
         loop {
             tokio::select! {
                 () = self.stop.cancelled() => return,
+                () = self.bayeux.shutdown_token().cancelled() => return,
                 () = self.tx.closed() => return,
                 () = mailbox.clone().wait() => {}
             }

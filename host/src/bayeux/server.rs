@@ -9,6 +9,7 @@
 
 use crate::sync::{lock, read, write};
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
@@ -17,6 +18,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::channel;
 use super::config::BayeuxConfig;
@@ -87,6 +89,10 @@ pub(crate) struct Inner {
     handler: Arc<dyn EngineHandler>,
     started: OnceLock<()>,
     pub(crate) shutdown: CancellationToken,
+    /// Every task the server spawns (sockets, pumps, hooks), waited for at shutdown.
+    tasks: TaskTracker,
+    /// Woken whenever a session ends here (shutdown waits on it, not on a timer).
+    ended: Notify,
 }
 
 /// Forwards engine callbacks to the protocol layer without keeping it alive.
@@ -171,6 +177,8 @@ impl Bayeux {
             handler: Arc::new(Handler(weak.clone())),
             started: OnceLock::new(),
             shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            ended: Notify::new(),
         });
         let bayeux = Self { inner };
         bayeux.ensure_started();
@@ -306,11 +314,35 @@ impl Bayeux {
         self.inner.engine.session_count().await.unwrap_or(0)
     }
 
-    /// Stops the server: held connects are answered, push sockets closed, the engine's
-    /// background work stopped.
-    pub async fn shutdown(&self) {
+    /// Stops the server: held connects are answered, push sockets write what they hold
+    /// and close, and the engine's background work stops. Waits for the server's tasks
+    /// to end, at most `grace`.
+    pub async fn shutdown(&self, grace: Duration) {
         self.inner.shutdown.cancel();
+        self.inner.tasks.close();
+        if tokio::time::timeout(grace, self.inner.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                tasks = self.inner.tasks.len(),
+                "bayeux: tasks still running at the end of the grace period"
+            );
+        }
         self.inner.engine.close().await;
+    }
+
+    /// Runs `task` on the runtime as one of the server's tasks (waited for at shutdown).
+    pub(crate) fn spawn<F>(&self, task: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.inner.tasks.spawn(task);
+    }
+
+    /// Resolves when some session ends here after the call (register before checking).
+    pub(crate) fn session_ended(&self) -> tokio::sync::futures::Notified<'_> {
+        self.inner.ended.notified()
     }
 
     /// A token cancelled at shutdown.
@@ -347,6 +379,7 @@ impl Bayeux {
 
     /// Engine-side destruction already happened: release this node's state, run hooks.
     pub(crate) fn on_session_destroyed(&self, client_id: &str) {
+        self.inner.ended.notify_waiters();
         if let Some((_, release)) = lock(&self.inner.held).remove(client_id) {
             release.notify_one();
         }
@@ -359,7 +392,7 @@ impl Bayeux {
         }
         let id = client_id.to_owned();
         if tokio::runtime::Handle::try_current().is_ok() {
-            tokio::spawn(async move {
+            self.spawn(async move {
                 for ext in exts.iter() {
                     ext.session_destroyed(&id).await;
                 }

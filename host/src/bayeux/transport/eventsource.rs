@@ -57,7 +57,7 @@ pub(super) async fn open(bayeux: Bayeux, client_id: &str, parts: RequestParts) -
     }
     let (tx, rx) = mpsc::channel::<Bytes>(8);
     let client_id = client_id.to_owned();
-    tokio::spawn(pump(bayeux, client_id, tx));
+    bayeux.clone().spawn(pump(bayeux, client_id, tx));
     let mut res = warp::reply::stream(Chunks(rx)).into_response();
     let h = res.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));

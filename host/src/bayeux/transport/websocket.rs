@@ -93,7 +93,8 @@ pub(super) fn upgrade(bayeux: Bayeux, parts: RequestParts) -> Response {
         .max_frame_size(Some(c.max_frame_bytes));
     // This task only finishes the upgrade and starts the socket's two tasks, so its
     // state (config, upgrade future) is freed once the socket is up.
-    tokio::spawn(async move {
+    let tasks = bayeux.clone();
+    tasks.spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
                 let ws = WebSocketStream::from_raw_socket(
@@ -137,8 +138,15 @@ fn start(bayeux: Bayeux, ws: WebSocketStream<Io>, ctx: MessageContext) {
     let (sink, stream) = ws.split();
     let (tx, rx) = mpsc::channel(bayeux.config().ws_send_queue.max(1));
     let stop = bayeux.shutdown_token().child_token();
-    let writer = tokio::spawn(Writer::new(bayeux.clone(), stop.clone()).run(sink, rx));
-    tokio::spawn(read(bayeux, ctx, stream, tx, stop, writer));
+    let (writer_bayeux, writer_stop) = (bayeux.clone(), stop.clone());
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    bayeux.spawn(async move {
+        Writer::new(writer_bayeux, writer_stop).run(sink, rx).await;
+        let _ = done_tx.send(());
+    });
+    bayeux
+        .clone()
+        .spawn(read(bayeux, ctx, stream, tx, stop, done_rx));
 }
 
 /// The reader loop: one frame at a time, in order; ends the writer on exit.
@@ -151,7 +159,7 @@ async fn read(
     mut stream: SplitStream<WebSocketStream<Io>>,
     tx: mpsc::Sender<Box<Out>>,
     stop: CancellationToken,
-    writer: tokio::task::JoinHandle<()>,
+    writer: tokio::sync::oneshot::Receiver<()>,
 ) {
     loop {
         let frame = tokio::select! {
@@ -393,7 +401,10 @@ impl Writer {
                 _ => 0,
             };
             let ok = match event {
-                Event::Stop => break,
+                Event::Stop => {
+                    Box::pin(self.finish(&mut sink, &mut rx)).await;
+                    break;
+                }
                 Event::Out(None) => break,
                 Event::Out(Some(out)) => match *out {
                     Out::Frame(text) => Box::pin(send(&mut sink, text)).await,
@@ -443,6 +454,26 @@ impl Writer {
             self.bayeux.detach(&id, token);
         }
         let _ = sink.close().await;
+    }
+
+    /// At shutdown: writes what the reader still hands over (it finishes the frame it is
+    /// on, such as a client's disconnect, then closes the queue), the deliveries waiting
+    /// in the mailbox, and the held connect's reply, within [`SEND_TIMEOUT`].
+    async fn finish<S>(&mut self, sink: &mut S, rx: &mut mpsc::Receiver<Box<Out>>)
+    where
+        S: futures_util::Sink<WsMessage> + Unpin,
+    {
+        let deadline = Instant::now() + SEND_TIMEOUT;
+        while let Ok(Some(out)) = tokio::time::timeout_at(deadline, rx.recv()).await {
+            if let Out::Frame(text) = *out
+                && !send(sink, text).await
+            {
+                return;
+            }
+        }
+        if Box::pin(self.push(sink)).await {
+            let _ = Box::pin(self.release_held(sink)).await;
+        }
     }
 
     /// Forgets the attached client (and its mailbox handle).

@@ -252,7 +252,11 @@ impl WebSocketServer {
         }
         let deadline = tokio::time::Instant::now() + grace;
         let engine = self.bayeux.engine();
-        while !owners.is_empty() && tokio::time::Instant::now() < deadline {
+        // Woken by each session that ends, not by a timer.
+        while !owners.is_empty() {
+            let ended = self.bayeux.session_ended();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
             let mut live = Vec::with_capacity(owners.len());
             for owner in owners {
                 if matches!(engine.session(&owner).await, Ok(Some(_))) {
@@ -260,13 +264,10 @@ impl WebSocketServer {
                 }
             }
             owners = live;
-            if !owners.is_empty() {
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            if owners.is_empty() || tokio::time::timeout_at(deadline, ended).await.is_err() {
+                break;
             }
         }
-        // The replies to those disconnects are written after the sessions end; let
-        // them reach the sockets before the transports close.
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 
     /// Removes a connection: from the registry, its rooms (announced), its pending work.
