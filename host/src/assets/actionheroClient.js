@@ -220,6 +220,7 @@
     this.id = null;
     var pending = this.callbacks;
     this.callbacks = {};
+    var limbo = this._limbo = this._limbo || {};
     if (!keepFaye) {
       var queued = this._queue || [];
       this._queue = [];
@@ -229,6 +230,12 @@
     }
     Object.keys(pending).forEach(function (n) {
       var entry = pending[n];
+      if (keepFaye && !entry.acked) {
+        // Not acknowledged yet: the server may still refuse it (the old session is
+        // gone), and then it is sent again on the new connection; keep it for that.
+        limbo[n] = entry;
+        return;
+      }
       clearTimeout(entry.timer);
       entry.fn({ error: reason, context: 'response', messageCount: Number(n) });
     });
@@ -323,16 +330,31 @@
     var n = self.messageCount;
     if (typeof callback === 'function') {
       var timer = setTimeout(function () {
-        if (!self.callbacks[n]) return;
+        var limbo = self._limbo || {};
+        if (!self.callbacks[n] && !limbo[n]) return;
         delete self.callbacks[n];
+        delete limbo[n];
         callback({ error: 'Error: timeout', context: 'response', messageCount: n });
       }, sendOptions.timeout || self.options.timeout);
       self.callbacks[n] = { fn: callback, timer: timer };
     }
     var publication = self.client.publish(self._channel, args);
     if (publication && publication.then) {
-      publication.then(null, function (err) {
+      publication.then(function () {
         var entry = self.callbacks[n];
+        if (entry) entry.acked = true;
+        // Acknowledged after the connection was renewed: it ran on the old one, whose
+        // answer is lost with it.
+        var orphan = self._limbo && self._limbo[n];
+        if (orphan) {
+          delete self._limbo[n];
+          clearTimeout(orphan.timer);
+          orphan.fn({ error: 'Error: connection lost', context: 'response', messageCount: n });
+        }
+      }, function (err) {
+        var limbo = self._limbo || {};
+        var entry = self.callbacks[n] || limbo[n];
+        delete limbo[n];
         if (entry) {
           delete self.callbacks[n];
           clearTimeout(entry.timer);
