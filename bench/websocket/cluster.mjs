@@ -163,8 +163,8 @@ async function withCluster(label, fn) {
     if (!AC) AC = await loadClient(nodes[0].url);
     return await fn(nodes, clients, notes);
   } finally {
-    const fayes = clients.map((c) => c.client).filter(Boolean);
-    for (const c of clients) { try { c.disconnect(); } catch { /* closed */ } }
+    const fayes = clients.filter(Boolean).map((c) => c.client).filter(Boolean);
+    for (const c of clients.filter(Boolean)) { try { c.disconnect(); } catch { /* closed */ } }
     await settle(10000);
     for (const f of fayes) destroyFaye(f); // any that could not say goodbye
     await Promise.all(nodes.map((n) => stopNode(n)));
@@ -190,7 +190,7 @@ async function fanout(members, round) {
         const node = nodes[(i + k) % nodes.length];
         const { client } = await connect(AC, node.url, websocket, { timeout: 15000 });
         client.benchNode = (i + k) % nodes.length;
-        clients.push(client);
+        clients[i + k] = client; // in order: the sender, clients[0], is on node 1
         const joined = await call.roomAdd(client, ROOM);
         if (joined.status !== 'OK') throw new Error(`roomAdd on node ${client.benchNode + 1}: ${JSON.stringify(joined)}`);
         return client;
@@ -199,6 +199,7 @@ async function fanout(members, round) {
     }
     const joinSeconds = (performance.now() - tJoin) / 1000;
     const [sender, ...receivers] = clients;
+    if (sender.benchNode !== 0) throw new Error('the sender is not on node 1');
     const view = await within(10000, call.roomView(sender, ROOM), 'roomView');
     if (view?.data?.membersCount !== members) throw new Error(`roomView after the joins: ${members} expected, ${JSON.stringify(view?.data?.membersCount ?? view)}`);
     log(`fanout ${members}: ${members} members joined over ${nodes.length} nodes in ${joinSeconds.toFixed(1)} s`);
@@ -212,12 +213,13 @@ async function fanout(members, round) {
     const lastAt = new Float64Array(total); // last delivery of message i
     const gotOf = new Uint32Array(total); // first deliveries of message i
     let unique = 0; let copies = 0; let echoes = 0; let strays = 0; let lastUnique = 0;
+    const straySamples = []; // says that are not the benchmark's (e.g. late join announcements)
     const re = new RegExp(`^${tag} (\\d+)$`);
     receivers.forEach((c, r) => {
       c.on('say', (m) => {
         const now = performance.now();
         const x = typeof m.message === 'string' && m.from === sender.id ? re.exec(m.message) : null;
-        if (!x) { strays += 1; return; }
+        if (!x) { if (strays++ < 3) straySamples.push(m); return; }
         const i = Number(x[1]);
         copies += 1;
         if (counts[r][i]++ === 0) {
@@ -287,7 +289,7 @@ async function fanout(members, round) {
     if (missing && !pacedStop && !burstStop) notes.lostDespiteCompletion = true;
     for (const s of [burstStop, pacedStop]) if (s) { notes.stops = [...(notes.stops || []), s]; log(`fanout ${members}: ${s}`); }
     if (sayErrors.length) notes.sayErrors = [...new Set(sayErrors)].slice(0, 5);
-    if (strays) notes.strays = strays;
+    if (strays) notes.strays = { count: strays, samples: straySamples };
     if (echoes) notes.echoesToSender = echoes;
 
     const burstSeconds = (burstEnd - tStart) / 1000;
@@ -345,8 +347,7 @@ async function roundTrips(round) {
     const cpuB = cpuOf(pids);
     loop.disable();
     // This process's state: leftovers of earlier scenarios would show here.
-    notes.clientLoopDelayMs = { p50: ms3(loop.percentile(50) / 1e6), p99: ms3(loop.percentile(99) / 1e6) };
-    notes.clientActiveHandles = process._getActiveHandles().length;
+    const clientState = { loopDelayMs: { p50: ms3(loop.percentile(50) / 1e6), p99: ms3(loop.percentile(99) / 1e6) }, activeHandles: process._getActiveHandles().length };
     await sleep(cfg.idleMs);
     const c = await commandStats(redis.port);
     const cmds = commandDelta(idleB, c);
@@ -359,7 +360,7 @@ async function roundTrips(round) {
       cpu: { ...cpu, serverUsPerCall: +(cpu.servers * 1e6 / cfg.roundTrips).toFixed(2), clientUsPerCall: +(cpu.client * 1e6 / cfg.roundTrips).toFixed(2) },
       redis: { window: cmds, perCall: netPer(cmds, idle, cfg.roundTrips) },
       idle: { redis: idle, commandsPerSecond: +(idle.total / idle.seconds).toFixed(1) },
-      notes,
+      client: clientState, notes,
     };
   });
 }
@@ -427,6 +428,8 @@ frow('  of which redis-server', (r) => r.burst.cpu.per.redis * 1e6 / r.burst.del
 frow('client CPU µs per delivery; per round trip', (r) => r.burst.cpu.clientUsPerDelivery, 2, (r) => r.cpu.clientUsPerCall, 1);
 frow('machine cores busy (of 2); not ours', () => NaN, 2);
 lines[lines.length - 1] = `| machine cores busy (burst; round trip); of which not ours | ${fan.map(([, rs]) => `${agg(rs, (r) => r.burst.cpu.machineCores, 2)}; ${agg(rs, (r) => r.burst.cpu.otherCores, 2)}`).join(' | ')}${rts.length ? ` | ${agg(rts, (r) => r.cpu.machineCores, 2)}; ${agg(rts, (r) => r.cpu.otherCores, 2)} |` : ' |'}`;
+if (rts.length) frow('client event-loop delay p50 / p99, ms (round trips)', () => NaN, 2, (r) => r.client.loopDelayMs.p50, 2);
+if (rts.length) lines[lines.length - 1] = lines[lines.length - 1].replace(/\| ([^|]*) \|$/, `| ${agg(rts, (r) => r.client.loopDelayMs.p50, 2)} / ${agg(rts, (r) => r.client.loopDelayMs.p99, 2)} |`);
 frow('server CPU µs per delivery (paced)', (r) => r.paced.cpu.serverUsPerDelivery, 2);
 // Per-command breakdown (net of idle), commands seen in any window.
 const cmds = new Set();

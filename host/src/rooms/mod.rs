@@ -79,6 +79,33 @@ pub struct Member {
     pub node: String,
 }
 
+/// Who is in a room: its members and its listeners.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Audience {
+    /// Members, in join order.
+    pub members: Vec<Member>,
+    /// Listeners (they hear the room without being in it).
+    pub listeners: Vec<String>,
+}
+
+impl Audience {
+    /// Everyone who hears the room, once each: members, then listeners.
+    pub fn ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.members.iter().map(|m| m.id.clone()).collect();
+        for l in &self.listeners {
+            if !ids.contains(l) {
+                ids.push(l.clone());
+            }
+        }
+        ids
+    }
+
+    /// Whether connection `id` is a member.
+    pub fn has_member(&self, id: &str) -> bool {
+        self.members.iter().any(|m| m.id == id)
+    }
+}
+
 /// Room state. Implementations must make each method atomic on its own; [`Rooms`] never
 /// needs two calls to be atomic together.
 pub trait RoomStore: Send + Sync + fmt::Debug + 'static {
@@ -106,8 +133,9 @@ pub trait RoomStore: Send + Sync + fmt::Debug + 'static {
     ) -> BoxFuture<'a, Result<bool, RoomError>>;
     /// Members in join order.
     fn members<'a>(&'a self, room: &'a str) -> BoxFuture<'a, Result<Vec<Member>, RoomError>>;
-    /// Members and listeners: who hears what is said in `room`.
-    fn audience<'a>(&'a self, room: &'a str) -> BoxFuture<'a, Result<Vec<String>, RoomError>>;
+    /// Members (in join order) and listeners, read at once: who hears what is said in
+    /// `room`, and who may say it.
+    fn audience<'a>(&'a self, room: &'a str) -> BoxFuture<'a, Result<Audience, RoomError>>;
     /// Every room with its member count.
     fn counts(&self) -> BoxFuture<'_, Result<BTreeMap<String, usize>, RoomError>>;
 }
@@ -227,17 +255,12 @@ impl RoomStore for MemoryRoomStore {
         ready(self.with_room(room, |r| Ok(r.members.clone())))
     }
 
-    fn audience<'a>(&'a self, room: &'a str) -> BoxFuture<'a, Result<Vec<String>, RoomError>> {
+    fn audience<'a>(&'a self, room: &'a str) -> BoxFuture<'a, Result<Audience, RoomError>> {
         ready(self.with_room(room, |r| {
-            let mut ids: Vec<String> = r.members.iter().map(|m| m.id.clone()).collect();
-            ids.extend(
-                r.listeners
-                    .iter()
-                    .filter(|l| !ids.contains(l))
-                    .cloned()
-                    .collect::<Vec<_>>(),
-            );
-            Ok(ids)
+            Ok(Audience {
+                members: r.members.clone(),
+                listeners: r.listeners.clone(),
+            })
         }))
     }
 
@@ -330,9 +353,18 @@ impl Rooms {
     /// Says `message` in `room` as `from`, to everyone in it but `from`.
     async fn announce(&self, room: &str, from: &str, message: Value) -> Result<(), RoomError> {
         let audience = self.store.audience(room).await?;
-        self.deliver_to(&audience, Some(from), &say_message(room, from, message))
-            .await;
+        self.announce_to(&audience, room, from, message).await;
         Ok(())
+    }
+
+    /// As `announce`, to an audience already read.
+    async fn announce_to(&self, audience: &Audience, room: &str, from: &str, message: Value) {
+        self.deliver_to(
+            &audience.ids(),
+            Some(from),
+            &say_message(room, from, message),
+        )
+        .await;
     }
 
     /// Creates `room`, or changes its pattern: members that no longer match are removed
@@ -431,7 +463,7 @@ impl Rooms {
     ///
     /// `NoSuchRoom`, or a store failure.
     pub async fn delete(&self, room: &str) -> Result<(), RoomError> {
-        let audience = self.store.audience(room).await?;
+        let audience = self.store.audience(room).await?.ids();
         self.deliver_to(
             &audience,
             None,
@@ -544,11 +576,13 @@ impl Rooms {
         if room.is_empty() || message.is_null() || message.as_str() == Some("") {
             return Err(RoomError::MessageRequired);
         }
-        let members = self.store.members(room).await?;
-        if !members.iter().any(|m| m.id == id) {
+        // One read of the room: membership and audience together.
+        let audience = self.store.audience(room).await?;
+        if !audience.has_member(id) {
             return Err(RoomError::NotMember);
         }
-        self.announce(room, id, message).await
+        self.announce_to(&audience, room, id, message).await;
+        Ok(())
     }
 
     /// A message to everyone in `room` from `from` (a connection id, excluded from the
@@ -671,9 +705,14 @@ pub(crate) mod conformance {
 
         assert!(store.listen("r", "c", true).await.unwrap());
         assert!(!store.listen("r", "c", true).await.unwrap(), "no change");
-        let mut audience = store.audience("r").await.unwrap();
+        let mut audience = store.audience("r").await.unwrap().ids();
         audience.sort();
         assert_eq!(audience, ["a", "b", "c"]);
+        let read = store.audience("r").await.unwrap();
+        assert!(
+            read.has_member("a") && !read.has_member("c"),
+            "a listener is no member"
+        );
         assert!(store.listen("r", "c", false).await.unwrap());
         assert!(!store.listen("r", "c", false).await.unwrap());
         assert_eq!(

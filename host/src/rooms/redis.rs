@@ -12,7 +12,7 @@ use plugin_api::BoxFuture;
 use redis::{Script, Value};
 use serde_json::json;
 
-use super::{AuthPattern, Member, RoomError, RoomStore};
+use super::{Audience, AuthPattern, Member, RoomError, RoomStore};
 use crate::cluster::value::{int as code, list, text};
 use crate::cluster::{LinkError, RedisLink};
 
@@ -282,16 +282,10 @@ impl RoomStore for RedisRoomStore {
         Box::pin(async move { Ok(self.roster(room).await?.0) })
     }
 
-    fn audience<'a>(&'a self, room: &'a str) -> BoxFuture<'a, Result<Vec<String>, RoomError>> {
+    fn audience<'a>(&'a self, room: &'a str) -> BoxFuture<'a, Result<Audience, RoomError>> {
         Box::pin(async move {
             let (members, listeners) = self.roster(room).await?;
-            let mut ids: Vec<String> = members.into_iter().map(|m| m.id).collect();
-            for l in listeners {
-                if !ids.contains(&l) {
-                    ids.push(l);
-                }
-            }
-            Ok(ids)
+            Ok(Audience { members, listeners })
         })
     }
 
