@@ -659,3 +659,40 @@ test('5. redis killed and restarted empty mid-traffic: HTTP served during the ou
     assert.deepEqual(c2.exits, [], 'no hero exited');
   });
 });
+
+test('7. a verb forwarded to an owner node that does not answer: the client\'s session ends within the bound, so it starts over', { timeout: 40000 }, async (t) => {
+  // Short call deadlines (a forwarded verb waits 3 of them), a long node timeout: what
+  // ends the session is the missing acknowledgement, not the dead-node collector.
+  const env = { HERO_BAYEUX__TIMEOUT_MS: '2000', HERO_CLUSTER__CALL_TIMEOUT_MS: '500', HERO_CLUSTER__NODE_TIMEOUT_MS: '60000' };
+  const c = await startCluster({ nodes: 3, bin: testbedBin, args: ROOM_ARGS, env });
+  const [A, B, C] = c.nodes;
+  let stopped = false;
+  t.after(async () => {
+    if (stopped) A.proc.kill('SIGCONT');
+    await c.stop();
+  });
+  await withLogs(c, async () => {
+    const r = await rawConnection({ owner: A, subscribeOn: B, polls: [B, C], name: 'orphan' });
+    try {
+      // Answered while the owner runs.
+      const before = await r.send(B, { event: 'detailsView' });
+      assert.equal(before.status, 'OK', JSON.stringify(before));
+      A.proc.kill('SIGSTOP');
+      stopped = true;
+      const sentAt = Date.now();
+      const [ack] = await r.post(B, { channel: r.channel, clientId: r.clientId, data: { event: 'detailsView' }, id: 'lost' });
+      assert.equal(ack?.successful, true, `the verb is accepted for forwarding: ${JSON.stringify(ack)}`);
+      // The owner never acknowledges: within the bound the session is over, and the
+      // client's next connect (on B or C) is told so with a 401.
+      const deadline = Date.now() + 8000;
+      while (!r.errors.some((e) => e.includes(':Unknown client'))) {
+        assert.ok(Date.now() < deadline, `no 401 within 8 s of the unanswered verb; connect errors: ${JSON.stringify(r.errors)}${r.describe()}`);
+        await new Promise((res) => setTimeout(res, 50));
+      }
+      t.diagnostic(`the session ended ${Date.now() - sentAt} ms after the unanswered verb (bound 1.5 s + a connect)`);
+      assert.ok(B.logs.some((l) => l.includes('did not answer a verb')), 'the forwarding node says why');
+    } finally {
+      r.closed = true;
+    }
+  });
+});

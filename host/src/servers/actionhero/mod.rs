@@ -29,14 +29,20 @@
 //! node); the [`ConnectionDirectory`] tells every node who owns it. A verb (or the
 //! connection-channel subscribe that earns the welcome) that reaches another node, as
 //! a long-polling client's requests do behind a balancer, is forwarded to the owner node
-//! on its internal channel `/hero/verbs/<node>`: one log entry, handled once, there.
+//! on its internal channel `/hero/verbs/<node>`: one log entry, handled once, there. The
+//! owner acknowledges a verb at once; if it does not within three call deadlines (it is
+//! stuck or gone), the client's session is ended so it starts over on a live node.
 
 mod files;
 pub mod privacy;
 pub mod verbs;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use tokio::sync::oneshot;
 
 use plugin_api::{ActionError, Params, Value};
 use serde_json::{Map, json};
@@ -50,6 +56,7 @@ use crate::bayeux::{
 use crate::connections::{Connection, Owner};
 use crate::rooms::{RoomDelivery, RoomError};
 use crate::servers::documentation::documentation;
+use crate::sync::lock;
 
 pub use privacy::{CONNECTION_PREFIX, ROOT, SETUP_PREFIX, connection_channel};
 use privacy::{Publish, Subscription, is_setup_channel};
@@ -70,6 +77,9 @@ pub struct WebSocketServer {
     bayeux: Bayeux,
     /// Itself, for work spawned from the `&self` extension hooks.
     me: Weak<WebSocketServer>,
+    /// Verbs forwarded to other nodes, waiting for the owner's acknowledgement.
+    forwarded: Mutex<HashMap<u64, oneshot::Sender<()>>>,
+    next_forward: AtomicU64,
 }
 
 /// Delivers room messages on connection channels.
@@ -105,6 +115,8 @@ impl WebSocketServer {
             app: Arc::downgrade(app),
             bayeux: bayeux.clone(),
             me: me.clone(),
+            forwarded: Mutex::default(),
+            next_forward: AtomicU64::new(1),
         });
         app.rooms.set_delivery(Arc::new(Delivery(bayeux.clone())));
         bayeux.add_extension(Arc::clone(&server) as Arc<dyn Extension>);
@@ -143,6 +155,12 @@ impl WebSocketServer {
             let Some(app) = server.app.upgrade() else {
                 break;
             };
+            if let Some(req) = data.get("ack").and_then(Value::as_u64) {
+                if let Some(done) = lock(&server.forwarded).remove(&req) {
+                    let _ = done.send(());
+                }
+                continue;
+            }
             if msg.channel.as_deref() == Some(ROOMS_CHANGED) {
                 if let Some(room) = data.get("room").and_then(Value::as_str)
                     && let Err(err) = app.rooms.recheck(room).await
@@ -158,8 +176,19 @@ impl WebSocketServer {
                 continue;
             };
             let Some(connection) = app.connections.get(id).filter(|c| c.owner == client) else {
-                continue; // gone meanwhile
+                // Gone meanwhile: no acknowledgement, so the sender ends the session.
+                continue;
             };
+            if let (Some(from), Some(req)) = (
+                data.get("from").and_then(Value::as_str),
+                data.get("req").and_then(Value::as_u64),
+            ) && let Err(err) = server
+                .bayeux
+                .publish(&verbs_channel(from), json!({"ack": req}))
+                .await
+            {
+                tracing::warn!(%err, "cannot acknowledge a forwarded verb");
+            }
             match data.get("verb") {
                 Some(verb) => {
                     let verb = verb.clone();
@@ -201,14 +230,44 @@ impl WebSocketServer {
     }
 
     /// Hands `data` for connection `id` to its owner node.
+    ///
+    /// A verb must be acknowledged by the owner node within a few call deadlines; if it
+    /// is not (that node is stuck or gone, or the connection went with it), the client's
+    /// Bayeux session is ended: its pending calls fail ("connection lost") and it starts
+    /// over with a new connection on a live node, rather than waiting for ever.
     async fn forward(&self, owner: &Owner, id: &str, verb: Option<Value>) {
         let mut data = json!({"connection": id, "client": owner.client});
+        let mut answered = None;
         if let Some(verb) = verb {
             data["verb"] = verb;
+            if let Some(app) = self.app.upgrade() {
+                let req = self.next_forward.fetch_add(1, Ordering::Relaxed);
+                let (done, wait) = oneshot::channel();
+                lock(&self.forwarded).insert(req, done);
+                data["from"] = json!(app.node_id);
+                data["req"] = json!(req);
+                answered = Some((req, wait, app.config.cluster.call_timeout() * 3));
+            }
         }
         if let Err(err) = self.bayeux.publish(&verbs_channel(&owner.node), data).await {
             tracing::warn!(%err, connection = id, "cannot forward to the owner node");
         }
+        let (Some((req, wait, deadline)), Some(me)) = (answered, self.me.upgrade()) else {
+            return;
+        };
+        let (client, node, id) = (owner.client.clone(), owner.node.clone(), id.to_owned());
+        self.bayeux.spawn(async move {
+            if tokio::time::timeout(deadline, wait).await.is_ok_and(|r| r.is_ok()) {
+                return;
+            }
+            lock(&me.forwarded).remove(&req);
+            tracing::warn!(
+                connection = %id,
+                node = %node,
+                "the node holding this connection did not answer a verb in {deadline:?}; its client starts over"
+            );
+            me.bayeux.disconnect_client(&client).await;
+        });
     }
 
     /// Sends `message` to connection `id`.
