@@ -152,12 +152,11 @@ struct NodeState {
     served: HashMap<String, Served>,
 }
 
-/// A session this node serves for one claim.
+/// A session this node serves for one claim. The claim ends when its per-node record
+/// (in `local`) is closed, which also wakes whoever waits on it.
 struct Served {
     token: u64,
     kind: ClaimKind,
-    /// Cancelled when the claim ends (superseded, destroyed, released).
-    over: CancellationToken,
     /// The position through which the claim has taken deliveries.
     taken: Arc<Mutex<LogId>>,
     /// The position last saved for a push claim (see `flush_positions`).
@@ -357,8 +356,7 @@ impl Shared {
 
     /// Stops serving `id` here (its claim is over).
     fn end_served(&self, st: &mut NodeState, id: &str) {
-        if let Some(served) = st.served.remove(id) {
-            served.over.cancel();
+        if st.served.remove(id).is_some() {
             self.local.destroy_now(id);
         }
     }
@@ -614,9 +612,8 @@ impl Shared {
                 _ => {}
             }
         }
-        if let Some(old) = st.served.remove(id) {
-            old.over.cancel();
-        }
+        // A previous claim here ends as its record is replaced (which closes it).
+        st.served.remove(id);
         self.local
             .create_with_id(id, &SessionOptions::network(None));
         for p in &patterns {
@@ -657,7 +654,6 @@ impl Shared {
                 _ => {}
             }
         }
-        let over = CancellationToken::new();
         let taken = Arc::new(Mutex::new(pos));
         let mailbox = self.local.mailbox_of(id);
         if alive && mailbox.is_some() {
@@ -666,13 +662,11 @@ impl Shared {
                 Served {
                     token: claim.token,
                     kind,
-                    over: over.clone(),
                     taken: taken.clone(),
                     saved: pos,
                 },
             );
         } else {
-            over.cancel();
             self.local.destroy_now(id);
         }
         Arc::new(Lease {
@@ -682,7 +676,6 @@ impl Shared {
             kind,
             base: pos,
             mailbox,
-            over,
             taken,
             uncommitted: AtomicBool::new(false),
         })
@@ -695,8 +688,6 @@ impl Shared {
         kind: ClaimKind,
         pos: LogId,
     ) -> Arc<dyn Mailbox> {
-        let over = CancellationToken::new();
-        over.cancel();
         Arc::new(Lease {
             shared: Arc::clone(self),
             id: id.to_owned(),
@@ -704,7 +695,6 @@ impl Shared {
             kind,
             base: pos,
             mailbox: None,
-            over,
             taken: Arc::new(Mutex::new(pos)),
             uncommitted: AtomicBool::new(false),
         })
@@ -747,9 +737,9 @@ struct Lease {
     kind: ClaimKind,
     /// The position at the claim.
     base: LogId,
-    /// The session's mailbox in the per-node layer (`None`: the claim never started).
+    /// The session's mailbox in the per-node layer (`None`: the claim never started);
+    /// closed once the claim is over.
     mailbox: Option<Arc<dyn Mailbox>>,
-    over: CancellationToken,
     taken: Arc<Mutex<LogId>>,
     /// A poll claim took deliveries that are not committed yet.
     uncommitted: AtomicBool,
@@ -760,24 +750,17 @@ impl Mailbox for Lease {
         let Some(mailbox) = &self.mailbox else {
             return Vec::new();
         };
-        if self.over.is_cancelled() {
-            return Vec::new();
-        }
         // The reader's position first: every entry up to it that matches this session
         // is in the mailbox by now, so once the mailbox is drained, the session has had
         // everything up to there. (Read after the drain, it could count an entry pushed
         // in between that is still queued.)
         let head = *self.shared.head.borrow();
-        let envs = mailbox.take(max);
+        let (envs, drained) = mailbox.take_and_drain(max);
         let last = envs
             .last()
             .and_then(|e| e.position())
             .unwrap_or(LogId::ZERO);
-        let pos = if self.shared.local.is_drained(&self.id) {
-            head.max(last)
-        } else {
-            last
-        };
+        let pos = if drained { head.max(last) } else { last };
         {
             let mut taken = lock(&self.taken);
             *taken = (*taken).max(pos);
@@ -789,20 +772,15 @@ impl Mailbox for Lease {
     }
 
     fn wait(self: Arc<Self>) -> BoxFuture<'static, ()> {
-        Box::pin(async move {
-            let Some(mailbox) = self.mailbox.clone() else {
-                return;
-            };
-            tokio::select! {
-                () = mailbox.wait() => {}
-                () = self.over.cancelled() => {}
-            }
-        })
+        match self.mailbox.clone() {
+            Some(mailbox) => mailbox.wait(),
+            None => Box::pin(std::future::ready(())),
+        }
     }
 
     fn commit(&self) -> BoxFuture<'_, Result<bool, EngineError>> {
         Box::pin(async move {
-            if self.over.is_cancelled() {
+            if self.is_closed() {
                 return Ok(false);
             }
             let pos = *lock(&self.taken);
@@ -819,7 +797,7 @@ impl Mailbox for Lease {
     }
 
     fn is_closed(&self) -> bool {
-        self.over.is_cancelled() || self.mailbox.as_ref().is_none_or(|m| m.is_closed())
+        self.mailbox.as_ref().is_none_or(|m| m.is_closed())
     }
 }
 
