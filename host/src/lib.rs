@@ -59,11 +59,13 @@ pub async fn run(
     app.create_starting_rooms().await?;
     let websocket = servers::actionhero::WebSocketServer::attach(&app, &app.bayeux);
     let bayeux = app.bayeux.clone();
+    // Each step of closing the websocket side gets at most this, within the grace.
+    let grace = std::time::Duration::from_millis(app.config.shutdown_timeout_ms)
+        .min(std::time::Duration::from_secs(1));
     let shutdown = async move {
         shutdown.await;
         // Clients are told and given a moment to leave before the transports close;
-        // then the transports write what they hold and end (all bounded).
-        let grace = std::time::Duration::from_secs(1);
+        // then the transports write what they hold and end, and the engine's tasks.
         websocket
             .destroy_all("the server is shutting down", grace)
             .await;

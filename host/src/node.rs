@@ -55,7 +55,7 @@ async fn bury(app: &App, nodes: &Nodes, node: &str) -> Result<(), BuryError> {
 /// Starts the duties when the app is clustered.
 pub fn start(app: &Arc<App>) {
     if let Some(nodes) = app.nodes.clone() {
-        tokio::spawn(run(Arc::downgrade(app), nodes));
+        app.bayeux.spawn(run(Arc::downgrade(app), nodes));
     }
 }
 

@@ -292,13 +292,15 @@ pub fn start(app: &Arc<App>) {
     tracing::info!(dir = %plugins.dir().display(), "loading dynamic plugins");
     plugins.sync(app.registry(), false, false);
     let weak = Arc::downgrade(app);
-    tokio::spawn(watch(
+    let stop = app.bayeux.shutdown_token().clone();
+    app.bayeux.spawn(watch(
         weak,
         Duration::from_millis(app.config.plugin_reload_ms),
+        stop,
     ));
 }
 
-async fn watch(app: Weak<App>, every: Duration) {
+async fn watch(app: Weak<App>, every: Duration, stop: tokio_util::sync::CancellationToken) {
     let mut hangup = hangup_signal();
     let mut ticks = (!every.is_zero()).then(|| {
         let mut t = tokio::time::interval(every);
@@ -307,6 +309,7 @@ async fn watch(app: Weak<App>, every: Duration) {
     });
     loop {
         let forced = tokio::select! {
+            () = stop.cancelled() => return,
             () = tick(&mut ticks) => false,
             () = next_hangup(&mut hangup) => true,
         };

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use foldhash::fast::RandomState;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::{
     BoxFuture, ClaimKind, Engine, EngineError, EngineHandler, Envelope, Mailbox, MailboxEngine,
@@ -61,6 +62,8 @@ struct Shared {
     wildcards: AtomicUsize,
     handler: OnceLock<Weak<dyn EngineHandler>>,
     stop: CancellationToken,
+    /// The expiry task, waited for by `close`.
+    tasks: TaskTracker,
     epoch: Instant,
 }
 
@@ -94,6 +97,7 @@ impl MemoryEngine {
                 wildcards: AtomicUsize::new(0),
                 handler: OnceLock::new(),
                 stop: CancellationToken::new(),
+                tasks: TaskTracker::new(),
                 epoch: Instant::now(),
             }),
         }
@@ -628,7 +632,7 @@ impl Engine for MemoryEngine {
         let stop = self.shared.stop.clone();
         let period = (self.shared.config.session_ttl / 4)
             .clamp(Duration::from_millis(10), Duration::from_secs(5));
-        tokio::spawn(async move {
+        self.shared.tasks.spawn(async move {
             let mut tick = tokio::time::interval(period);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -651,7 +655,8 @@ impl Engine for MemoryEngine {
 
     fn close(&self) -> BoxFuture<'_, ()> {
         self.shared.stop.cancel();
-        Box::pin(std::future::ready(()))
+        self.shared.tasks.close();
+        Box::pin(self.shared.tasks.wait())
     }
 }
 

@@ -121,7 +121,7 @@ impl WebSocketServer {
         app.rooms.set_delivery(Arc::new(Delivery(bayeux.clone())));
         bayeux.add_extension(Arc::clone(&server) as Arc<dyn Extension>);
         if app.redis.is_some() {
-            tokio::spawn(Self::take_forwarded(
+            bayeux.spawn(Self::take_forwarded(
                 Arc::downgrade(&server),
                 app.node_id.clone(),
             ));

@@ -56,6 +56,7 @@ use std::time::{Duration, Instant};
 use redis::Value;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use self::log::{Entry, LogEntry, Why};
 use self::scripts::Keys;
@@ -139,6 +140,8 @@ struct Shared {
     beat_due: AtomicBool,
     handler: OnceLock<Weak<dyn EngineHandler>>,
     stop: CancellationToken,
+    /// The log reader and the maintenance task, waited for by `close`.
+    tasks: TaskTracker,
 }
 
 /// What the log reader and claims share, under one lock: the reader's position, the
@@ -232,14 +235,17 @@ impl RedisEngine {
             beat_due: AtomicBool::new(true),
             handler: OnceLock::new(),
             stop: CancellationToken::new(),
+            tasks: TaskTracker::new(),
             config,
             link,
         });
         let handler: Arc<dyn EngineHandler> = Arc::new(LocalHandler(Arc::downgrade(&shared)));
         // The handler is kept alive by the task below for as long as the engine lives.
         shared.local.start(Arc::downgrade(&handler));
-        tokio::spawn(read_log(Arc::downgrade(&shared), handler));
-        tokio::spawn(maintain(Arc::downgrade(&shared)));
+        shared
+            .tasks
+            .spawn(read_log(Arc::downgrade(&shared), handler));
+        shared.tasks.spawn(maintain(Arc::downgrade(&shared)));
         Ok(Self { shared })
     }
 
@@ -1197,7 +1203,17 @@ impl Engine for RedisEngine {
 
     fn close(&self) -> BoxFuture<'_, ()> {
         self.shared.stop.cancel();
-        Box::pin(std::future::ready(()))
+        self.shared.tasks.close();
+        let tasks = self.shared.tasks.clone();
+        Box::pin(async move {
+            // Each task ends at its next await (a read blocks for at most a second).
+            if tokio::time::timeout(READ_BLOCK * 2, tasks.wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!("bayeux: cluster tasks still running at close");
+            }
+        })
     }
 }
 
