@@ -155,12 +155,6 @@ impl WebSocketServer {
             let Some(app) = server.app.upgrade() else {
                 break;
             };
-            if let Some(req) = data.get("ack").and_then(Value::as_u64) {
-                if let Some(done) = lock(&server.forwarded).remove(&req) {
-                    let _ = done.send(());
-                }
-                continue;
-            }
             if msg.channel.as_deref() == Some(ROOMS_CHANGED) {
                 if let Some(room) = data.get("room").and_then(Value::as_str)
                     && let Err(err) = app.rooms.recheck(room).await
@@ -169,33 +163,45 @@ impl WebSocketServer {
                 }
                 continue;
             }
-            let (Some(id), Some(client)) = (
-                data.get("connection").and_then(Value::as_str),
-                data.get("client").and_then(Value::as_str),
-            ) else {
-                continue;
-            };
-            let Some(connection) = app.connections.get(id).filter(|c| c.owner == client) else {
-                // Gone meanwhile: no acknowledgement, so the sender ends the session.
-                continue;
-            };
-            if let (Some(from), Some(req)) = (
-                data.get("from").and_then(Value::as_str),
-                data.get("req").and_then(Value::as_u64),
-            ) && let Err(err) = server
-                .bayeux
-                .publish(&verbs_channel(from), json!({"ack": req}))
-                .await
-            {
-                tracing::warn!(%err, "cannot acknowledge a forwarded verb");
+            server.on_forwarded(app, data).await;
+        }
+    }
+
+    /// One message on this node's verbs channel: an acknowledgement of a verb this node
+    /// forwarded, or a verb (or welcome) for a connection it owns, acknowledged first.
+    async fn on_forwarded(self: Arc<Self>, app: Arc<App>, data: Value) {
+        if let Some(req) = data.get("ack").and_then(Value::as_u64) {
+            if let Some(done) = lock(&self.forwarded).remove(&req) {
+                let _ = done.send(());
             }
-            match data.get("verb") {
-                Some(verb) => {
-                    let verb = verb.clone();
-                    tokio::spawn(async move { server.handle(app, connection, verb).await });
-                }
-                None => server.welcome(&app, &connection).await,
+            return;
+        }
+        let (Some(id), Some(client)) = (
+            data.get("connection").and_then(Value::as_str),
+            data.get("client").and_then(Value::as_str),
+        ) else {
+            return;
+        };
+        let Some(connection) = app.connections.get(id).filter(|c| c.owner == client) else {
+            // Gone meanwhile: no acknowledgement, so the sender ends the session.
+            return;
+        };
+        if let (Some(from), Some(req)) = (
+            data.get("from").and_then(Value::as_str),
+            data.get("req").and_then(Value::as_u64),
+        ) && let Err(err) = self
+            .bayeux
+            .publish(&verbs_channel(from), json!({"ack": req}))
+            .await
+        {
+            tracing::warn!(%err, "cannot acknowledge a forwarded verb");
+        }
+        match data.get("verb") {
+            Some(verb) => {
+                let verb = verb.clone();
+                tokio::spawn(async move { self.handle(app, connection, verb).await });
             }
+            None => self.welcome(&app, &connection).await,
         }
     }
 
@@ -440,6 +446,61 @@ impl WebSocketServer {
         self.respond(&connection, n, reply).await;
     }
 
+    /// A network client's subscribe: every channel must be allowed to it, and a setup
+    /// channel only while it holds fewer than [`MAX_CONNECTIONS_PER_CLIENT`].
+    async fn check_subscribe(
+        app: &App,
+        client: Option<&str>,
+        subscription: Option<&Value>,
+    ) -> Verdict {
+        let subs: Vec<&str> = match subscription {
+            Some(Value::String(s)) => vec![s.as_str()],
+            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        for sub in subs {
+            if !Self::allowed(app, client, sub).await {
+                return Verdict::Reject(BayeuxError::channel_forbidden(sub));
+            }
+            if is_setup_channel(sub)
+                && client.is_some_and(|c| {
+                    app.connections.count_owned_by(c) >= MAX_CONNECTIONS_PER_CLIENT
+                })
+            {
+                return Verdict::Reject(BayeuxError::custom(403, [sub], "Too many connections"));
+            }
+        }
+        Verdict::Pass
+    }
+
+    /// A publish under the root: a verb, from its connection's owner alone, handled here
+    /// or forwarded to the owner node; never delivered (no echo).
+    async fn take_verb(
+        &self,
+        app: Arc<App>,
+        name: &str,
+        client: Option<&str>,
+        data: Value,
+    ) -> Verdict {
+        let (Publish::Verb(id), Some(client)) = (privacy::publish(name), client) else {
+            return Verdict::Reject(BayeuxError::channel_forbidden(name));
+        };
+        if let Some(connection) = app.connections.get(id).filter(|c| c.owner == client) {
+            if let Some(server) = self.me.upgrade() {
+                server.handle(app, connection, data).await;
+            }
+            return Verdict::Drop;
+        }
+        match Self::owner(&app, id).await {
+            Some(owner) if owner.client == client => {
+                // Owned by the cluster's word, but living on another node.
+                self.forward(&owner, id, Some(data)).await;
+                Verdict::Drop
+            }
+            _ => Verdict::Reject(BayeuxError::channel_forbidden(name)),
+        }
+    }
+
     /// Runs an action concurrently, within `simultaneousActions`.
     fn start_action(
         self: Arc<Self>,
@@ -517,55 +578,12 @@ impl Extension for WebSocketServer {
             let Some(app) = self.app.upgrade() else {
                 return Verdict::Pass;
             };
-            let name = name.to_owned();
             if name == "/meta/subscribe" {
-                let subs: Vec<String> = match &msg.subscription {
-                    Some(Value::String(s)) => vec![s.clone()],
-                    Some(Value::Array(a)) => a
-                        .iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect(),
-                    _ => Vec::new(),
-                };
-                for sub in subs {
-                    if !Self::allowed(&app, client, &sub).await {
-                        return Verdict::Reject(BayeuxError::channel_forbidden(&sub));
-                    }
-                    if is_setup_channel(&sub)
-                        && client.is_some_and(|c| {
-                            app.connections.count_owned_by(c) >= MAX_CONNECTIONS_PER_CLIENT
-                        })
-                    {
-                        return Verdict::Reject(BayeuxError::custom(
-                            403,
-                            [sub.as_str()],
-                            "Too many connections",
-                        ));
-                    }
-                }
-                return Verdict::Pass;
+                return Self::check_subscribe(&app, client, msg.subscription.as_ref()).await;
             }
-            // A publish under the websocket root: only the owner, only on its channel.
-            let (Publish::Verb(id), Some(client)) = (privacy::publish(&name), client) else {
-                return Verdict::Reject(BayeuxError::channel_forbidden(&name));
-            };
-            if let Some(connection) = app.connections.get(id).filter(|c| c.owner == client) {
-                let data = msg.data.take().unwrap_or(Value::Null);
-                if let Some(server) = self.me.upgrade() {
-                    server.handle(app, connection, data).await;
-                }
-                return Verdict::Drop;
-            }
-            match Self::owner(&app, id).await {
-                Some(owner) if owner.client == client => {
-                    // Owned here by the cluster's word, but living on another node.
-                    let data = msg.data.take().unwrap_or(Value::Null);
-                    self.forward(&owner, id, Some(data)).await;
-                    Verdict::Drop
-                }
-                _ => Verdict::Reject(BayeuxError::channel_forbidden(&name)),
-            }
+            let name = name.to_owned();
+            let data = msg.data.take().unwrap_or(Value::Null);
+            self.take_verb(app, &name, client, data).await
         })
     }
 
