@@ -2,17 +2,28 @@
 //!
 //! # Layout
 //!
+//! - [`cli`]: the `hero` command line (start, plugin commands) and logging.
 //! - [`config`]: one typed configuration (defaults < file < env < flags).
-//! - [`app`]: the shared state of a running host.
 //! - [`backends`]: the composition root: memory or Redis backends, chosen once.
-//! - [`cluster`]: the Redis link, the node registry and the `[cluster]` settings.
-//! - `sync`: the one lock policy (a poisoned lock is recovered, never skipped).
-//! - [`node`]: this node's duties in a cluster (heartbeat, starting rooms, dead peers).
+//! - [`app`]: the shared state of a running host, assembled from the backends.
+//! - [`servers`]: HTTP (`/api`, static files, assets) and the actionhero websocket
+//!   server protocol over Bayeux.
+//! - [`bayeux`]: the Bayeux server (protocol, engines, transports).
 //! - [`actions`]: the registry, the params pipeline and the one processor.
+//! - [`plugins`]: static plugins and the dynamic loader.
 //! - [`services`]: the host services actions call (cache, rooms, attributes).
+//! - [`connections`]: websocket connections and who owns them cluster-wide.
+//! - [`rooms`]: chat rooms (memory or Redis).
 //! - [`cache`]: the key/value cache (memory or Redis).
-//! - [`clock`]: wall-clock milliseconds, as the protocols show them.
-//! - [`servers`]: warp routes for `/api`, static files and client assets.
+//! - [`cluster`]: the Redis link, the node registry and the `[cluster]` settings.
+//! - [`node`]: this node's duties in a cluster (heartbeat, starting rooms, dead peers).
+//! - [`ids`], [`clock`]: unguessable ids; wall-clock milliseconds.
+//! - `sync`: the one lock policy (a poisoned lock is recovered, never skipped).
+//!
+//! The flow of a websocket action: transport frame -> Bayeux message -> engine publish
+//! on the connection channel -> the websocket server on the connection's owner node ->
+//! the processor -> the plugin -> the reply published on the same channel. Over HTTP:
+//! warp route -> params -> the processor -> the plugin -> JSON.
 //!
 //! [`run`] starts everything on a pre-bound listener, so tests can bind port 0.
 

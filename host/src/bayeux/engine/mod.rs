@@ -15,6 +15,16 @@
 //! reports what it decides on its own (expiry, slow-consumer eviction) through an
 //! [`EngineHandler`] registered once at [`Engine::start`].
 //!
+//! # Slow consumers: one policy
+//!
+//! Messages wait for a client in its mailbox, bounded by `max_queue`; a publish that
+//! finds it full destroys the session (the client gets `401` and starts over). That
+//! rule lives in the per-client delivery layer, [`MemoryEngine`], and only there: the
+//! Redis engine delivers through a per-node `MemoryEngine`, so it applies the same rule
+//! to live clients, and at a claim counts a returning client's backlog the same way. A
+//! transport only drains a mailbox while it can write, and closes a socket whose write
+//! stalls; what the client did not read then waits in the mailbox under the same bound.
+//!
 //! [`MemoryEngine`] is the reference implementation and the default; [`RedisEngine`]
 //! shares the state of a cluster of nodes through Redis (see its module docs for the
 //! protocol and its delivery guarantee). Both pass one conformance suite.

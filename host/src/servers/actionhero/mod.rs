@@ -17,8 +17,8 @@
 //! # Layout
 //!
 //! - [`privacy`]: who may use which channel, as pure rules (with their tests);
-//! - [`verbs`]: a connection's messages parsed once into a [`verbs::Verb`], and the
-//!   shapes of the answers; [`WebSocketServer::apply`] carries one out;
+//! - [`verbs`]: a connection's messages parsed once into a `Verb`, and the shapes of
+//!   the answers; `WebSocketServer::apply` carries one out;
 //! - `files`: the `file` verb's answer;
 //! - this module: the Bayeux extension that ties them to connections, rooms, actions
 //!   and the other nodes.
@@ -26,7 +26,7 @@
 //! # In a cluster
 //!
 //! A connection's state lives on the node where its setup subscribe arrived (its owner
-//! node); the [`ConnectionDirectory`] tells every node who owns it. A verb (or the
+//! node); the [`ConnectionDirectory`](crate::connections::ConnectionDirectory) tells every node who owns it. A verb (or the
 //! connection-channel subscribe that earns the welcome) that reaches another node, as
 //! a long-polling client's requests do behind a balancer, is forwarded to the owner node
 //! on its internal channel `/hero/verbs/<node>`: one log entry, handled once, there. The

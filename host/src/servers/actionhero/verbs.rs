@@ -1,5 +1,5 @@
 //! The verbs a connection sends on its channel (PROTOCOL 2.2), parsed once into
-//! [`Verb`] (as mini-redis parses a frame into a `Command`), and the shapes of their
+//! `Verb` (as mini-redis parses a frame into a `Command`), and the shapes of their
 //! answers. The server applies a verb in `WebSocketServer::apply`.
 
 use plugin_api::{Params, Value};
