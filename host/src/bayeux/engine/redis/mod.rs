@@ -280,27 +280,7 @@ impl Shared {
                     continue; // read twice across a reconnection
                 }
                 match &e.entry {
-                    Entry::Publish {
-                        channel,
-                        envelope,
-                        opts,
-                    } => {
-                        self.local.publish_local(channel, envelope, opts);
-                    }
-                    Entry::PublishEach {
-                        channels,
-                        message,
-                        opts,
-                    } => {
-                        for channel in channels {
-                            // Most channels of a fan-out have no subscriber here.
-                            if self.local.may_deliver(channel) {
-                                let envelope =
-                                    Arc::new(Envelope::for_position(message, channel, e.id));
-                                self.local.publish_local(channel, &envelope, opts);
-                            }
-                        }
-                    }
+                    Entry::Publish { .. } | Entry::PublishEach { .. } => self.deliver(&e, None),
                     Entry::Subscribe { client, pattern } => {
                         if st.served.contains_key(client) {
                             self.local.subscribe_now(client, pattern);
@@ -358,6 +338,45 @@ impl Shared {
     /// Drops cache entries too old to trust.
     fn sweep_cache(&self) {
         lock(&self.cache).retain(|_, (_, at)| at.elapsed() < SESSION_CACHE_TTL);
+    }
+
+    /// Feeds a publish entry to the per-node layer: to every session it matches (live),
+    /// or to session `only` (catching one up). A fan-out's copy for a channel is built
+    /// only where it will be delivered.
+    fn deliver(&self, e: &LogEntry, only: Option<&str>) {
+        let send = |channel: &str, envelope: &Arc<Envelope>, opts: &PublishOptions| match only {
+            None => {
+                self.local.publish_local(channel, envelope, opts);
+            }
+            Some(id) => {
+                self.local.deliver_to(id, channel, envelope, opts);
+            }
+        };
+        match &e.entry {
+            Entry::Publish {
+                channel,
+                envelope,
+                opts,
+            } => send(channel, envelope, opts),
+            Entry::PublishEach {
+                channels,
+                message,
+                opts,
+            } => {
+                for channel in channels {
+                    let wanted = match only {
+                        // Most channels of a fan-out have no subscriber here.
+                        None => self.local.may_deliver(channel),
+                        Some(id) => self.local.would_deliver_to(id, channel, opts),
+                    };
+                    if wanted {
+                        let envelope = Arc::new(Envelope::for_position(message, channel, e.id));
+                        send(channel, &envelope, opts);
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Stops serving `id` here (its claim is over).
@@ -628,25 +647,7 @@ impl Shared {
         let mut alive = true;
         for e in &backlog {
             match &e.entry {
-                Entry::Publish {
-                    channel,
-                    envelope,
-                    opts,
-                } => {
-                    self.local.deliver_to(id, channel, envelope, opts);
-                }
-                Entry::PublishEach {
-                    channels,
-                    message,
-                    opts,
-                } => {
-                    for channel in channels {
-                        if self.local.would_deliver_to(id, channel, opts) {
-                            let envelope = Arc::new(Envelope::for_position(message, channel, e.id));
-                            self.local.deliver_to(id, channel, &envelope, opts);
-                        }
-                    }
-                }
+                Entry::Publish { .. } | Entry::PublishEach { .. } => self.deliver(e, Some(id)),
                 Entry::Subscribe { client, pattern } if client == id => {
                     self.local.subscribe_now(id, pattern);
                 }
