@@ -8,15 +8,7 @@ use std::process::Command;
 
 #[test]
 fn javascript_suite_passes() {
-    let dir = support::repo_root().join("tests/js");
-    if !dir.join("node_modules").is_dir() {
-        let status = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&dir)
-            .status()
-            .expect("npm is installed (Node 20+ is needed for the JavaScript tests)");
-        assert!(status.success(), "npm ci failed in {}", dir.display());
-    }
+    let dir = support::js_dir();
     let mut cmd = Command::new("node");
     cmd.args(["--test", "--test-concurrency=2", "--test-reporter=spec"])
         .current_dir(&dir)

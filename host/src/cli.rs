@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 
 use crate::Config;
 use crate::config::{Flags, LogFormat};
+use crate::servers::web::Listener;
 use anyhow::Context as _;
 use clap::Parser;
 use tokio::net::TcpListener;
@@ -53,11 +54,13 @@ async fn start(config: Config) -> anyhow::Result<()> {
     let shutdown = shutdown_signal().context("cannot install signal handlers")?;
     // Backends before the listener: a node that cannot join its cluster never says it
     // is listening.
+    let tls = crate::servers::tls::acceptor(config.tls_cert.as_deref(), config.tls_key.as_deref())?;
     let backends = crate::backends::Backends::connect(&config).await?;
     let addr = SocketAddr::new(config.bind, config.port);
-    let listener = bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
-    let local = listener.local_addr().context("listener has no address")?;
-    tracing::info!("listening on http://{local}");
+    let tcp = bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
+    let local = tcp.local_addr().context("listener has no address")?;
+    let listener = Listener::new(tcp, tls);
+    tracing::info!("listening on {}://{local}", listener.scheme());
     crate::run(config, backends, listener, shutdown).await?;
     tracing::info!("stopped");
     Ok(())

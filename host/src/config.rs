@@ -58,6 +58,12 @@ pub struct Config {
     pub shutdown_timeout_ms: u64,
     /// Log line format.
     pub log_format: LogFormat,
+    /// PEM certificate chain: with `tls_key`, every route is served over TLS (HTTPS, WSS).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Serve Prometheus metrics at `/metrics`.
+    pub metrics: bool,
     /// The Bayeux server at `/faye`.
     pub bayeux: crate::bayeux::BayeuxConfig,
     /// Redis URL (`redis://host:port`): join the cluster of every node on the same Redis
@@ -85,6 +91,9 @@ impl Default for Config {
             max_body_bytes: 1024 * 1024,
             shutdown_timeout_ms: 10_000,
             log_format: LogFormat::Text,
+            tls_cert: None,
+            tls_key: None,
+            metrics: true,
             bayeux: crate::bayeux::BayeuxConfig::default(),
             redis: None,
             cluster: crate::cluster::ClusterConfig::default(),
@@ -159,6 +168,18 @@ pub struct Flags {
     #[arg(long, value_name = "FORMAT")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
+    /// PEM certificate chain file: serve HTTPS and WSS (with --tls-key).
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key file of --tls-cert.
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve Prometheus metrics at /metrics.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<bool>,
     /// Redis URL: join the cluster on this Redis (e.g. redis://127.0.0.1:6379).
     #[arg(long, value_name = "URL")]
     #[serde(skip_serializing_if = "Option::is_none")]

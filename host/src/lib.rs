@@ -50,12 +50,11 @@ mod testing;
 
 use std::future::Future;
 
-use tokio::net::TcpListener;
-
 pub use app::App;
 pub use config::Config;
 
-/// Runs the host on `listener` with the given backends until `shutdown` resolves.
+/// Runs the host on `listener` (a bound `TcpListener`, or a [`servers::web::Listener`]
+/// with TLS) with the given backends until `shutdown` resolves.
 ///
 /// # Errors
 ///
@@ -63,7 +62,7 @@ pub use config::Config;
 pub async fn run(
     config: Config,
     backends: backends::Backends,
-    listener: TcpListener,
+    listener: impl Into<servers::web::Listener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), app::AppError> {
     let app = App::with_backends(config, backends)?;
@@ -85,7 +84,7 @@ pub async fn run(
     let redis = app.redis.clone();
     plugins::start(&app);
     node::start(&app);
-    servers::web::serve(app, listener, shutdown).await;
+    servers::web::serve(app, listener.into(), shutdown).await;
     if let Some(link) = redis {
         link.close();
     }

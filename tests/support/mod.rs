@@ -70,11 +70,16 @@ impl Hero {
             logs,
         };
         let line = hero
-            .wait_for_log("listening on http://", WAIT)
+            .wait_for_log("listening on ", WAIT)
             .unwrap_or_else(|| panic!("hero did not start:\n{}", hero.logs().join("\n")));
         let port = port_in(&line).unwrap_or_else(|| panic!("no port in {line:?}"));
+        let scheme = if line.contains("listening on https://") {
+            "https"
+        } else {
+            "http"
+        };
         hero.port = port;
-        hero.url = format!("http://127.0.0.1:{port}");
+        hero.url = format!("{scheme}://127.0.0.1:{port}");
         hero
     }
 
@@ -183,9 +188,10 @@ fn pipe_lines<R: std::io::Read + Send + 'static>(
     });
 }
 
-/// The port of a `listening on http://ADDR:PORT` log line, text or JSON.
+/// The port of a `listening on http(s)://ADDR:PORT` log line, text or JSON.
 pub fn port_in(line: &str) -> Option<u16> {
-    let (_, rest) = line.split_once("listening on http://")?;
+    let (_, rest) = line.split_once("listening on ")?;
+    let (_, rest) = rest.split_once("://")?;
     let addr = rest.split(|c: char| c.is_whitespace() || c == '"').next()?;
     addr.rsplit(':').next()?.parse().ok()
 }
@@ -193,6 +199,20 @@ pub fn port_in(line: &str) -> Option<u16> {
 /// The `hero-testbed` binary: `hero` plus the test actions (panics, versions, ...).
 pub fn testbed() -> Options {
     Options::default().bin(Path::new(env!("CARGO_BIN_EXE_hero-testbed")))
+}
+
+/// `tests/js`, with its Node packages installed (`npm ci` when they are missing).
+pub fn js_dir() -> PathBuf {
+    let dir = repo_root().join("tests/js");
+    if !dir.join("node_modules").is_dir() {
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir)
+            .status()
+            .expect("npm is installed (Node 20+ is needed for the JavaScript tests)");
+        assert!(status.success(), "npm ci failed in {}", dir.display());
+    }
+    dir
 }
 
 /// The repository root.

@@ -35,7 +35,7 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
                 .unify(),
         )
         .and(warp::header::headers_cloned())
-        .and(warp::addr::remote())
+        .and(crate::servers::web::peer())
         .and(warp::body::stream())
         .then(
             move |tail: warp::path::Tail, method, query, headers, remote, stream| {

@@ -8,4 +8,5 @@ pub mod assets;
 pub mod documentation;
 pub mod identity;
 pub mod public;
+pub mod tls;
 pub mod web;

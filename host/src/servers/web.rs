@@ -6,6 +6,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,9 +16,16 @@ use tokio::net::TcpListener;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio_rustls::TlsAcceptor;
+
 use crate::app::App;
 use crate::servers::public::NOT_FOUND;
 use crate::servers::{api, assets, public};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Every route of the host.
 pub fn routes(
@@ -74,33 +82,138 @@ async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     Ok(response)
 }
 
+/// Where the host accepts connections: a bound TCP listener, with TLS when configured.
+pub struct Listener {
+    tcp: TcpListener,
+    tls: Option<TlsAcceptor>,
+}
+
+impl Listener {
+    /// Serves TLS on `tcp` when `tls` is given, plain HTTP otherwise.
+    pub fn new(tcp: TcpListener, tls: Option<TlsAcceptor>) -> Self {
+        Self { tcp, tls }
+    }
+
+    /// `https` or `http`, for the start-up log line.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+}
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listener")
+            .field("tcp", &self.tcp)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+impl From<TcpListener> for Listener {
+    fn from(tcp: TcpListener) -> Self {
+        Self::new(tcp, None)
+    }
+}
+
+/// The peer's socket address, put on every request by [`serve`] (warp's own
+/// `addr::remote` is filled only by warp's server, which cannot serve TLS).
+#[derive(Debug, Clone, Copy)]
+struct Peer(SocketAddr);
+
+/// The peer's address: the one [`serve`] recorded, else warp's (in `warp::test`).
+pub fn peer() -> impl Filter<Extract = (Option<SocketAddr>,), Error = Infallible> + Clone {
+    warp::ext::optional::<Peer>()
+        .and(warp::addr::remote())
+        .map(|peer: Option<Peer>, warp: Option<SocketAddr>| peer.map(|p| p.0).or(warp))
+}
+
+/// How long a TLS handshake may take before the socket is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest pause after an accept error (e.g. out of file descriptors).
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+
 /// Serves `app` on `listener` until `shutdown` resolves, then stops accepting and lets
 /// in-flight requests finish for at most the configured shutdown timeout.
+///
+/// The accept loop is ours rather than warp's so that TLS can sit between the socket
+/// and hyper, and so that accept errors back off instead of spinning.
 pub async fn serve(
     app: Arc<App>,
-    listener: TcpListener,
+    listener: Listener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let grace = Duration::from_millis(app.config.shutdown_timeout_ms);
     // Accepted sockets inherit TCP_NODELAY: without it, a small push (a Bayeux delivery)
     // written while the previous one is unacknowledged waits for the peer's delayed ACK.
-    let _ = rustix::net::sockopt::set_tcp_nodelay(&listener, true);
-    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = warp::serve(routes(app))
-        .incoming(listener)
-        .graceful(async move {
-            shutdown.await;
-            let _ = stopping_tx.send(());
-        })
-        .run();
-    tokio::pin!(server);
-    tokio::select! {
-        () = &mut server => {}
-        Ok(()) = stopping_rx => {
-            tracing::info!(grace_ms = grace.as_millis() as u64, "shutting down: finishing in-flight requests");
-            if tokio::time::timeout(grace, server).await.is_err() {
-                tracing::warn!("shutdown grace period over; dropping remaining requests");
+    let _ = rustix::net::sockopt::set_tcp_nodelay(&listener.tcp, true);
+    let service = warp::service(routes(app));
+    let connections = GracefulShutdown::new();
+    let mut backoff = Duration::ZERO;
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.tcp.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(err) => {
+                    backoff = (backoff * 2).clamp(Duration::from_millis(5), MAX_ACCEPT_BACKOFF);
+                    tracing::warn!(error = %err, retry_ms = backoff.as_millis() as u64, "accept failed");
+                    tokio::time::sleep(backoff).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        backoff = Duration::ZERO;
+        let service = service.clone();
+        let watcher = connections.watcher();
+        let tls = listener.tls.clone();
+        tokio::spawn(async move {
+            // Each request carries its peer; warp's service is cheap to clone (`Arc`s).
+            let service =
+                hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
+                    request.extensions_mut().insert(Peer(peer));
+                    tower_service::Service::call(&mut service.clone(), request)
+                });
+            let served = match tls {
+                None => serve_connection(TokioIo::new(stream), service, watcher).await,
+                Some(tls) => {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            serve_connection(TokioIo::new(stream), service, watcher).await
+                        }
+                        Ok(Err(err)) => Err(format!("TLS handshake failed: {err}").into()),
+                        Err(_) => Err("TLS handshake timed out".into()),
+                    }
+                }
+            };
+            if let Err(err) = served {
+                tracing::debug!(%peer, error = %err, "connection ended with an error");
             }
-        }
+        });
     }
+    drop(listener);
+    tracing::info!(
+        grace_ms = grace.as_millis() as u64,
+        "shutting down: finishing in-flight requests"
+    );
+    if tokio::time::timeout(grace, connections.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("shutdown grace period over; dropping remaining requests");
+    }
+}
+
+/// Serves HTTP/1.1 (with upgrades: websockets) on one accepted connection, until it
+/// ends or graceful shutdown closes it.
+async fn serve_connection<I, S>(io: I, service: S, watcher: Watcher) -> Result<(), BoxError>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::Service<http::Request<Incoming>, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    watcher
+        .watch(builder.serve_connection_with_upgrades(io, service))
+        .await
 }

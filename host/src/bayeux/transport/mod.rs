@@ -66,7 +66,7 @@ pub fn routes(bayeux: Bayeux) -> BoxedFilter<(Response,)> {
         .and(warp::method())
         .and(warp::header::headers_cloned())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
-        .and(warp::addr::remote())
+        .and(crate::servers::web::peer())
         .and(warp::ext::optional::<OnUpgrade>())
         .and(warp::body::stream())
         .then(
