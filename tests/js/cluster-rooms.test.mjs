@@ -365,7 +365,7 @@ test('2. a connection owned by A: an action through C sets its attribute, then i
 
 // ---------------------------------------------------------------------------
 // The cache. `cacheTest` saves, loads and deletes in one request, so the cross-node
-// checks use hero-testbed's one-operation actions (plugins/testing/src/cache.rs):
+// checks use hero-testbed's one-operation actions (crates/test-actions/src/cache.rs):
 //   cacheSetTest {key, value, ttlMs?} -> {"set": key}
 //   cacheGetTest {key}                -> {"key": key, "value": <value> | null}
 //   cacheDeleteTest {key}             -> {"key": key, "deleted": true | false}

@@ -5,6 +5,8 @@
 //! - `roomDeleteTest`: deletes `room`.
 //! - `roomMembersTest`: lists the connection ids in `room`.
 //! - `roomBroadcastTest`: says `message` in `room` as `from` (default `server`).
+//! - `serviceErrorTest`: says something in `room`, passing a host service error (a
+//!   missing room) on with `?`, as an action that does not handle it would.
 
 use plugin_api::{
     Action, ActionDefinition, ActionError, ActionResult, Context, Input, Params, Value, json,
@@ -138,12 +140,31 @@ impl Action for RoomBroadcastTest {
     }
 }
 
+/// Says something in a room without handling the service's error: `?` passes it on.
+#[derive(Debug, Default)]
+pub(crate) struct ServiceErrorTest;
+
+impl Action for ServiceErrorTest {
+    fn definition(&self) -> ActionDefinition {
+        ActionDefinition::new("serviceErrorTest")
+            .description("I say something in a room and pass a service error on with ?")
+            .input(Input::required("room"))
+    }
+
+    async fn run(&self, ctx: Context) -> ActionResult {
+        let room = required_text(&ctx, "room")?;
+        ctx.rooms().broadcast(&room, "server", json!("hi")).await?;
+        Ok(json!({ "broadcast": true }))
+    }
+}
+
 plugin_api::register_action!(
     AttributeTest,
     RoomCreateTest,
     RoomDeleteTest,
     RoomMembersTest,
     RoomBroadcastTest,
+    ServiceErrorTest,
 );
 
 /// Keeps this module's registrations linked (see the crate's `link`).
@@ -152,10 +173,11 @@ pub(crate) fn link() {
     std::hint::black_box(&NAMES);
 }
 
-static NAMES: [&str; 5] = [
+static NAMES: [&str; 6] = [
     "attributeTest",
     "roomCreateTest",
     "roomDeleteTest",
     "roomMembersTest",
     "roomBroadcastTest",
+    "serviceErrorTest",
 ];
