@@ -109,7 +109,45 @@ async fn booleans_and_numbers_come_from_every_source() {
 #[tokio::test]
 async fn unrelated_hero_variables_are_not_settings() {
     // HERO_BIN is how the JavaScript harness names the binary; it must not stop start-up.
-    let hero = Hero::start_with(Options::default().env("HERO_BIN", "/somewhere/hero"));
+    let hero = Hero::start_with(
+        Options::default()
+            .env("HERO_BIN", "/somewhere/hero")
+            .env("HERO_TESTBED_BIN", "/somewhere/hero-testbed"),
+    );
+    assert_eq!(server_name(&hero).await, "actionhero API");
+    let logs = hero.logs().join("\n");
+    assert!(
+        !logs.contains("HERO_BIN"),
+        "not a setting, nor like one: {logs}"
+    );
+    assert!(!logs.contains("HERO_TESTBED_BIN"), "{logs}");
+}
+
+#[tokio::test]
+async fn hero_variables_that_look_like_misspelt_settings_are_warned_about() {
+    let hero = Hero::start_with(
+        Options::default()
+            .env("HERO_PROT", "9")
+            .env("HERO_PLUGIN_RELOAD", "0")
+            .env("HERO_BIN", "/somewhere/hero"),
+    );
+    let warning = |var: &str| {
+        hero.wait_for_log(&format!("{var} is not a setting"), support::WAIT)
+            .unwrap_or_else(|| panic!("no warning about {var}:\n{}", hero.logs().join("\n")))
+    };
+    let line = warning("HERO_PROT");
+    assert!(line.contains("WARN"), "{line}");
+    assert!(
+        line.contains("is ignored; did you mean HERO_PORT (`port`)?"),
+        "{line}"
+    );
+    let line = warning("HERO_PLUGIN_RELOAD");
+    assert!(
+        line.contains("did you mean HERO_PLUGIN_RELOAD_MS (`plugin_reload_ms`)?"),
+        "{line}"
+    );
+    assert!(!hero.logs().iter().any(|l| l.contains("HERO_BIN")));
+    // Ignored: the server runs with the defaults.
     assert_eq!(server_name(&hero).await, "actionhero API");
 }
 
@@ -131,6 +169,16 @@ fn a_bad_config_stops_start_up_naming_the_key() {
         (
             Options::default().env("HERO_RETURN_ERROR_CODES", "maybe"),
             "return_error_codes",
+        ),
+        // Under a section every variable is meant as a setting: a typo stops start-up.
+        (
+            Options::default().env("HERO_CLUSTER__HEARTBEAT", "500"),
+            "HERO_CLUSTER__HEARTBEAT is not a setting: [cluster] has no key `heartbeat`; \
+             did you mean HERO_CLUSTER__HEARTBEAT_MS (`heartbeat_ms` of [cluster])?",
+        ),
+        (
+            Options::default().args(["--config", &unknown]),
+            "did you mean `port`?",
         ),
         (Options::default().args(["--port", "eighty"]), "--port"),
         (

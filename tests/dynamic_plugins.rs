@@ -349,7 +349,9 @@ fn broken_libraries_are_refused_and_the_host_keeps_serving() {
     };
     refused(
         "libwrongabi.so",
-        "ABI version 57005, this host speaks ABI version 1",
+        "ABI version 57005, this host speaks ABI version 1; the plugin was built against \
+         plugin-api 0.0.1-old, this host has plugin-api 0.1.0: rebuild it against \
+         plugin-api 0.1.0 (`cargo build --release` in the plugin crate",
     );
     refused("libtruncated.so", "not a shared library");
     refused("random.so", "not a shared library");
@@ -390,8 +392,75 @@ fn broken_libraries_are_refused_and_the_host_keeps_serving() {
         "{text}"
     );
     assert!(
+        text.contains("built against plugin-api 0.0.1-old, this host has plugin-api 0.1.0"),
+        "{text}"
+    );
+    // Clashes too, as the host refused them: the second file with the same actions.
+    assert!(
+        text.contains("libtest.so: hero-test-plugin 0.1.0"),
+        "{text}"
+    );
+    let clash = text
+        .lines()
+        .find(|l| l.contains("libtest_again.so"))
+        .unwrap_or_else(|| panic!("libtest_again.so not listed: {text}"));
+    assert!(
+        clash.contains("libtest_again.so: refused: action clash: action ping v1 from"),
+        "{clash}"
+    );
+    assert!(
+        clash.contains(&format!(
+            "clashes with the one from {}",
+            dir.path().join("libtest.so").display()
+        )),
+        "{clash}"
+    );
+    assert!(
         text.contains("random.so: refused: not a shared library"),
         "{text}"
+    );
+}
+
+#[test]
+fn a_missing_plugin_directory_is_warned_about_at_start_up() {
+    let hero = start(Path::new("/no/such/plugins"), &[]);
+    let line = hero
+        .wait_for_log("plugin directory /no/such/plugins does not exist", WAIT)
+        .unwrap_or_else(|| panic!("no warning:\n{}", hero.logs().join("\n")));
+    assert!(line.contains("WARN"), "{line}");
+    assert!(
+        line.contains("set the directory with --plugins DIR, HERO_PLUGINS=DIR"),
+        "{line}"
+    );
+    // A relative default is shown resolved, against the directory the host runs in.
+    let cwd = tempfile::tempdir().unwrap();
+    let hero = Hero::start_with(Options::default().cwd(cwd.path()));
+    let resolved = cwd.path().join("plugins");
+    let line = hero
+        .wait_for_log("plugin directory plugins (", WAIT)
+        .unwrap_or_else(|| panic!("no warning:\n{}", hero.logs().join("\n")));
+    assert!(
+        line.contains(&format!("({}) does not exist", resolved.display())),
+        "{line}"
+    );
+    // `hero plugins` says the same of a missing directory.
+    let out = Command::new(support::HERO_BIN)
+        .args(["plugins", "--plugins", "/no/such/plugins"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("plugin directory /no/such/plugins does not exist"),
+        "{text}"
+    );
+    // An existing directory is not warned about.
+    let dir = tempfile::tempdir().unwrap();
+    let hero = start(dir.path(), &[]);
+    assert!(
+        !hero.logs().iter().any(|l| l.contains("plugin directory")),
+        "{:?}",
+        hero.logs()
     );
 }
 
@@ -476,20 +545,140 @@ fn a_dynamic_action_clashing_with_a_static_one_is_refused() {
             Some(hero::actions::Origin::Static)
         );
     });
+    // `hero plugins` (its listing, in this binary where `greet` is static) refuses it
+    // with the host's words.
+    let lines = hero::plugins::commands::listing(dir.path()).unwrap();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains("libdynamic_plugin.so: refused: action clash: action greet v1 from"),
+        "{lines:?}"
+    );
+    assert!(
+        lines[0].ends_with("clashes with the one from static"),
+        "{lines:?}"
+    );
+}
+
+/// Runs `hero new plugin NAME --dir PARENT`.
+fn hero_new_plugin(name: &str, parent: &Path) -> std::process::Output {
+    Command::new(support::HERO_BIN)
+        .args(["new", "plugin", name, "--dir", parent.to_str().unwrap()])
+        .output()
+        .unwrap()
+}
+
+/// Runs cargo in a scaffolded crate, on a target dir of its own that later runs reuse
+/// (the outer cargo holds the lock of the normal one).
+fn scaffold_cargo(root: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(option_env!("CARGO").unwrap_or("cargo"))
+        .current_dir(root)
+        .env("CARGO_TARGET_DIR", repo_root().join("target/scaffold-test"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 #[test]
-fn hero_new_plugin_creates_a_crate_that_builds_and_loads() {
-    // Built after the others, so the shared target dir holds plugin-api's dependencies.
-    libs();
+fn hero_new_plugin_scaffolds_the_readme_action_with_a_passing_test() {
     let parent = tempfile::tempdir().unwrap();
+    let out = hero_new_plugin("hello", parent.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let root = parent.path().join("hello");
+    let read = |file: &str| std::fs::read_to_string(root.join(file)).unwrap();
+
+    // The README's action, verbatim, and the plugin-api path where the author sees it.
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let section = &readme[readme.find("## Writing a first action").unwrap()..];
+    let action = section.split("```rust\n").nth(1).unwrap();
+    let action = &action[..action.find("```").unwrap()];
+    assert!(
+        read("src/lib.rs").contains(action),
+        "{}",
+        read("src/lib.rs")
+    );
+    let manifest = read("Cargo.toml");
+    assert!(
+        manifest.contains(r#"crate-type = ["cdylib", "rlib"]"#),
+        "{manifest}"
+    );
+    assert_eq!(plugin_api_dependency(&root), plugin_api_dir());
+    assert!(manifest.contains(r#"features = ["testing"]"#), "{manifest}");
+    assert!(manifest.contains("--plugin-api PATH"), "{manifest}");
+    assert!(root.join("Cargo.lock").is_file(), "no lock file");
+    let crate_readme = read("README.md");
+    for text in [
+        "cargo build --release",
+        "target/release/libhello.so",
+        "cargo test",
+    ] {
+        assert!(crate_readme.contains(text), "{text}: {crate_readme}");
+    }
+
+    // Its harness test passes under a plain `cargo test`.
+    let out = scaffold_cargo(&root, &["test", "--offline"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("test tests::hello_greets_by_name_or_the_world ... ok"),
+        "{stdout}"
+    );
+
+    // Built, it loads into a host and answers as the README says.
+    let out = scaffold_cargo(&root, &["build", "--quiet", "--offline", "--lib"]);
+    assert!(
+        out.status.success(),
+        "the scaffolded plugin does not build: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let built = repo_root().join("target/scaffold-test/debug/libhello.so");
+    let dir = plugin_dir(&[(&built, "libhello.so")]);
+    let hero = start(dir.path(), &[]);
+    hero.wait_for_log("loaded plugin hello 0.1.0", WAIT)
+        .expect("scaffolded plugin loaded");
+    let body = get(&hero, "/api/hello?name=you");
+    assert_eq!(body["greeting"], "Hello, you!", "{body}");
+}
+
+/// The plugin-api crate of this repository.
+fn plugin_api_dir() -> PathBuf {
+    repo_root().join("plugin-api").canonicalize().unwrap()
+}
+
+/// Where a scaffolded crate's `plugin-api` dependency points, resolved.
+fn plugin_api_dependency(root: &Path) -> PathBuf {
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let path = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"plugin-api = { path = ""#))
+        .and_then(|l| l.strip_suffix(r#"" }"#))
+        .unwrap_or_else(|| panic!("no plugin-api dependency: {manifest}"));
+    root.join(path).canonicalize().unwrap()
+}
+
+#[test]
+fn hero_new_plugin_records_a_given_plugin_api_path_relative() {
+    let parent = tempfile::tempdir().unwrap();
+    let parent_dir = parent.path().canonicalize().unwrap();
+    // The path from the current directory, as an author would type it.
+    let up = parent_dir.components().count() - 1;
+    let mut given: PathBuf = std::iter::repeat_n("..", up).collect();
+    given.extend(plugin_api_dir().components().skip(1));
     let out = Command::new(support::HERO_BIN)
+        .current_dir(&parent_dir)
         .args([
             "new",
             "plugin",
-            "hello-plug",
-            "--dir",
-            parent.path().to_str().unwrap(),
+            "mine",
+            "--plugin-api",
+            given.to_str().unwrap(),
         ])
         .output()
         .unwrap();
@@ -498,23 +687,64 @@ fn hero_new_plugin_creates_a_crate_that_builds_and_loads() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let root = parent.path().join("hello-plug");
+    let root = parent_dir.join("mine");
     let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
     assert!(
-        manifest.contains(r#"crate-type = ["cdylib", "rlib"]"#),
+        manifest.contains(r#"plugin-api = { path = "../"#),
         "{manifest}"
     );
-    let target = repo_root().join("target/plugin-tests");
-    let status = Command::new(option_env!("CARGO").unwrap_or("cargo"))
-        .current_dir(&root)
-        .env("CARGO_TARGET_DIR", &target)
-        .args(["build", "--quiet", "--offline", "--lib"])
-        .status()
-        .unwrap();
-    assert!(status.success(), "the scaffolded plugin does not build");
-    let dir = plugin_dir(&[(&target.join("debug/libhello_plug.so"), "libhello_plug.so")]);
+    assert_eq!(plugin_api_dependency(&root), plugin_api_dir());
+}
+
+#[test]
+fn hero_new_plugin_refuses_the_names_of_heros_crates() {
+    let parent = tempfile::tempdir().unwrap();
+    for name in [
+        "plugin-api",
+        "plugin_api",
+        "hero",
+        "dynamic-plugin",
+        "test-plugin",
+    ] {
+        let out = hero_new_plugin(name, parent.path());
+        assert!(!out.status.success(), "{name} accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "plugin name {name:?} is taken by one of Hero's own crates"
+            )),
+            "{stderr}"
+        );
+        assert!(!parent.path().join(name).exists(), "{name} created");
+    }
+}
+
+#[test]
+fn metrics_time_dynamic_plugin_calls_and_count_loads() {
+    let libs = libs();
+    let dir = plugin_dir(&[(&libs.gen1, "libtest.so")]);
     let hero = start(dir.path(), &[]);
-    hero.wait_for_log("loaded plugin hello-plug 0.1.0", WAIT)
-        .expect("scaffolded plugin loaded");
-    assert_eq!(get(&hero, "/api/greet?name=New")["greeting"], "Hello, New!");
+    for _ in 0..2 {
+        get(&hero, "/api/ping");
+    }
+    let mut conn = TcpStream::connect(("127.0.0.1", hero.port)).unwrap();
+    conn.set_read_timeout(Some(WAIT)).unwrap();
+    conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    conn.read_to_string(&mut text).unwrap();
+    let sample = |series: &str| -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+    };
+    assert_eq!(
+        sample(r#"hero_plugin_call_duration_seconds_count{plugin="hero-test-plugin"} "#),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(r#"hero_plugin_events_total{event="loaded"} "#),
+        Some(1.0)
+    );
+    assert_eq!(sample(r#"hero_plugin_files{state="loaded"} "#), Some(1.0));
 }

@@ -320,6 +320,25 @@ async fn errors_answer_200_unless_return_error_codes_is_on() {
 }
 
 #[tokio::test]
+async fn a_service_error_passed_on_with_question_mark_is_readable_and_logged() {
+    let hero = start_testbed(&["--return-error-codes"]);
+    let (status, body) = get_json(&hero.at("/api/serviceErrorTest?room=nope")).await;
+    assert_eq!(status, 500);
+    assert_eq!(body["error"], "Error: room does not exist", "{body}");
+    let line = hero
+        .wait_for_log(
+            "action serviceErrorTest failed: room does not exist",
+            support::WAIT,
+        )
+        .unwrap_or_else(|| panic!("not logged:\n{}", hero.logs().join("\n")));
+    assert!(line.contains("WARN"), "{line}");
+    // The same action on a room that exists succeeds.
+    let (status, body) = get_json(&hero.at("/api/serviceErrorTest?room=defaultRoom")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["broadcast"], true);
+}
+
+#[tokio::test]
 async fn a_panicking_action_is_a_500_and_the_host_keeps_serving() {
     let hero = start_testbed(&["--return-error-codes"]);
     for _ in 0..3 {

@@ -37,6 +37,9 @@ pub fn main() -> std::process::ExitCode {
         return crate::plugins::commands::run(command, &config.plugins);
     }
     init_logging(config.log_format);
+    for warning in crate::config::env_warnings() {
+        tracing::warn!("{warning}");
+    }
     match start(config) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {

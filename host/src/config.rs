@@ -12,6 +12,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+mod suggest;
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -211,6 +213,10 @@ impl Config {
     ///
     /// A missing file, an unknown key or a malformed value, named in the error.
     pub fn load(flags: &Flags) -> Result<Self, ConfigError> {
+        let errors = suggest::review(env_names(), &settings()).errors;
+        if !errors.is_empty() {
+            return Err(ConfigError::Invalid(errors.join("; ")));
+        }
         Self::figment(flags)?
             .extract()
             .map_err(|errors| ConfigError::Invalid(describe(errors)))
@@ -249,6 +255,44 @@ impl Config {
     }
 }
 
+/// Warnings about the environment, to log once logging is set up: `HERO_*` variables
+/// that are ignored but look like misspelt settings (`HERO_PROT`: did you mean
+/// `HERO_PORT`?).
+pub fn env_warnings() -> Vec<String> {
+    suggest::review(env_names(), &settings()).warnings
+}
+
+fn env_names() -> impl Iterator<Item = String> {
+    std::env::vars_os().filter_map(|(name, _)| name.into_string().ok())
+}
+
+/// Every setting's name: the top-level keys and those of each `[section]`.
+fn settings() -> suggest::Settings {
+    fn keys(value: serde_json::Result<serde_json::Value>) -> Vec<String> {
+        match value {
+            Ok(serde_json::Value::Object(fields)) => fields.keys().cloned().collect(),
+            _ => Vec::new(),
+        }
+    }
+    let mut top = keys(serde_json::to_value(Config::default()));
+    top.push("config".into()); // HERO_CONFIG, the --config flag
+    suggest::Settings {
+        top,
+        sections: vec![
+            (
+                "bayeux".into(),
+                keys(serde_json::to_value(crate::bayeux::BayeuxConfig::default())),
+            ),
+            (
+                "cluster".into(),
+                keys(serde_json::to_value(
+                    crate::cluster::ClusterConfig::default(),
+                )),
+            ),
+        ],
+    }
+}
+
 /// One line per error, each naming its key and where the value came from.
 fn describe(errors: figment::Error) -> String {
     errors
@@ -263,10 +307,18 @@ fn describe(errors: figment::Error) -> String {
                     None => format!(" ({})", m.name),
                 })
                 .unwrap_or_default();
+            let hint = match &e.kind {
+                figment::error::Kind::UnknownField(found, expected) => {
+                    suggest::closest(found, expected.iter().copied())
+                        .map(|k| format!(" (did you mean `{k}`?)"))
+                }
+                _ => None,
+            }
+            .unwrap_or_default();
             if key.is_empty() {
-                format!("{}{source}", e.kind)
+                format!("{}{hint}{source}", e.kind)
             } else {
-                format!("key `{key}`: {}{source}", e.kind)
+                format!("key `{key}`: {}{hint}{source}", e.kind)
             }
         })
         .collect::<Vec<_>>()
@@ -363,6 +415,34 @@ mod tests {
         };
         let err = Config::load(&flags).unwrap_err().to_string();
         assert!(err.contains("prot"), "{err}");
+        assert!(err.contains("did you mean `port`?"), "{err}");
+    }
+
+    #[test]
+    fn hero_variables_like_settings_are_warned_about_and_others_left_alone() {
+        let names = [
+            "HERO_PROT",
+            "HERO_PLUGIN_RELOAD",
+            "HERO_BIN",
+            "HERO_TESTBED_BIN",
+            "HERO_CLIENT",
+            "HERO_TARGET",
+            "HERO_RUSTC_VERSION",
+            "HERO_CONFIG",
+            "HERO_TLS_CERT",
+            "HERO_BAYEUX__TIMEOUT_MS",
+        ];
+        let review = suggest::review(names.map(String::from), &settings());
+        assert_eq!(review.warnings.len(), 2, "{:?}", review.warnings);
+        assert!(review.warnings[0].contains("HERO_PLUGIN_RELOAD_MS"));
+        assert!(review.warnings[1].contains("did you mean HERO_PORT"));
+        assert!(review.errors.is_empty(), "{:?}", review.errors);
+        let review = suggest::review(["HERO_CLUSTER__HEARTBEAT".into()], &settings());
+        assert!(
+            review.errors[0].contains("HERO_CLUSTER__HEARTBEAT_MS"),
+            "{:?}",
+            review.errors
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //! - [`cache`]: the key/value cache (memory or Redis).
 //! - [`cluster`]: the Redis link, the node registry and the `[cluster]` settings.
 //! - [`node`]: this node's duties in a cluster (heartbeat, starting rooms, dead peers).
+//! - [`metrics`]: Prometheus families, served at `/metrics`.
 //! - [`ids`], [`clock`]: unguessable ids; wall-clock milliseconds.
 //! - `sync`: the one lock policy (a poisoned lock is recovered, never skipped).
 //!
@@ -38,6 +39,7 @@ pub mod cluster;
 pub mod config;
 pub mod connections;
 pub mod ids;
+pub mod metrics;
 pub mod node;
 pub mod plugins;
 pub mod rooms;

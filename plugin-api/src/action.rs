@@ -81,13 +81,20 @@ impl ActionHandler {
 /// One statically registered action, collected by `inventory`.
 #[derive(Debug)]
 pub struct Registration {
+    package: &'static str,
     make: fn() -> ActionHandler,
 }
 
 impl Registration {
-    /// A registration; use [`register_action!`](crate::register_action) instead.
-    pub const fn new(make: fn() -> ActionHandler) -> Self {
-        Self { make }
+    /// A registration by the package `package`; use
+    /// [`register_action!`](crate::register_action) instead.
+    pub const fn new(package: &'static str, make: fn() -> ActionHandler) -> Self {
+        Self { package, make }
+    }
+
+    /// The Cargo package that registered the action.
+    pub fn package(&self) -> &'static str {
+        self.package
     }
 
     /// Builds the handler.
@@ -104,6 +111,18 @@ pub fn registered_actions() -> impl Iterator<Item = ActionHandler> {
     inventory::iter::<Registration>
         .into_iter()
         .map(Registration::handler)
+}
+
+/// The Cargo packages that registered at least one action in this binary.
+///
+/// A plugin crate the binary depends on but never references is dropped by the
+/// linker with its registrations: a binary can name the plugins it means to link
+/// and warn about those missing here.
+pub fn registered_packages() -> std::collections::BTreeSet<&'static str> {
+    inventory::iter::<Registration>
+        .into_iter()
+        .map(Registration::package)
+        .collect()
 }
 
 /// Registers actions so the host finds them at start-up.
@@ -125,6 +144,7 @@ pub fn registered_actions() -> impl Iterator<Item = ActionHandler> {
 /// plugin_api::register_action!(Ping);
 /// # fn main() {
 /// assert!(plugin_api::registered_actions().any(|a| a.definition().name == "ping"));
+/// assert!(plugin_api::registered_packages().contains("plugin-api"));
 /// # }
 /// ```
 #[macro_export]
@@ -132,7 +152,9 @@ macro_rules! register_action {
     ($($action:expr),+ $(,)?) => {
         $(
             $crate::inventory::submit! {
-                $crate::Registration::new(|| $crate::ActionHandler::new($action))
+                $crate::Registration::new(::core::env!("CARGO_PKG_NAME"), || {
+                    $crate::ActionHandler::new($action)
+                })
             }
         )+
     };

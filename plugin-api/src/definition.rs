@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{ActionError, Params};
+use crate::{ActionError, Params, RESERVED_PARAMS};
 
 /// Checks one input value; `Err` carries the message the client sees.
 pub type Validator = fn(&Value) -> Result<(), String>;
@@ -85,6 +85,30 @@ impl ActionDefinition {
     /// Whether `name` is a declared input.
     pub fn declares(&self, name: &str) -> bool {
         self.inputs.iter().any(|i| i.name == name)
+    }
+
+    /// Drops every param this action does not declare, except the
+    /// [reserved ones](crate::RESERVED_PARAMS): the first step of the host's pipeline.
+    ///
+    /// In place: no new map, no copied keys or values (this runs on every call).
+    pub fn scrub(&self, mut params: Params) -> Params {
+        params.retain(|name, _| RESERVED_PARAMS.contains(&name.as_str()) || self.declares(name));
+        params
+    }
+
+    /// Refuses a connection type the action blocks, with the error the host answers.
+    ///
+    /// # Errors
+    ///
+    /// A `Forbidden` error when `kind` is in `blocked_connection_types`.
+    pub fn check_connection_type(&self, kind: &str) -> Result<(), ActionError> {
+        if self.blocked_connection_types.iter().any(|t| t == kind) {
+            return Err(ActionError::with_kind(
+                crate::ErrorKind::Forbidden,
+                format!("this action cannot be called by a {kind} connection"),
+            ));
+        }
+        Ok(())
     }
 
     /// Applies defaults, formatters, validators and the required check, in that order
@@ -247,6 +271,32 @@ mod tests {
         );
         let err = def.prepare_params(params(json!({"n": "-1"}))).unwrap_err();
         assert_eq!(err.to_string(), "Error: n must be a positive number");
+    }
+
+    #[test]
+    fn undeclared_params_are_dropped_reserved_kept() {
+        let def = ActionDefinition::new("a").input(Input::required("key"));
+        let sent = params(
+            json!({"key": 1, "evil": 2, "action": "a", "apiVersion": "1",
+            "callback": "cb", "file": "f"}),
+        );
+        let kept = def.scrub(sent);
+        assert!(kept.contains_key("key") && !kept.contains_key("evil"));
+        for name in RESERVED_PARAMS {
+            assert!(kept.contains_key(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn blocked_connection_types_are_forbidden() {
+        let def = ActionDefinition::new("a").block_connection_type("web");
+        assert!(def.check_connection_type("webSocket").is_ok());
+        let err = def.check_connection_type("web").unwrap_err();
+        assert_eq!(err.kind, crate::ErrorKind::Forbidden);
+        assert_eq!(
+            err.to_string(),
+            "Error: this action cannot be called by a web connection"
+        );
     }
 
     #[test]

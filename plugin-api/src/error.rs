@@ -32,7 +32,9 @@ pub enum ErrorKind {
     TooManyRequests,
     /// The action is not available to this connection type (HTTP 400).
     Forbidden,
-    /// The action panicked or the host failed (HTTP 500); details are only logged.
+    /// The action panicked (HTTP 500; the panic's details are only logged), or it passed
+    /// on a host service error with `?` (HTTP 500; the client reads the service error's
+    /// message, and the host logs it with the action's name).
     Internal,
 }
 
@@ -89,7 +91,7 @@ impl ActionError {
     }
 
     /// `The server experienced an internal error`: the only thing a client learns of a
-    /// panic or a host failure.
+    /// panic.
     pub fn internal() -> Self {
         Self::with_kind(
             ErrorKind::Internal,
@@ -103,11 +105,14 @@ impl ActionError {
     }
 }
 
+/// What `?` on a host service call returns from an action: an [`ErrorKind::Internal`]
+/// error whose message is the service error's (`Error: room does not exist`), so the
+/// client reads what went wrong and the host logs it as a failure of the action. An
+/// action that wants another answer maps the error itself
+/// (`.map_err(|e| ActionError::new(e.to_string()))` for an HTTP 400).
 impl From<ServiceError> for ActionError {
     fn from(err: ServiceError) -> Self {
-        // A failing host service is the host's fault, not the client's.
-        let _ = err;
-        ActionError::internal()
+        ActionError::with_kind(ErrorKind::Internal, err.to_string())
     }
 }
 
@@ -127,4 +132,25 @@ pub enum ServiceError {
     /// The backend (Redis, the plugin boundary) failed.
     #[error("host service unavailable: {0}")]
     Unavailable(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_service_error_passed_on_with_question_mark_keeps_its_message() {
+        fn broadcast() -> Result<(), ActionError> {
+            Err(ServiceError::NoSuchRoom)?;
+            Ok(())
+        }
+        let err = broadcast().unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Internal);
+        assert_eq!(err.client_message(), "Error: room does not exist");
+        let err = ActionError::from(ServiceError::Unavailable("redis timed out".into()));
+        assert_eq!(
+            err.client_message(),
+            "Error: host service unavailable: redis timed out"
+        );
+    }
 }

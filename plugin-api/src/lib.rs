@@ -49,13 +49,18 @@
 //!   picks the HTTP status.
 //! - [`register_action!`]: static registration through `inventory`. The binary must
 //!   reference the plugin crate (call any item of it) or the linker drops it.
+//! - `plugin_api::testing` (cargo feature `testing`, for dev-dependencies): an
+//!   in-memory host that runs an action after the host's params pipeline, with a cache,
+//!   chat rooms and connection attributes, in a plain `cargo test`.
 //!
 //! # The params pipeline
 //!
 //! Before `run`, the host drops params the action does not declare (except `action`,
 //! `apiVersion`, `callback` and `file`), then for each declared input in order applies
 //! the default (an empty string counts as missing), the formatter, the validator, and
-//! the required check. The first failure is the answer.
+//! the required check. The first failure is the answer. Both steps are functions of
+//! the definition ([`ActionDefinition::scrub`], [`ActionDefinition::prepare_params`]),
+//! which the host and `plugin_api::testing` call alike.
 //!
 //! # Logging
 //!
@@ -68,18 +73,41 @@
 //! the actions register through `inventory`; dropped as a `.so` into the host's plugin
 //! directory, the host loads them through the C boundary described in [`ffi`]. Same
 //! source, same behaviour, no `unsafe` in the plugin.
+//!
+//! What still differs in a dynamic build (the host's issue tracker has the work on each):
+//!
+//! - A dynamic action runs on its own current-thread tokio runtime, one per host thread
+//!   that calls in, driven only while a call runs on that thread: a task the action
+//!   spawns, or a pooled client's background work, pauses between calls. Keep
+//!   long-lived background work in a statically linked plugin for now.
+//! - A host service call ([`Context::cache`], [`Context::rooms`], [`Context::set`]) from a
+//!   dynamic action blocks its thread until the host answers; a `select!` or timeout
+//!   around it inside the action does not interrupt it.
+//! - Panics are caught in both builds and answered as internal errors, but only if the
+//!   plugin unwinds: a library built with `panic = "abort"` takes the host down with it.
+//! - A replaced library's old code stays mapped (libraries are never unloaded), so each
+//!   reload costs its size in memory until the host restarts.
+//!
+//! The test harness (`plugin_api::testing`, feature `testing`) runs actions in-process, as a
+//! static build does.
 
 mod action;
 mod context;
 mod definition;
 mod error;
 pub mod ffi;
+mod params;
 mod services;
+#[cfg(feature = "testing")]
+pub mod testing;
 
-pub use action::{Action, ActionHandler, ActionResult, Registration, registered_actions};
+pub use action::{
+    Action, ActionHandler, ActionResult, Registration, registered_actions, registered_packages,
+};
 pub use context::{Cache, ConnectionInfo, Context, Rooms};
 pub use definition::{ActionDefinition, Formatter, Input, Validator};
 pub use error::{ActionError, ErrorKind, ServiceError};
+pub use params::{BadVersion, RESERVED_PARAMS, requested_version};
 pub use services::{BoxFuture, HostServices, ServiceResult};
 
 pub use serde_json::{Map, Value, json};

@@ -26,9 +26,31 @@ impl Action for Remember {
 
 plugin_api::export_plugin!(Remember);
 
+/// The packages of `expected` that registered no action in this binary: plugin crates
+/// it depends on but never references, which the linker dropped.
+pub fn unregistered<'a>(expected: &[&'a str]) -> Vec<&'a str> {
+    let registered = plugin_api::registered_packages();
+    expected
+        .iter()
+        .copied()
+        .filter(|package| !registered.contains(package))
+        .collect()
+}
+
 /// Keeps this crate in a binary that names no other item of it: without a reference
 /// the linker drops the crate, and its `inventory` registrations with it.
 #[inline(never)]
 pub fn link() {
     std::hint::black_box(Remember);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn packages_that_registered_nothing_are_named() {
+        assert_eq!(
+            super::unregistered(&["static-plugin", "not-linked"]),
+            ["not-linked"]
+        );
+    }
 }

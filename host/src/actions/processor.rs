@@ -14,7 +14,7 @@ use futures_util::FutureExt;
 use plugin_api::{ActionError, ConnectionInfo, Context, ErrorKind, HostServices, Params, Value};
 use tracing::Instrument;
 
-use super::params::{requested_version, scrub};
+use super::params::requested_version;
 use super::registry::Registry;
 use super::stats::Stats;
 
@@ -101,6 +101,7 @@ impl Processor {
     pub async fn process(&self, request: ActionRequest) -> ActionOutcome {
         let started = Instant::now();
         let ActionRequest { params, connection } = request;
+        let transport = transport_label(&connection.kind);
         let name = params
             .get("action")
             .and_then(Value::as_str)
@@ -110,6 +111,7 @@ impl Processor {
         let Ok(version) = requested_version(&params) else {
             return self.finish(
                 &name,
+                transport,
                 params,
                 Err(ActionError::unknown_action(&name)),
                 started,
@@ -118,28 +120,18 @@ impl Processor {
         let Some(action) = self.registry.lookup(&name, version) else {
             return self.finish(
                 &name,
+                transport,
                 params,
                 Err(ActionError::unknown_action(&name)),
                 started,
             );
         };
         let definition = action.handler.definition();
-        let mut scrubbed = scrub(definition, params);
+        let mut scrubbed = definition.scrub(params);
         scrubbed.insert("apiVersion".into(), Value::from(definition.version));
 
-        if definition
-            .blocked_connection_types
-            .iter()
-            .any(|t| t == &connection.kind)
-        {
-            let err = ActionError::with_kind(
-                ErrorKind::Forbidden,
-                format!(
-                    "this action cannot be called by a {} connection",
-                    connection.kind
-                ),
-            );
-            return self.finish(&name, scrubbed, Err(err), started);
+        if let Err(err) = definition.check_connection_type(&connection.kind) {
+            return self.finish(&name, transport, scrubbed, Err(err), started);
         }
 
         // One span per call, at `debug` (`RUST_LOG=info,hero::actions=debug` shows them):
@@ -151,6 +143,15 @@ impl Processor {
         span.in_scope(|| tracing::debug!("action started"));
         let run = AssertUnwindSafe(action.handler.invoke(ctx)).catch_unwind();
         let result = match run.instrument(span.clone()).await {
+            Ok(Err(err)) if err.kind == ErrorKind::Internal => {
+                // A host service error passed on with `?`, or a host failure: the client
+                // reads the message; the log says which action it was.
+                span.in_scope(|| {
+                    tracing::warn!(action = %name, version = definition.version,
+                        "action {name} failed: {}", err.message);
+                });
+                Err(err)
+            }
             Ok(result) => result,
             Err(panic) => {
                 let reason = panic_message(panic.as_ref());
@@ -161,20 +162,13 @@ impl Processor {
                 Err(ActionError::internal())
             }
         };
-        if let Err(err) = &result
-            && err.kind == ErrorKind::Internal
-        {
-            span.in_scope(|| {
-                tracing::warn!(error = %err, action = %name, version = definition.version,
-                    "action failed internally");
-            });
-        }
-        self.finish(&name, scrubbed, result, started)
+        self.finish(&name, transport, scrubbed, result, started)
     }
 
     fn finish(
         &self,
         name: &str,
+        transport: &str,
         params: Params,
         result: Result<Value, ActionError>,
         started: Instant,
@@ -183,12 +177,23 @@ impl Processor {
         // Unknown names are not counted: clients choose them, so they would grow the map.
         if !matches!(&result, Err(e) if e.kind == ErrorKind::UnknownAction) {
             self.stats.record(name, result.is_ok(), duration);
+            crate::metrics::action_called(name, transport, result.is_ok(), duration);
         }
         ActionOutcome {
             params,
             result,
             duration,
         }
+    }
+}
+
+/// The metrics label of a connection type: the two the host makes, else `other` (the
+/// type comes from the transport, but a label set must stay bounded).
+fn transport_label(kind: &str) -> &'static str {
+    match kind {
+        "web" => "web",
+        "webSocket" => "webSocket",
+        _ => "other",
     }
 }
 

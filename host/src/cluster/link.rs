@@ -217,6 +217,11 @@ impl RedisLink {
             .map_err(LinkError::Redis)
     }
 
+    /// Calls that failed or timed out so far.
+    pub fn errors(&self) -> u64 {
+        self.inner.errors.load(Ordering::Relaxed)
+    }
+
     /// Stops reconnecting (at shutdown).
     pub fn close(&self) {
         self.inner.stop.cancel();

@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use object::{Object, ObjectSymbol};
-use plugin_api::ffi::{CallError, ENTRY_PREFIX, EntryFn, HeaderError, Plugin};
+use plugin_api::ffi::{
+    API_VERSION, CallError, ENTRY_PREFIX, EntryFn, HeaderError, Plugin, TARGET,
+    declared_api_version,
+};
 
 /// Why a plugin file was refused. The message is what the log line says.
 #[derive(Debug, thiserror::Error)]
@@ -32,21 +35,63 @@ pub enum Refusal {
     #[error("cannot load the library: {0}")]
     Load(String),
     /// The header is unacceptable.
-    #[error("symbol {symbol}: {reason}")]
+    #[error("symbol {symbol}: {reason}{}", header_hint(.reason, .api_version.as_deref()))]
     Header {
         /// The entry symbol.
         symbol: String,
         /// Why.
         reason: HeaderError,
+        /// The plugin-api version the header declares, if it is readable.
+        api_version: Option<String>,
     },
+    /// An action of the file clashes with one already registered (a static action, or
+    /// one of another file).
+    #[error("action clash: {0}")]
+    Clash(#[source] crate::actions::Clash),
     /// `init` or `describe` failed.
-    #[error("plugin {plugin}: {reason}")]
+    #[error("plugin {plugin}: {reason}{}", plugin_hint(.api_version))]
     Plugin {
         /// The plugin's name.
         plugin: String,
         /// Why.
         reason: CallError,
+        /// The plugin-api version it was built against.
+        api_version: String,
     },
+}
+
+/// How to fix a plugin built against another plugin-api: what follows a refusal.
+fn rebuild(theirs: Option<&str>) -> String {
+    let theirs = theirs.map_or_else(
+        || "an unknown plugin-api version".to_owned(),
+        |v| format!("plugin-api {v}"),
+    );
+    format!(
+        "; the plugin was built against {theirs}, this host has plugin-api {API_VERSION}: \
+         rebuild it against plugin-api {API_VERSION} (`cargo build --release` in the plugin \
+         crate, its plugin-api dependency at version {API_VERSION})"
+    )
+}
+
+fn header_hint(reason: &HeaderError, api_version: Option<&str>) -> String {
+    match reason {
+        HeaderError::AbiVersion { .. } | HeaderError::TooSmall { .. } => rebuild(api_version),
+        HeaderError::Target { .. } => format!(
+            "; rebuild it for {TARGET} (`cargo build --release` in the plugin crate, on or \
+             for that target)"
+        ),
+        _ => String::new(),
+    }
+}
+
+/// A plugin of another plugin-api version whose `init` or `describe` fails most likely
+/// fails for that reason: say so.
+fn plugin_hint(api_version: &str) -> String {
+    if api_version == API_VERSION {
+        String::new()
+    } else {
+        rebuild(Some(api_version))
+    }
 }
 
 /// Every plugin entry in one file, loaded and initialised.
@@ -126,10 +171,13 @@ pub fn open(original: &Path, bytes: &[u8]) -> Result<Opened, Refusal> {
         let plugin = unsafe { Plugin::from_raw(header) }.map_err(|reason| Refusal::Header {
             symbol: symbol.clone(),
             reason,
+            // SAFETY: as for `from_raw`.
+            api_version: unsafe { declared_api_version(header) },
         })?;
         let failed = |reason| Refusal::Plugin {
             plugin: plugin.name(),
             reason,
+            api_version: plugin.api_version(),
         };
         plugin.init().map_err(failed)?;
         plugins.push(plugin);

@@ -105,6 +105,7 @@ pub fn describe_file(path: &Path) -> Result<Described, Refusal> {
         let definitions = plugin.describe().map_err(|reason| Refusal::Plugin {
             plugin: plugin.name(),
             reason,
+            api_version: plugin.api_version(),
         })?;
         infos.push(info(&plugin, &definitions));
         handlers.extend(
@@ -114,6 +115,22 @@ pub fn describe_file(path: &Path) -> Result<Described, Refusal> {
         );
     }
     Ok(Described { infos, handlers })
+}
+
+/// Loads `path` and registers its actions in `registry` under the file's origin,
+/// replacing what the file registered before: what the running host does with each file,
+/// and what `hero plugins` repeats (over the static actions) to report clashes alike.
+///
+/// # Errors
+///
+/// Why the file is refused: it cannot be loaded, or an action of it clashes with one
+/// registered already (nothing changes then).
+pub fn register_file(registry: &Registry, path: &Path) -> Result<Vec<PluginInfo>, Refusal> {
+    let described = describe_file(path)?;
+    registry
+        .replace(&Origin::Dynamic(path.to_path_buf()), described.handlers)
+        .map_err(Refusal::Clash)?;
+    Ok(described.infos)
 }
 
 fn info(plugin: &Plugin, definitions: &[plugin_api::ActionDefinition]) -> PluginInfo {
@@ -157,6 +174,15 @@ impl Plugins {
     /// The plugin directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// How many files are loaded and how many refused (a refused replacement of a loaded
+    /// file counts in both).
+    pub fn counts(&self) -> (usize, usize) {
+        let files = self.files.lock().unwrap_or_else(PoisonError::into_inner);
+        let loaded = files.values().filter(|s| s.loaded.is_some()).count();
+        let refused = files.values().filter(|s| s.refused.is_some()).count();
+        (loaded, refused)
     }
 
     /// Loaded and refused files, for `status`.
@@ -203,6 +229,7 @@ impl Plugins {
             let state = files.remove(&path);
             if state.is_some_and(|s| s.loaded.is_some()) {
                 registry.remove(&Origin::Dynamic(path.clone()));
+                crate::metrics::plugin_event("removed");
                 tracing::info!(file = %path.display(), "plugin file removed; its actions are gone");
             }
         }
@@ -239,26 +266,22 @@ impl Plugins {
         path: &Path,
         before: Option<&[PluginInfo]>,
     ) -> Result<Vec<PluginInfo>, String> {
-        let origin = Origin::Dynamic(path.to_path_buf());
         let replacing = before.is_some();
         let keep = if replacing {
             "; the version loaded before keeps serving"
         } else {
             ""
         };
-        let described = match describe_file(path) {
-            Ok(d) => d,
+        let infos = match register_file(registry, path) {
+            Ok(infos) => infos,
             Err(reason) => {
+                crate::metrics::plugin_event("refused");
                 tracing::warn!(file = %path.display(), "refused plugin {}: {reason}{keep}", path.display());
                 return Err(reason.to_string());
             }
         };
-        if let Err(clash) = registry.replace(&origin, described.handlers) {
-            let reason = format!("action clash: {clash}");
-            tracing::warn!(file = %path.display(), "refused plugin {}: {reason}{keep}", path.display());
-            return Err(reason);
-        }
-        for p in &described.infos {
+        crate::metrics::plugin_event(if replacing { "reloaded" } else { "loaded" });
+        for p in &infos {
             tracing::info!(
                 file = %path.display(),
                 "{} plugin {} {} from {} (ABI {}, plugin-api {}, {}): {}",
@@ -274,15 +297,37 @@ impl Plugins {
                     .flat_map(|p| p.actions.iter().cloned())
                     .collect()
             };
-            let (old, new) = (actions(before), actions(&described.infos));
+            let (old, new) = (actions(before), actions(&infos));
             let added: Vec<&String> = new.difference(&old).collect();
             let removed: Vec<&String> = old.difference(&new).collect();
             if !added.is_empty() || !removed.is_empty() {
                 tracing::info!(file = %path.display(), ?added, ?removed, "plugin actions changed");
             }
         }
-        Ok(described.infos)
+        Ok(infos)
     }
+}
+
+/// What is wrong with `dir` as the plugin directory, if anything: it is missing or not
+/// a directory. The text names the path (and where it resolves, if relative) and how to
+/// set another.
+pub fn dir_problem(dir: &Path) -> Option<String> {
+    let what = if dir.is_dir() {
+        return None;
+    } else if dir.exists() {
+        "is not a directory"
+    } else {
+        "does not exist"
+    };
+    let shown = match std::path::absolute(dir) {
+        Ok(abs) if abs != dir => format!("{} ({})", dir.display(), abs.display()),
+        _ => dir.display().to_string(),
+    };
+    Some(format!(
+        "plugin directory {shown} {what}: no dynamic plugins are loaded from it; create it, \
+         or set the directory with --plugins DIR, HERO_PLUGINS=DIR or `plugins = \"DIR\"` in \
+         the config file"
+    ))
 }
 
 /// Loads the plugin directory now, then watches it (polling and `SIGHUP`) for as long
@@ -290,6 +335,9 @@ impl Plugins {
 pub fn start(app: &Arc<App>) {
     let plugins = &app.plugins;
     tracing::info!(dir = %plugins.dir().display(), "loading dynamic plugins");
+    if let Some(problem) = dir_problem(plugins.dir()) {
+        tracing::warn!(dir = %plugins.dir().display(), "{problem}");
+    }
     plugins.sync(app.registry(), false, false);
     let weak = Arc::downgrade(app);
     let stop = app.bayeux.shutdown_token().clone();

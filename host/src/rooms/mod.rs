@@ -636,7 +636,12 @@ impl Rooms {
             .collect())
     }
 
-    /// Rooms and member counts, for `status`.
+    /// How many rooms exist (`None` when the store cannot say).
+    pub async fn count(&self) -> Option<usize> {
+        self.store.counts().await.ok().map(|counts| counts.len())
+    }
+
+    /// Member counts by room, for `status`.
     pub async fn status(&self) -> Value {
         match self.store.counts().await {
             Ok(counts) => json!(counts),

@@ -23,7 +23,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::app::App;
 use crate::servers::public::NOT_FOUND;
-use crate::servers::{api, assets, public};
+use crate::servers::{api, assets, metrics, public};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -34,8 +34,11 @@ pub fn routes(
     let api = api::routes(Arc::clone(&app));
     // Routes before `public`: it claims every remaining GET/HEAD path.
     let bayeux = crate::bayeux::routes(app.bayeux.clone());
+    let metrics = metrics::routes(Arc::clone(&app));
     let public = public::routes(Arc::clone(&app));
     api.or(bayeux)
+        .unify()
+        .or(metrics)
         .unify()
         .or(assets::asset_routes())
         .unify()

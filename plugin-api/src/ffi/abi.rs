@@ -14,7 +14,12 @@ pub const ABI_VERSION: u32 = 0xDEAD;
 pub const ENTRY_PREFIX: &str = "hero_plugin_";
 
 /// The `plugin-api` version a library was built against.
+#[cfg(not(feature = "__test-wrong-abi"))]
 pub const API_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The `plugin-api` version a library was built against (test build: an old one, as a
+/// library of another ABI would have been built with).
+#[cfg(feature = "__test-wrong-abi")]
+pub const API_VERSION: &str = "0.0.1-old";
 /// The compiler that built this crate (and so the plugin).
 pub const RUSTC_VERSION: &str = env!("HERO_RUSTC_VERSION");
 /// The target triple this crate was built for.
@@ -153,7 +158,8 @@ pub struct PluginHeader {
     pub abi_version: u32,
     /// `size_of::<PluginHeader>()` in the plugin's build.
     pub struct_size: u32,
-    /// The plugin-api crate version.
+    /// The plugin-api crate version. With the two fields above, the prefix every ABI
+    /// version keeps (a refusal for another ABI names it).
     pub api_version: FfiStr,
     /// `rustc -V` of the build.
     pub rustc_version: FfiStr,

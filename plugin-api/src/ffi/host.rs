@@ -75,6 +75,41 @@ fn text(s: FfiStr) -> String {
     String::from_utf8_lossy(unsafe { s.as_bytes() }).into_owned()
 }
 
+/// The plugin-api version a header declares, read from the prefix every ABI version
+/// shares (`abi_version`, `struct_size`, `api_version`): what a refusal names even when
+/// the rest of the header is of another ABI. `None` if the header is null, too short to
+/// hold it, or the text is not a version.
+///
+/// # Safety
+///
+/// As for [`Plugin::from_raw`]: `header` is what a loaded library's entry symbol
+/// returned, and that library is never unloaded.
+pub unsafe fn declared_api_version(header: *const PluginHeader) -> Option<String> {
+    const END: usize = std::mem::offset_of!(PluginHeader, api_version) + size_of::<FfiStr>();
+    if header.is_null() {
+        return None;
+    }
+    // SAFETY: a non-null header has at least its two leading words; the version is read
+    // only when the header says it is large enough to hold it.
+    let version = unsafe {
+        let struct_size = header.cast::<u32>().add(1).read();
+        if (struct_size as usize) < END {
+            return None;
+        }
+        std::ptr::addr_of!((*header).api_version).read()
+    };
+    if version.len == 0 || version.len > 64 || version.ptr.is_null() {
+        return None;
+    }
+    // SAFETY: the shared prefix makes this a `'static` string of the library (checked
+    // for length above; libraries are never unloaded).
+    let bytes = unsafe { version.as_bytes() };
+    let text = std::str::from_utf8(bytes).ok()?;
+    text.chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+'))
+        .then(|| text.to_owned())
+}
+
 impl Plugin {
     /// Checks the header an entry symbol returned: not null, this ABI version, large
     /// enough, same target.
@@ -376,7 +411,16 @@ mod tests {
             unsafe { Plugin::from_raw(other_abi) },
             Err(HeaderError::AbiVersion { found, .. }) if found == ABI_VERSION + 1
         ));
+        // The plugin-api version is readable whatever the ABI: refusals name it.
+        assert_eq!(
+            unsafe { declared_api_version(other_abi) }.as_deref(),
+            Some(super::super::API_VERSION)
+        );
+        assert_eq!(unsafe { declared_api_version(std::ptr::null()) }, None);
+        let garbled = leaked(|h| h.api_version = FfiStr::from_static("not a version!"));
+        assert_eq!(unsafe { declared_api_version(garbled) }, None);
         let short = leaked(|h| h.struct_size = 8);
+        assert_eq!(unsafe { declared_api_version(short) }, None);
         assert!(matches!(
             unsafe { Plugin::from_raw(short) },
             Err(HeaderError::TooSmall { found: 8, .. })

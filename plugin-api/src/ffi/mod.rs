@@ -14,10 +14,11 @@
 //!   statically into one binary (or bundled into one cdylib) without duplicate-symbol
 //!   errors; the host finds entries by listing the library's dynamic symbols with
 //!   that prefix, so renaming the `.so` file does not matter.
-//! - **Header** ([`PluginHeader`]): `abi_version: u32`, `struct_size: u32` first (the
-//!   only fields every ABI version shares), then the plugin-api version, the `rustc -V`
-//!   and target triple of the build (for logs and refusals), the plugin's name and
-//!   version, and the vtable: `init`, `describe`, `call`, `free`.
+//! - **Header** ([`PluginHeader`]): `abi_version: u32`, `struct_size: u32` and the
+//!   plugin-api version (an [`FfiStr`]) first (the only fields every ABI version shares,
+//!   so a host can say which plugin-api to rebuild a refused plugin against), then the
+//!   `rustc -V` and target triple of the build (for logs and refusals), the plugin's
+//!   name and version, and the vtable: `init`, `describe`, `call`, `free`.
 //! - **`init(host)`** hands over the host's [`HostVTable`] (lives for the process):
 //!   `service` (one [`ServiceCall`] as JSON in, `{"ok":..}`/`{"error":ServiceError}`
 //!   out), `retain`/`release` of the per-call host context, `log` (records of the
@@ -47,7 +48,8 @@
 //! answers an unknown one with an error), and add optional JSON fields. Anything
 //! else — reordering, removing or retyping a field, changing a function signature,
 //! the meaning of a status, or the JSON shape of an existing message — needs a new
-//! [`ABI_VERSION`], which hosts refuse with a log line naming both versions.
+//! [`ABI_VERSION`], which hosts refuse with a log line naming both ABI versions and both
+//! plugin-api versions (hence the shared prefix of the header).
 //! `ABI_VERSION` is decoupled from the crate version on purpose.
 //!
 //! # Rules for the library
@@ -72,7 +74,9 @@ pub use abi::{
     STATUS_BAD_REQUEST, STATUS_OK, STATUS_PANIC, ServiceFn, TARGET,
 };
 pub use export::{Exports, header, raw_service_call};
-pub use host::{CallError, EntryFn, HeaderError, HostCall, Plugin, host_vtable};
+pub use host::{
+    CallError, EntryFn, HeaderError, HostCall, Plugin, declared_api_version, host_vtable,
+};
 pub use wire::{CallReply, CallRequest, Reply, ServiceCall, dispatch};
 
 /// Registers actions statically (like [`register_action!`](crate::register_action))

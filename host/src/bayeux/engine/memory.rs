@@ -19,9 +19,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{
-    BoxFuture, ClaimKind, Engine, EngineError, EngineHandler, Envelope, Mailbox, MailboxEngine,
-    MemoryEngineConfig, PubSubEngine, PublishOptions, SessionEngine, SessionInfo, SessionOptions,
-    SubscribeOptions, SubscribeOutcome, new_client_id,
+    BoxFuture, ClaimKind, Engine, EngineError, EngineHandler, Envelope, LocalLoad, Mailbox,
+    MailboxEngine, MemoryEngineConfig, PubSubEngine, PublishOptions, SessionEngine, SessionInfo,
+    SessionOptions, SubscribeOptions, SubscribeOutcome, new_client_id,
 };
 use crate::bayeux::channel;
 
@@ -394,6 +394,7 @@ impl Shared {
 
     /// The slow-consumer rule: a session whose mailbox is full is destroyed.
     fn evict(&self, id: &str) {
+        crate::metrics::SLOW_CONSUMER_EVICTIONS.inc();
         tracing::warn!(client_id = %id, "bayeux: mailbox full, disconnecting slow client");
         if self.destroy(id) {
             self.report_destroyed(id);
@@ -481,6 +482,20 @@ impl SessionEngine for MemoryEngine {
     fn session_count(&self) -> BoxFuture<'_, Result<usize, EngineError>> {
         let n = self.shared.sessions.iter().map(|s| lock(s).len()).sum();
         Box::pin(std::future::ready(Ok(n)))
+    }
+
+    fn local_load(&self) -> LocalLoad {
+        let mut load = LocalLoad::default();
+        for shard in &self.shared.sessions {
+            // Copied out so that no session lock is taken under the shard's.
+            let sessions: Vec<Arc<Session>> = lock(shard).values().cloned().collect();
+            load.sessions += sessions.len();
+            load.queued += sessions
+                .iter()
+                .map(|s| lock(&s.state).queue.len())
+                .sum::<usize>();
+        }
+        load
     }
 }
 

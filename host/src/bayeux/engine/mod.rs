@@ -263,6 +263,18 @@ pub trait SessionEngine: Send + Sync {
     ) -> BoxFuture<'a, Result<bool, EngineError>>;
     /// Number of live sessions (local ones included).
     fn session_count(&self) -> BoxFuture<'_, Result<usize, EngineError>>;
+    /// What this process holds now: its sessions and their queued deliveries (for
+    /// `/metrics`; cluster-wide counts need [`SessionEngine::session_count`]).
+    fn local_load(&self) -> LocalLoad;
+}
+
+/// Sessions held by this process and deliveries waiting in their mailboxes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LocalLoad {
+    /// Sessions in this process's memory.
+    pub sessions: usize,
+    /// Deliveries queued for them, not yet taken by a transport.
+    pub queued: usize,
 }
 
 /// Subscriptions and publish.

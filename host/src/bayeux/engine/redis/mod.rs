@@ -61,7 +61,7 @@ use tokio_util::task::TaskTracker;
 use self::log::{Entry, LogEntry, Why};
 use self::scripts::Keys;
 use super::{
-    BoxFuture, ClaimKind, Engine, EngineError, EngineHandler, Envelope, LogId, Mailbox,
+    BoxFuture, ClaimKind, Engine, EngineError, EngineHandler, Envelope, LocalLoad, LogId, Mailbox,
     MailboxEngine, MemoryEngine, MemoryEngineConfig, PubSubEngine, PublishOptions, SessionEngine,
     SessionInfo, SessionOptions, SubscribeOptions, SubscribeOutcome, new_client_id,
 };
@@ -1071,6 +1071,10 @@ impl SessionEngine for RedisEngine {
                 .map_err(backend)?;
             Ok(n + lock(&s.in_process).len())
         })
+    }
+
+    fn local_load(&self) -> LocalLoad {
+        self.shared.local.local_load()
     }
 }
 
