@@ -618,7 +618,36 @@ fn hero_new_plugin_scaffolds_the_readme_action_with_a_passing_test() {
         assert!(crate_readme.contains(text), "{text}: {crate_readme}");
     }
 
-    // Its harness test passes under a plain `cargo test`.
+    // `hero new action` adds a second action, with its own test, registered in lib.rs.
+    let out = Command::new(support::HERO_BIN)
+        .args(["new", "action", "showUser", "--crate"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(read("src/show_user.rs").contains(r#"ActionDefinition::new("showUser")"#));
+    assert!(
+        read("src/lib.rs").contains("export_plugin!(Hello, ShowUser);"),
+        "{}",
+        read("src/lib.rs")
+    );
+    let again = Command::new(support::HERO_BIN)
+        .args(["new", "action", "show-user", "--crate"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already exists"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+
+    // Its harness tests pass under a plain `cargo test`.
     let out = scaffold_cargo(&root, &["test", "--offline"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -628,6 +657,12 @@ fn hero_new_plugin_scaffolds_the_readme_action_with_a_passing_test() {
     );
     assert!(
         stdout.contains("test tests::hello_greets_by_name_or_the_world ... ok"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "test show_user::tests::show_user_echoes_its_message_and_requires_one ... ok"
+        ),
         "{stdout}"
     );
 
@@ -645,6 +680,8 @@ fn hero_new_plugin_scaffolds_the_readme_action_with_a_passing_test() {
         .expect("scaffolded plugin loaded");
     let body = get(&hero, "/api/hello?name=you");
     assert_eq!(body["greeting"], "Hello, you!", "{body}");
+    let body = get(&hero, "/api/showUser?message=hi");
+    assert_eq!(body["message"], "hi", "{body}");
 }
 
 /// The plugin-api crate of this repository.

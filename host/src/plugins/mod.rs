@@ -13,6 +13,7 @@
 pub mod commands;
 mod dynamic;
 pub mod library;
+pub mod scaffold;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
