@@ -66,6 +66,14 @@ pub struct Config {
     pub tls_key: Option<PathBuf>,
     /// Serve Prometheus metrics at `/metrics`.
     pub metrics: bool,
+    /// How long a connection may take to send a request's headers, counted from when
+    /// it opens or its last response ends (so idle keep-alive sockets close too), in ms.
+    pub header_timeout_ms: u64,
+    /// Open connections at most (0: the file descriptor limit less a reserve).
+    pub max_connections: usize,
+    /// Open connections per client address at most (0: no cap; not applied with
+    /// `trust_proxy`, where every socket comes from the proxy).
+    pub max_connections_per_ip: usize,
     /// The Bayeux server at `/faye`.
     pub bayeux: crate::bayeux::BayeuxConfig,
     /// Redis URL (`redis://host:port`): join the cluster of every node on the same Redis
@@ -96,6 +104,9 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             metrics: true,
+            header_timeout_ms: 30_000,
+            max_connections: 0,
+            max_connections_per_ip: 0,
             bayeux: crate::bayeux::BayeuxConfig::default(),
             redis: None,
             cluster: crate::cluster::ClusterConfig::default(),
@@ -182,6 +193,18 @@ pub struct Flags {
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics: Option<bool>,
+    /// Time allowed for a request's headers, idle keep-alive included, in ms.
+    #[arg(long, value_name = "MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header_timeout_ms: Option<u64>,
+    /// Open connections at most (0: from the file descriptor limit).
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
+    /// Open connections per client address at most (0: no cap).
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections_per_ip: Option<usize>,
     /// Redis URL: join the cluster on this Redis (e.g. redis://127.0.0.1:6379).
     #[arg(long, value_name = "URL")]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -163,6 +163,20 @@ pub fn action_called(action: &str, transport: &str, ok: bool, elapsed: Duration)
         .observe(elapsed.as_secs_f64());
 }
 
+/// Sockets refused at accept, by the cap they hit.
+pub static CONNECTIONS_REFUSED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counters(
+        "hero_connections_refused_total",
+        "Sockets refused at accept, by the cap they hit",
+        &["cap"],
+    )
+});
+
+/// Records one socket refused at accept (`cap`: the setting it hit).
+pub fn connection_refused(cap: &str) {
+    CONNECTIONS_REFUSED.with_label_values(&[cap]).inc();
+}
+
 /// Records one plugin file event (`loaded`, `reloaded`, `refused`, `removed`).
 pub fn plugin_event(event: &str) {
     PLUGIN_EVENTS.with_label_values(&[event]).inc();

@@ -7,6 +7,7 @@ pub mod api;
 pub mod assets;
 pub mod documentation;
 pub mod identity;
+pub mod limits;
 pub mod metrics;
 pub mod public;
 pub mod tls;

@@ -17,11 +17,12 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio_rustls::TlsAcceptor;
 
 use crate::app::App;
+use crate::servers::limits::{Limits, Refusal};
 use crate::servers::public::NOT_FOUND;
 use crate::servers::{api, assets, metrics, public};
 
@@ -149,6 +150,11 @@ pub async fn serve(
     // Accepted sockets inherit TCP_NODELAY: without it, a small push (a Bayeux delivery)
     // written while the previous one is unacknowledged waits for the peer's delayed ACK.
     let _ = rustix::net::sockopt::set_tcp_nodelay(&listener.tcp, true);
+    let limits = Limits::new(
+        app.config.max_connections,
+        (!app.config.trust_proxy).then_some(app.config.max_connections_per_ip),
+    );
+    let builder = connection_builder(Duration::from_millis(app.config.header_timeout_ms));
     let service = warp::service(routes(app));
     let connections = GracefulShutdown::new();
     let mut backoff = Duration::ZERO;
@@ -167,10 +173,19 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         backoff = Duration::ZERO;
+        let admitted = match limits.admit(peer.ip()) {
+            Ok(admitted) => admitted,
+            Err(refusal) => {
+                refuse(stream, refusal, listener.tls.is_some());
+                continue;
+            }
+        };
         let service = service.clone();
         let watcher = connections.watcher();
         let tls = listener.tls.clone();
+        let builder = builder.clone();
         tokio::spawn(async move {
+            let _admitted = admitted;
             // Each request carries its peer; warp's service is cheap to clone (`Arc`s).
             let service =
                 hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
@@ -178,11 +193,11 @@ pub async fn serve(
                     tower_service::Service::call(&mut service.clone(), request)
                 });
             let served = match tls {
-                None => serve_connection(TokioIo::new(stream), service, watcher).await,
+                None => serve_connection(&builder, TokioIo::new(stream), service, watcher).await,
                 Some(tls) => {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
                         Ok(Ok(stream)) => {
-                            serve_connection(TokioIo::new(stream), service, watcher).await
+                            serve_connection(&builder, TokioIo::new(stream), service, watcher).await
                         }
                         Ok(Err(err)) => Err(format!("TLS handshake failed: {err}").into()),
                         Err(_) => Err("TLS handshake timed out".into()),
@@ -209,14 +224,63 @@ pub async fn serve(
 
 /// Serves HTTP/1.1 (with upgrades: websockets) on one accepted connection, until it
 /// ends or graceful shutdown closes it.
-async fn serve_connection<I, S>(io: I, service: S, watcher: Watcher) -> Result<(), BoxError>
+async fn serve_connection<I, S>(
+    builder: &Builder,
+    io: I,
+    service: S,
+    watcher: Watcher,
+) -> Result<(), BoxError>
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     S: hyper::service::Service<http::Request<Incoming>, Response = Response, Error = Infallible>,
     S::Future: Send + 'static,
 {
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     watcher
         .watch(builder.serve_connection_with_upgrades(io, service))
         .await
+}
+
+type Builder = hyper_util::server::conn::auto::Builder<TokioExecutor>;
+
+/// HTTP/1.1 only (websocket upgrades need it; HTTP/2 is for the balancer in front), with
+/// `header_timeout` from the moment a request's headers are awaited: a socket that
+/// sends a partial request, or nothing after its last response, is closed then.
+fn connection_builder(header_timeout: Duration) -> Builder {
+    let mut builder = Builder::new(TokioExecutor::new()).http1_only();
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    builder
+}
+
+/// Answers a socket over a connection cap with a `503` naming the cap, and closes it
+/// (a TLS socket is closed at once: it could not read a plain answer). Bounded and
+/// best effort: the point is to free the socket. What the client sent is read and
+/// dropped before the close, or the kernel would reset the connection and the client
+/// might lose the answer.
+fn refuse(stream: tokio::net::TcpStream, refusal: Refusal, tls: bool) {
+    crate::metrics::connection_refused(refusal.label());
+    tracing::debug!(%refusal, "connection refused");
+    if tls {
+        return;
+    }
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut stream = stream;
+        let answer = async {
+            stream.write_all(refusal.response().as_bytes()).await?;
+            stream.shutdown().await?;
+            let mut sink = [0u8; 4096];
+            let mut drained = 0;
+            while drained < 64 * 1024 {
+                match stream.read(&mut sink).await? {
+                    0 => break,
+                    n => drained += n,
+                }
+            }
+            Ok::<(), std::io::Error>(())
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), answer).await;
+    });
 }
