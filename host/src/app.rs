@@ -83,6 +83,7 @@ impl App {
         let rooms = Rooms::new(backends.rooms, Arc::clone(&connections), &backends.node_id);
         let mut bayeux_config = config.bayeux.clone();
         bayeux_config.trust_forwarded_for |= config.trust_proxy;
+        bayeux_config.allowed_origins = config.allowed_origins.clone();
         let bayeux = Bayeux::with_engine(bayeux_config, backends.engine);
         Ok(Arc::new_cyclic(|weak| App {
             bayeux,

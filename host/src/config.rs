@@ -66,6 +66,9 @@ pub struct Config {
     pub tls_key: Option<PathBuf>,
     /// Serve Prometheus metrics at `/metrics`.
     pub metrics: bool,
+    /// Browser origins allowed to call `/api` and `/faye` cross-origin and to open
+    /// websockets (`["*"]`: any).
+    pub allowed_origins: crate::edge::origin::AllowedOrigins,
     /// How long a connection may take to send a request's headers, counted from when
     /// it opens or its last response ends (so idle keep-alive sockets close too), in ms.
     pub header_timeout_ms: u64,
@@ -104,6 +107,7 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             metrics: true,
+            allowed_origins: crate::edge::origin::AllowedOrigins::default(),
             header_timeout_ms: 30_000,
             max_connections: 0,
             max_connections_per_ip: 0,
@@ -193,6 +197,10 @@ pub struct Flags {
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics: Option<bool>,
+    /// Browser origins allowed to call in, comma-separated (`*`: any).
+    #[arg(long, value_name = "ORIGINS", value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_origins: Option<Vec<String>>,
     /// Time allowed for a request's headers, idle keep-alive included, in ms.
     #[arg(long, value_name = "MS")]
     #[serde(skip_serializing_if = "Option::is_none")]

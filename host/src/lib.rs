@@ -12,6 +12,7 @@
 //! - [`actions`]: the registry, the params pipeline and the one processor.
 //! - [`plugins`]: static plugins and the dynamic loader.
 //! - [`services`]: the host services actions call (cache, rooms, attributes).
+//! - [`edge`]: request facts decided once for every server (allowed origins).
 //! - [`connections`]: websocket connections and who owns them cluster-wide.
 //! - [`rooms`]: chat rooms (memory or Redis).
 //! - [`cache`]: the key/value cache (memory or Redis).
@@ -38,6 +39,7 @@ pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod connections;
+pub mod edge;
 pub mod ids;
 pub mod metrics;
 pub mod node;

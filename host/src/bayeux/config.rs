@@ -50,6 +50,9 @@ pub struct BayeuxConfig {
     pub exact_only_prefixes: Vec<String>,
     /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
     pub trust_forwarded_for: bool,
+    /// Browser origins allowed (the host's `allowed_origins`, copied in by the app).
+    #[serde(skip)]
+    pub allowed_origins: crate::edge::origin::AllowedOrigins,
 }
 
 impl Default for BayeuxConfig {
@@ -72,6 +75,7 @@ impl Default for BayeuxConfig {
             internal_prefix: "/hero".to_owned(),
             exact_only_prefixes: vec!["/client/websocket".to_owned()],
             trust_forwarded_for: false,
+            allowed_origins: crate::edge::origin::AllowedOrigins::default(),
         }
     }
 }

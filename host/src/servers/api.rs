@@ -134,6 +134,9 @@ async fn handle(app: Arc<App>, mut req: HttpRequest, body: Result<Bytes, BodyErr
         started,
     };
 
+    if let Err(refused) = app.config.allowed_origins.check(&req.headers) {
+        return refused.response();
+    }
     if req.method == Method::OPTIONS {
         return with_identity(empty(StatusCode::OK), &requester, Some(cors_headers()));
     }

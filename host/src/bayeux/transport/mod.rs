@@ -101,6 +101,10 @@ where
         Target::ClientJs => return http::client_js(&parts.method, CLIENT_JS),
         Target::Endpoint { last_segment } => last_segment,
     };
+    // Before anything runs: a page elsewhere may neither publish nor open a socket.
+    if let Err(refused) = bayeux.config().allowed_origins.check(&parts.headers) {
+        return refused.response();
+    }
     if parts.method == Method::OPTIONS
         || parts.headers.contains_key("access-control-request-method")
     {
