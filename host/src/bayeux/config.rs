@@ -26,6 +26,11 @@ pub struct BayeuxConfig {
     pub max_body_bytes: usize,
     /// Most channels in one `/meta/subscribe` or `/meta/unsubscribe`.
     pub max_channels_per_subscribe: usize,
+    /// Longest channel name or pattern, in bytes: matching a publish against wildcard
+    /// subscriptions costs the name's length times its depth.
+    pub max_channel_bytes: usize,
+    /// Most segments in a channel name or pattern (`/a/b/c` has 3).
+    pub max_channel_segments: usize,
     /// Most subscriptions a single client may hold.
     pub max_subscriptions_per_client: usize,
     /// Most messages queued for one client; past it the client is disconnected
@@ -66,6 +71,8 @@ impl Default for BayeuxConfig {
             max_frame_bytes: 1 << 20,
             max_body_bytes: 1 << 20,
             max_channels_per_subscribe: 100,
+            max_channel_bytes: 1024,
+            max_channel_segments: 32,
             max_subscriptions_per_client: 1_000,
             max_queue: 1_000,
             max_batch: 100,

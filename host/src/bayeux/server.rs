@@ -224,9 +224,7 @@ impl Bayeux {
     /// `405` for an invalid channel name, `500` if the engine fails.
     pub async fn publish(&self, channel: &str, data: Value) -> Result<(), BayeuxError> {
         self.ensure_started();
-        if !channel::is_valid_name(channel) {
-            return Err(BayeuxError::channel_invalid(channel));
-        }
+        self.check_channel(channel, false)?;
         let msg = Message::publish(channel, data);
         self.engine_publish(msg, None).await
     }
@@ -238,8 +236,8 @@ impl Bayeux {
     /// `405` for an invalid channel name, `500` if the engine fails.
     pub async fn publish_each(&self, channels: &[String], data: Value) -> Result<(), BayeuxError> {
         self.ensure_started();
-        if let Some(bad) = channels.iter().find(|c| !channel::is_valid_name(c)) {
-            return Err(BayeuxError::channel_invalid(bad));
+        for name in channels {
+            self.check_channel(name, false)?;
         }
         let Some(first) = channels.first() else {
             return Ok(());
@@ -912,8 +910,8 @@ impl Bayeux {
             if error.is_some() {
                 break;
             }
-            if !channel::is_valid_pattern(name) {
-                error = Some(BayeuxError::channel_invalid(name));
+            if let Err(e) = self.check_channel(name, true) {
+                error = Some(e);
                 break;
             }
             if add && !ctx.trusted && self.is_forbidden_pattern(name) {
@@ -958,6 +956,44 @@ impl Bayeux {
         reply
     }
 
+    /// A channel name (or, with `pattern`, a subscription pattern) within the size
+    /// limits and well formed. The limits come first: they bound the cost of every
+    /// later step (matching a publish costs the name's length times its depth).
+    fn check_channel(&self, name: &str, pattern: bool) -> Result<(), BayeuxError> {
+        let config = &self.inner.config;
+        if name.len() > config.max_channel_bytes {
+            return Err(BayeuxError::custom(
+                405,
+                [abbreviate(name)],
+                format!(
+                    "Channel name too long (at most {} bytes: max_channel_bytes)",
+                    config.max_channel_bytes
+                ),
+            ));
+        }
+        let segments = name.bytes().filter(|&b| b == b'/').count();
+        if segments > config.max_channel_segments {
+            return Err(BayeuxError::custom(
+                405,
+                [abbreviate(name)],
+                format!(
+                    "Channel name too deep (at most {} segments: max_channel_segments)",
+                    config.max_channel_segments
+                ),
+            ));
+        }
+        let valid = if pattern {
+            channel::is_valid_pattern(name)
+        } else {
+            channel::is_valid_name(name)
+        };
+        if valid {
+            Ok(())
+        } else {
+            Err(BayeuxError::channel_invalid(name))
+        }
+    }
+
     async fn disconnect(&self, msg: &Message, known: bool) -> Message {
         let mut reply = msg.reply();
         let error = client_error(msg, known);
@@ -983,8 +1019,8 @@ impl Bayeux {
         if !ctx.trusted && self.is_internal(name) {
             error = Some(BayeuxError::channel_forbidden(name));
         }
-        if !channel::is_valid_name(name) {
-            error = Some(BayeuxError::channel_invalid(name));
+        if let Err(e) = self.check_channel(name, false) {
+            error = Some(e);
         }
         if msg.data.is_none() {
             error = Some(BayeuxError::parameter_missing("data"));
@@ -1000,6 +1036,18 @@ impl Bayeux {
 }
 
 /// The one place engine failures become protocol errors.
+/// The first 64 bytes of a refused name (whole names may be a megabyte).
+fn abbreviate(name: &str) -> String {
+    if name.len() <= 64 {
+        return name.to_owned();
+    }
+    let mut end = 64;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &name[..end])
+}
+
 pub(crate) fn engine_error(e: EngineError) -> BayeuxError {
     tracing::error!(error = %e, "bayeux: engine failure");
     BayeuxError::server_error()

@@ -1,0 +1,80 @@
+//! Channel name limits through the real binary: with a wildcard subscription present,
+//! a publish on a huge or very deep channel is refused with `405` naming the limit,
+//! while other requests are served; names within the limits still work.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use serde_json::{Value, json};
+use support::Hero;
+
+async fn faye(hero: &Hero, body: Value) -> Value {
+    reqwest::Client::new()
+        .post(hero.at("/faye"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_and_deep_channels_are_refused_naming_the_limit() {
+    let hero = Hero::start(&[]);
+    let handshake = faye(
+        &hero,
+        json!([{"channel": "/meta/handshake", "version": "1.0",
+                "supportedConnectionTypes": ["long-polling"]}]),
+    )
+    .await;
+    let id = handshake[0]["clientId"].as_str().unwrap().to_owned();
+    let sub = faye(
+        &hero,
+        json!([{"channel": "/meta/subscribe", "clientId": id, "subscription": "/**"}]),
+    )
+    .await;
+    assert_eq!(sub[0]["successful"], true, "{sub}");
+
+    // 80,000 segments: the publish that once took seconds of CPU with `/**` present.
+    let huge = "/a".repeat(80_000);
+    let deep = "/a".repeat(33);
+    let (huge_reply, deep_reply, status) = tokio::join!(
+        faye(&hero, json!([{"channel": huge, "data": 1}])),
+        faye(&hero, json!([{"channel": deep, "data": 1}])),
+        reqwest::get(hero.at("/api/status")),
+    );
+    assert_eq!(status.unwrap().status(), 200);
+    let error = |reply: &Value| reply[0]["error"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(huge_reply[0]["successful"], false, "{huge_reply}");
+    let huge_error = error(&huge_reply);
+    assert!(
+        huge_error.starts_with("405:/a/a/a")
+            && huge_error
+                .ends_with("Channel name too long (at most 1024 bytes: max_channel_bytes)"),
+        "{huge_error:.300}"
+    );
+    assert!(
+        huge_error.len() < 200,
+        "the name is abbreviated: {}",
+        huge_error.len()
+    );
+    assert!(
+        error(&deep_reply)
+            .ends_with("Channel name too deep (at most 32 segments: max_channel_segments)"),
+        "{deep_reply}"
+    );
+    // A subscription pattern is held to the same limits.
+    let sub = faye(
+        &hero,
+        json!([{"channel": "/meta/subscribe", "clientId": id, "subscription": format!("{}/**", "/b".repeat(40))}]),
+    )
+    .await;
+    assert!(error(&sub).contains("max_channel_segments"), "{sub}");
+    // At the limits, a name is accepted.
+    let ok = "/a".repeat(32);
+    let published = faye(&hero, json!([{"channel": ok, "data": 1}])).await;
+    assert_eq!(published[0]["successful"], true, "{published}");
+}
