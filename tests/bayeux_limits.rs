@@ -53,7 +53,7 @@ async fn huge_and_deep_channels_are_refused_naming_the_limit() {
     assert!(
         huge_error.starts_with("405:/a/a/a")
             && huge_error
-                .ends_with("Channel name too long (at most 1024 bytes: max_channel_bytes)"),
+                .ends_with("Channel name too long (at most 1024 bytes - max_channel_bytes)"),
         "{huge_error:.300}"
     );
     assert!(
@@ -63,7 +63,7 @@ async fn huge_and_deep_channels_are_refused_naming_the_limit() {
     );
     assert!(
         error(&deep_reply)
-            .ends_with("Channel name too deep (at most 32 segments: max_channel_segments)"),
+            .ends_with("Channel name too deep (at most 32 segments - max_channel_segments)"),
         "{deep_reply}"
     );
     // A subscription pattern is held to the same limits.
@@ -77,4 +77,41 @@ async fn huge_and_deep_channels_are_refused_naming_the_limit() {
     let ok = "/a".repeat(32);
     let published = faye(&hero, json!([{"channel": ok, "data": 1}])).await;
     assert_eq!(published[0]["successful"], true, "{published}");
+}
+
+#[tokio::test]
+async fn a_batch_of_connects_is_held_once_not_once_per_connect() {
+    let hero = Hero::start(&[]);
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let reply = faye(
+            &hero,
+            json!([{"channel": "/meta/handshake", "version": "1.0",
+                    "supportedConnectionTypes": ["long-polling"]}]),
+        )
+        .await;
+        ids.push(reply[0]["clientId"].as_str().unwrap().to_owned());
+    }
+    // Each with advice timeout 1 s: one after another they would take 5 s.
+    let batch: Vec<Value> = ids
+        .iter()
+        .map(|id| {
+            json!({"channel": "/meta/connect", "clientId": id, "connectionType": "long-polling",
+                   "advice": {"timeout": 1000}})
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let replies = faye(&hero, Value::Array(batch)).await;
+    let took = started.elapsed();
+    let answered = replies
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["channel"] == "/meta/connect" && r["successful"] == true)
+        .count();
+    assert_eq!(answered, 5, "{replies}");
+    assert!(
+        took < std::time::Duration::from_millis(3000),
+        "5 connects held one after another: {took:?}"
+    );
 }

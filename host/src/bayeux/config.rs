@@ -88,6 +88,18 @@ impl Default for BayeuxConfig {
 }
 
 impl BayeuxConfig {
+    /// The largest websocket frame the writer can hold (its buffer cap); frames are
+    /// built up to `max_frame_bytes`, a single larger delivery gets a frame of its own.
+    pub fn max_write_bytes(&self) -> usize {
+        self.ws_write_buffer_bytes + self.max_frame_bytes.max(1 << 16) * 4
+    }
+
+    /// The largest delivery a publish may make: one that fits a frame of its own.
+    pub fn max_delivery_bytes(&self) -> usize {
+        self.max_write_bytes()
+            .saturating_sub(self.ws_write_buffer_bytes + 2)
+    }
+
     /// The mount path without a trailing slash (`/` becomes the empty string).
     pub(crate) fn mount(&self) -> &str {
         self.mount_path.trim_end_matches('/')

@@ -127,16 +127,53 @@ pub(crate) enum OutItem {
     Raw(Arc<Envelope>),
 }
 
+/// Serialises items as reply arrays of at most `max_bytes` each (a single item larger
+/// than that gets a frame of its own): a websocket frame over the writer's cap would
+/// fail whole, losing every delivery in it.
+pub(crate) fn to_json_frames(items: &[OutItem], max_bytes: usize) -> Vec<String> {
+    let total: usize = items.iter().map(OutItem::size_hint).sum::<usize>() + items.len() + 2;
+    if total <= max_bytes {
+        return vec![to_json_array(items)];
+    }
+    let mut frames = Vec::new();
+    let mut frame = String::from("[");
+    for item in items {
+        let owned;
+        let json = match item {
+            OutItem::Msg(m) => {
+                owned = serde_json::to_string(&**m).unwrap_or_else(|_| "{}".into());
+                owned.as_str()
+            }
+            OutItem::Raw(e) => e.json(),
+        };
+        if frame.len() > 1 && frame.len() + json.len() + 2 > max_bytes {
+            frame.push(']');
+            frames.push(std::mem::replace(&mut frame, String::from("[")));
+        }
+        if frame.len() > 1 {
+            frame.push(',');
+        }
+        frame.push_str(json);
+    }
+    frame.push(']');
+    frames.push(frame);
+    frames
+}
+
+impl OutItem {
+    /// Bytes it will take, exactly for a delivery, roughly for a reply.
+    fn size_hint(&self) -> usize {
+        match self {
+            OutItem::Msg(_) => 256,
+            OutItem::Raw(e) => e.json().len(),
+        }
+    }
+}
+
 /// Serialises a reply array.
 pub(crate) fn to_json_array(items: &[OutItem]) -> String {
     // Deliveries are already JSON: size the buffer for them, so it is allocated once.
-    let raw: usize = items
-        .iter()
-        .map(|i| match i {
-            OutItem::Msg(_) => 256,
-            OutItem::Raw(e) => e.json().len(),
-        })
-        .sum();
+    let raw: usize = items.iter().map(OutItem::size_hint).sum();
     let mut out = String::with_capacity(raw + items.len() + 2);
     out.push('[');
     for (i, item) in items.iter().enumerate() {
@@ -267,6 +304,16 @@ impl Bayeux {
             exact_only: self.is_exact_only(name),
         };
         let envelope = Arc::new(Envelope::from_message(msg, publisher));
+        // A delivery that no websocket could carry is refused here, to its publisher,
+        // rather than failing later on every subscriber's socket.
+        let max = self.inner.config.max_delivery_bytes();
+        if envelope.json().len() > max {
+            return Err(BayeuxError::custom(
+                407,
+                [envelope.channel()],
+                format!("Message too large to deliver (at most {max} bytes - 4 x max_frame_bytes)"),
+            ));
+        }
         self.inner
             .engine
             .publish(envelope.channel(), envelope.clone(), &opts)
@@ -460,7 +507,7 @@ impl Bayeux {
     }
 
     /// Processes one request (HTTP or in-process): messages in order, held connects
-    /// concurrently with the rest; returns the reply array (replies then deliveries).
+    /// concurrently with the rest and with each other; returns the reply array (replies then deliveries).
     pub(crate) async fn process(
         &self,
         messages: Vec<Message>,
@@ -489,9 +536,10 @@ impl Bayeux {
             }
             out
         };
-        let connects = async {
-            let mut out = Vec::new();
-            for (i, msg) in holds {
+        // Each connect is held at the same time as the others: one after another, a
+        // batch of n connects would take n timeouts.
+        let connects =
+            futures_util::future::join_all(holds.into_iter().map(|(i, msg)| async move {
                 let outcome = match self.handle(msg, ctx).await {
                     Outcome::Hold {
                         reply,
@@ -503,10 +551,8 @@ impl Bayeux {
                     }
                     Outcome::Reply(reply) => (reply, Vec::new(), None),
                 };
-                out.push((i, outcome));
-            }
-            out
-        };
+                (i, outcome)
+            }));
         let (others, connects) = tokio::join!(others, connects);
         for (i, outcome) in others {
             if let (Some(slot), Outcome::Reply(r)) = (replies.get_mut(i), outcome) {
@@ -966,7 +1012,7 @@ impl Bayeux {
                 405,
                 [abbreviate(name)],
                 format!(
-                    "Channel name too long (at most {} bytes: max_channel_bytes)",
+                    "Channel name too long (at most {} bytes - max_channel_bytes)",
                     config.max_channel_bytes
                 ),
             ));
@@ -977,7 +1023,7 @@ impl Bayeux {
                 405,
                 [abbreviate(name)],
                 format!(
-                    "Channel name too deep (at most {} segments: max_channel_segments)",
+                    "Channel name too deep (at most {} segments - max_channel_segments)",
                     config.max_channel_segments
                 ),
             ));

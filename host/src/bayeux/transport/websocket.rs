@@ -41,7 +41,9 @@ use super::http::bad_request;
 use crate::bayeux::engine::{ClaimKind, Mailbox};
 use crate::bayeux::extension::{MessageContext, Transport};
 use crate::bayeux::message::{CONNECT, Message, parse_messages};
-use crate::bayeux::server::{Bayeux, OutItem, Outcome, engine_error, to_json_array};
+use crate::bayeux::server::{
+    Bayeux, OutItem, Outcome, engine_error, to_json_array, to_json_frames,
+};
 
 /// A write that takes longer than this means the peer stopped reading.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -88,7 +90,7 @@ pub(super) fn upgrade(bayeux: Bayeux, parts: RequestParts) -> Response {
     let config = WebSocketConfig::default()
         .read_buffer_size(c.ws_read_buffer_bytes.max(256))
         .write_buffer_size(c.ws_write_buffer_bytes)
-        .max_write_buffer_size(c.ws_write_buffer_bytes + c.max_frame_bytes.max(1 << 16) * 4)
+        .max_write_buffer_size(c.max_write_bytes())
         .max_message_size(Some(c.max_frame_bytes))
         .max_frame_size(Some(c.max_frame_bytes));
     // This task only finishes the upgrade and starts the socket's two tasks, so its
@@ -559,10 +561,13 @@ impl Writer {
         }
         let mut out = Vec::with_capacity(envs.len());
         self.bayeux.outgoing_deliveries(&id, envs, &mut out).await;
-        if out.is_empty() {
-            return true;
+        for frame in to_json_frames(&out, self.bayeux.config().max_frame_bytes) {
+            if !send(sink, frame).await {
+                tracing::warn!(client_id = %id, "bayeux: websocket write failed; deliveries in it are lost to this socket");
+                return false;
+            }
         }
-        send(sink, to_json_array(&out)).await
+        true
     }
 }
 
