@@ -377,3 +377,102 @@ async fn the_embedded_page_is_served_when_there_is_no_public_directory() {
         "<h1>my site</h1>"
     );
 }
+
+#[tokio::test]
+async fn ranges_are_served_as_206_and_bad_ones_as_416() {
+    let dir = site();
+    let hero = serve(dir.path());
+    let url = hero.at("/public/all-bytes.bin");
+    let range = |spec: &'static str| {
+        let url = url.clone();
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .header("range", spec)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let res = range("bytes=10-19").await;
+    assert_eq!(res.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(res.headers()["content-range"], "bytes 10-19/256");
+    assert_eq!(res.headers()["content-length"], "10");
+    assert_eq!(
+        res.bytes().await.unwrap().to_vec(),
+        (10..20u8).collect::<Vec<_>>()
+    );
+    let res = range("bytes=250-").await;
+    assert_eq!(res.headers()["content-range"], "bytes 250-255/256");
+    assert_eq!(res.bytes().await.unwrap().len(), 6);
+    let res = range("bytes=-4").await;
+    assert_eq!(res.headers()["content-range"], "bytes 252-255/256");
+    assert_eq!(
+        res.bytes().await.unwrap().to_vec(),
+        vec![252, 253, 254, 255]
+    );
+    let res = range("bytes=300-400").await;
+    assert_eq!(res.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(res.headers()["content-range"], "bytes */256");
+    // Several ranges, or another unit: the whole file, as a server may answer.
+    let res = range("bytes=0-1,5-6").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.bytes().await.unwrap().len(), 256);
+    let plain = get(&url).await;
+    assert_eq!(plain.headers()["accept-ranges"], "bytes");
+}
+
+/// The server's resident memory, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn large_files_are_streamed_so_stalled_readers_hold_no_copies() {
+    let dir = site();
+    // 200 MB, sparse: cheap to make, as costly to read whole as a real one.
+    let big = std::fs::File::create(dir.path().join("public/big.bin")).unwrap();
+    big.set_len(200 << 20).unwrap();
+    let hero = serve(dir.path());
+    let before = rss_kib(hero.pid());
+    // Ten readers take the headers and a little of the body, then stall.
+    let mut stalled = Vec::new();
+    for _ in 0..10 {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", hero.port))
+            .await
+            .unwrap();
+        s.write_all(b"GET /public/big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut head = [0u8; 4096];
+        let n = s.read(&mut head).await.unwrap();
+        assert!(String::from_utf8_lossy(&head[..n]).starts_with("HTTP/1.1 200"));
+        stalled.push(s);
+    }
+    // HEAD reads nothing and says the length.
+    let head = reqwest::Client::new()
+        .head(hero.at("/public/big.bin"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.headers()["content-length"], (200u64 << 20).to_string());
+    let grown = rss_kib(hero.pid()).saturating_sub(before);
+    // Whole-file reads would hold 2 GB here; streaming holds a few buffers per socket.
+    assert!(
+        grown < 100 * 1024,
+        "RSS grew by {grown} KiB with 10 stalled readers"
+    );
+    // A reader that reads gets every byte.
+    let mut res = get(&hero.at("/public/big.bin")).await;
+    let mut total = 0usize;
+    while let Some(chunk) = res.chunk().await.unwrap() {
+        total += chunk.len();
+    }
+    assert_eq!(total, 200 << 20);
+    drop(stalled);
+}

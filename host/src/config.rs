@@ -66,6 +66,9 @@ pub struct Config {
     pub tls_key: Option<PathBuf>,
     /// Serve Prometheus metrics at `/metrics`.
     pub metrics: bool,
+    /// Largest public file the websocket `file` verb sends (larger: an error pointing
+    /// at its HTTP URL, where it is streamed), in bytes.
+    pub max_file_verb_bytes: u64,
     /// Browser origins allowed to call `/api` and `/faye` cross-origin and to open
     /// websockets (`["*"]`: any).
     pub allowed_origins: crate::edge::origin::AllowedOrigins,
@@ -107,6 +110,7 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             metrics: true,
+            max_file_verb_bytes: 1024 * 1024,
             allowed_origins: crate::edge::origin::AllowedOrigins::default(),
             header_timeout_ms: 30_000,
             max_connections: 0,
@@ -201,6 +205,10 @@ pub struct Flags {
     #[arg(long, value_name = "ORIGINS", value_delimiter = ',')]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allowed_origins: Option<Vec<String>>,
+    /// Largest file the websocket `file` verb sends, in bytes.
+    #[arg(long, value_name = "BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_file_verb_bytes: Option<u64>,
     /// Time allowed for a request's headers, idle keep-alive included, in ms.
     #[arg(long, value_name = "MS")]
     #[serde(skip_serializing_if = "Option::is_none")]

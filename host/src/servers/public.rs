@@ -1,7 +1,9 @@
 //! Static files from the public directory (PROTOCOL 3.2), and the embedded default page.
 //!
-//! [`read_public_file`] is the one way to read a public file; the HTTP routes here and
-//! the websocket `file` verb both call it, so both refuse the same paths.
+//! [`open_public_file`] is the one way to find a public file; the HTTP routes here
+//! stream it (with `Range`, and nothing read for `HEAD` or `304`), and the websocket
+//! `file` verb reads it through [`read_public_file`] up to a size limit, so both refuse
+//! the same paths.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -11,9 +13,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
-use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
+use warp::{Filter, Reply as _};
 
 use crate::app::App;
 
@@ -31,11 +33,13 @@ pub const NOT_FOUND: &str = "Sorry, that file is not found :(";
 #[error("{}", NOT_FOUND)]
 pub struct NotFound;
 
-/// One public file, read whole.
+/// One public file, resolved (not read): what a response needs to send it.
 #[derive(Debug, Clone)]
 pub struct PublicFile {
-    /// The file's bytes, exactly as on disk.
-    pub bytes: Bytes,
+    /// Where its bytes are.
+    pub source: Source,
+    /// Its size in bytes.
+    pub len: u64,
     /// `Content-Type`, with `charset=utf-8` for text.
     pub mime: String,
     /// Modification time, when the file system reports one.
@@ -44,22 +48,81 @@ pub struct PublicFile {
     pub etag: String,
 }
 
-/// Reads `path` (already percent-decoded, relative to `root`; a leading `/` is ignored)
-/// from the public directory `root`. A directory means its `index.html`. When `root`
-/// does not exist, `""` and `index.html` are the embedded default page.
-///
-/// The work runs on the blocking pool, never on the reactor.
+/// Where a public file's bytes are.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A file on disk (canonical, inside the public directory).
+    Disk(PathBuf),
+    /// The embedded default page.
+    Embedded(&'static [u8]),
+}
+
+/// Why a public file cannot be sent whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    /// Missing or outside the public directory.
+    #[error("{}", NOT_FOUND)]
+    NotFound,
+    /// Larger than the caller's limit.
+    #[error("the file is {len} bytes, more than {limit}")]
+    TooLarge {
+        /// Its size.
+        len: u64,
+        /// The limit.
+        limit: u64,
+    },
+}
+
+/// Resolves `path` (already percent-decoded, relative to `root`; a leading `/` is
+/// ignored) in the public directory `root`, reading nothing but metadata. A directory
+/// means its `index.html`. When `root` does not exist, `""` and `index.html` are the
+/// embedded default page. The work runs on the blocking pool, never on the reactor.
 ///
 /// # Errors
 ///
 /// [`NotFound`] for a missing file and for any path that leaves `root`: `..` segments,
 /// backslashes, NUL bytes, or symlinks that resolve outside it.
-pub async fn read_public_file(root: &Path, path: &str) -> Result<PublicFile, NotFound> {
+pub async fn open_public_file(root: &Path, path: &str) -> Result<PublicFile, NotFound> {
     let relative = safe_relative(path).ok_or(NotFound)?;
     let root = root.to_path_buf();
-    tokio::task::spawn_blocking(move || read_blocking(&root, &relative))
+    tokio::task::spawn_blocking(move || resolve_blocking(&root, &relative))
         .await
         .map_err(|_| NotFound)?
+}
+
+/// Resolves and reads a public file whole, if it has at most `limit` bytes (the
+/// websocket `file` verb, whose reply carries the content).
+///
+/// # Errors
+///
+/// [`ReadError::NotFound`] as [`open_public_file`]; [`ReadError::TooLarge`] past `limit`,
+/// before anything is read.
+pub async fn read_public_file(
+    root: &Path,
+    path: &str,
+    limit: u64,
+) -> Result<(PublicFile, Bytes), ReadError> {
+    let file = open_public_file(root, path)
+        .await
+        .map_err(|NotFound| ReadError::NotFound)?;
+    if file.len > limit {
+        return Err(ReadError::TooLarge {
+            len: file.len,
+            limit,
+        });
+    }
+    let bytes = match &file.source {
+        Source::Embedded(bytes) => Bytes::from_static(bytes),
+        Source::Disk(path) => {
+            let mut bytes = tokio::fs::read(path)
+                .await
+                .map_err(|_| ReadError::NotFound)?;
+            // The file may have grown since it was measured.
+            bytes.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+            Bytes::from(bytes)
+        }
+    };
+    Ok((file, bytes))
 }
 
 /// The path as plain relative segments, or `None` when it tries to climb or smuggle.
@@ -79,7 +142,7 @@ fn safe_relative(path: &str) -> Option<PathBuf> {
     Some(relative)
 }
 
-fn read_blocking(root: &Path, relative: &Path) -> Result<PublicFile, NotFound> {
+fn resolve_blocking(root: &Path, relative: &Path) -> Result<PublicFile, NotFound> {
     let root = match root.canonicalize() {
         Ok(root) => root,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return default_page(relative),
@@ -94,16 +157,16 @@ fn read_blocking(root: &Path, relative: &Path) -> Result<PublicFile, NotFound> {
     if !meta.is_file() {
         return Err(NotFound);
     }
-    let bytes = std::fs::read(&file).map_err(|_| NotFound)?;
     let modified = meta.modified().ok();
     let stamp = modified
         .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_nanos());
     Ok(PublicFile {
-        etag: format!("\"{:x}-{stamp:x}\"", bytes.len()),
+        etag: format!("\"{:x}-{stamp:x}\"", meta.len()),
         mime: content_type(&file),
         modified,
-        bytes: Bytes::from(bytes),
+        len: meta.len(),
+        source: Source::Disk(file),
     })
 }
 
@@ -122,7 +185,8 @@ fn default_page(relative: &Path) -> Result<PublicFile, NotFound> {
         return Err(NotFound);
     }
     Ok(PublicFile {
-        bytes: Bytes::from_static(DEFAULT_PAGE.as_bytes()),
+        source: Source::Embedded(DEFAULT_PAGE.as_bytes()),
+        len: DEFAULT_PAGE.len() as u64,
         mime: "text/html; charset=utf-8".into(),
         modified: None,
         etag: format!("\"default-{:x}\"", fnv1a(DEFAULT_PAGE.as_bytes())),
@@ -165,8 +229,8 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
                     let Some(path) = requested_path(full.as_str(), &query) else {
                         return not_found();
                     };
-                    match read_public_file(&root, &path).await {
-                        Ok(file) => file_response(&file, &method, &headers),
+                    match open_public_file(&root, &path).await {
+                        Ok(file) => file_response(&file, &method, &headers).await,
                         Err(NotFound) => not_found(),
                     }
                 }
@@ -195,14 +259,30 @@ fn requested_path(raw_path: &str, query: &str) -> Option<String> {
         .map(|s| s.into_owned())
 }
 
-fn file_response(file: &PublicFile, method: &Method, request: &HeaderMap) -> Response {
+/// The response for `file`: `304` when the client's copy is fresh, headers only for
+/// `HEAD`, else the bytes streamed from disk (a `Range` of them: `206`, or `416` when
+/// it cannot be satisfied). Nothing is read for `HEAD` or `304`, and a large file is
+/// never held in memory.
+async fn file_response(file: &PublicFile, method: &Method, request: &HeaderMap) -> Response {
     let fresh = not_modified(file, request);
-    let body = if fresh || method == Method::HEAD {
-        Bytes::new()
+    let range = if fresh {
+        None
     } else {
-        file.bytes.clone()
+        requested_range(request, file)
     };
-    let mut response = Response::new(body.into());
+    let mut response = match (&range, fresh || method == Method::HEAD) {
+        (Some(Err(Unsatisfiable)), _) => {
+            let mut response = Response::new(Bytes::new().into());
+            *response.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
+            if let Ok(value) = HeaderValue::from_str(&format!("bytes */{}", file.len)) {
+                response.headers_mut().insert(header::CONTENT_RANGE, value);
+            }
+            return response;
+        }
+        (_, true) => Response::new(Bytes::new().into()),
+        (Some(Ok(span)), false) => body(file, span.clone()).await,
+        (None, false) => body(file, 0..file.len).await,
+    };
     let headers = response.headers_mut();
     if let Ok(etag) = HeaderValue::from_str(&file.etag) {
         headers.insert(header::ETAG, etag);
@@ -216,6 +296,7 @@ fn file_response(file: &PublicFile, method: &Method, request: &HeaderMap) -> Res
         header::CACHE_CONTROL,
         HeaderValue::from_static(CACHE_CONTROL),
     );
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if fresh {
         *response.status_mut() = StatusCode::NOT_MODIFIED;
         return response;
@@ -223,8 +304,108 @@ fn file_response(file: &PublicFile, method: &Method, request: &HeaderMap) -> Res
     if let Ok(mime) = HeaderValue::from_str(&file.mime) {
         headers.insert(header::CONTENT_TYPE, mime);
     }
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(file.bytes.len()));
+    let length = match &range {
+        Some(Ok(span)) => {
+            if let Ok(value) = HeaderValue::from_str(&format!(
+                "bytes {}-{}/{}",
+                span.start,
+                span.end - 1,
+                file.len
+            )) {
+                headers.insert(header::CONTENT_RANGE, value);
+            }
+            *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+            span.end - span.start
+        }
+        _ => file.len,
+    };
     response
+        .headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    response
+}
+
+/// The bytes `span` of `file`, streamed (a file that cannot be opened any more is an
+/// empty body: its headers are already decided, and the client sees a short reply).
+async fn body(file: &PublicFile, span: std::ops::Range<u64>) -> Response {
+    use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
+    match &file.source {
+        Source::Embedded(bytes) => {
+            let start = usize::try_from(span.start)
+                .unwrap_or(usize::MAX)
+                .min(bytes.len());
+            let end = usize::try_from(span.end)
+                .unwrap_or(usize::MAX)
+                .min(bytes.len());
+            Response::new(Bytes::from_static(&bytes[start..end]).into())
+        }
+        Source::Disk(path) => {
+            let opened = async {
+                let mut disk = tokio::fs::File::open(path).await?;
+                disk.seek(std::io::SeekFrom::Start(span.start)).await?;
+                Ok::<_, io::Error>(disk.take(span.end - span.start))
+            };
+            match opened.await {
+                Ok(reader) => {
+                    warp::reply::stream(tokio_util::io::ReaderStream::new(reader)).into_response()
+                }
+                Err(err) => {
+                    tracing::warn!(file = %path.display(), %err, "public file vanished");
+                    Response::new(Bytes::new().into())
+                }
+            }
+        }
+    }
+}
+
+/// A `Range` that cannot be served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Unsatisfiable;
+
+/// The one byte range a `Range: bytes=...` header asks for (`None`: the whole file,
+/// also for several ranges or a unit other than bytes, which a server may ignore), or
+/// [`Unsatisfiable`]. An `If-Range` that does not name this version means the whole file.
+fn requested_range(
+    request: &HeaderMap,
+    file: &PublicFile,
+) -> Option<Result<std::ops::Range<u64>, Unsatisfiable>> {
+    let spec = request.get(header::RANGE)?.to_str().ok()?;
+    if let Some(if_range) = request.get(header::IF_RANGE)
+        && if_range.to_str().ok() != Some(file.etag.as_str())
+    {
+        return None;
+    }
+    let spec = spec.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return None;
+    }
+    let (first, last) = spec.split_once('-')?;
+    let (first, last) = (first.trim(), last.trim());
+    let len = file.len;
+    let span = if first.is_empty() {
+        // The last N bytes.
+        let n: u64 = last.parse().ok()?;
+        if n == 0 {
+            return Some(Err(Unsatisfiable));
+        }
+        len.saturating_sub(n)..len
+    } else {
+        let start: u64 = first.parse().ok()?;
+        let end = if last.is_empty() {
+            len
+        } else {
+            let last: u64 = last.parse().ok()?;
+            if last < start {
+                return None;
+            }
+            last.saturating_add(1).min(len)
+        };
+        start..end
+    };
+    if span.start >= len || span.is_empty() {
+        return Some(Err(Unsatisfiable));
+    }
+    Some(Ok(span))
 }
 
 /// `If-None-Match` decides when present; otherwise `If-Modified-Since` (to the second).
@@ -300,3 +481,7 @@ mod tests {
         assert!(requested_path("/%ff", "").is_none());
     }
 }
+
+#[cfg(test)]
+#[path = "../fuzz/public.rs"]
+mod fuzz;

@@ -12,7 +12,7 @@ use base64::Engine as _;
 use plugin_api::Value;
 use serde_json::Map;
 
-use crate::servers::public::{NOT_FOUND, read_public_file};
+use crate::servers::public::{NOT_FOUND, ReadError, read_public_file};
 
 /// Whether a MIME type is text that JSON can carry as a string.
 fn is_textual(mime: &str) -> bool {
@@ -26,11 +26,23 @@ fn is_textual(mime: &str) -> bool {
 }
 
 /// The `file` answer for `path` under the public directory `root`, read by the same
-/// function as `/public` so both refuse the same paths.
-pub(super) async fn file_reply(root: &Path, path: &str) -> Map<String, Value> {
+/// function as `/public` so both refuse the same paths. A file over `limit` bytes
+/// (`max_file_verb_bytes`) is not read: the error points at its HTTP URL.
+pub(super) async fn file_reply(root: &Path, path: &str, limit: u64) -> Map<String, Value> {
     let mut r = Map::new();
-    match read_public_file(root, path).await {
-        Ok(file) if !path.trim_matches('/').is_empty() => {
+    match read_public_file(root, path, limit).await {
+        Err(ReadError::TooLarge { len, limit }) => {
+            let message = format!(
+                "the file is {len} bytes, more than max_file_verb_bytes ({limit}); \
+                 fetch it over HTTP: /public/{}",
+                path.trim_start_matches('/')
+            );
+            r.insert("error".into(), message.into());
+            r.insert("content".into(), Value::Null);
+            r.insert("mime".into(), Value::Null);
+            r.insert("length".into(), len.into());
+        }
+        Ok((file, bytes)) if !path.trim_matches('/').is_empty() => {
             let mime = file
                 .mime
                 .split(';')
@@ -38,13 +50,13 @@ pub(super) async fn file_reply(root: &Path, path: &str) -> Map<String, Value> {
                 .unwrap_or_default()
                 .trim()
                 .to_owned();
-            let length = file.bytes.len();
-            match std::str::from_utf8(&file.bytes) {
+            let length = bytes.len();
+            match std::str::from_utf8(&bytes) {
                 Ok(text) if is_textual(&mime) => {
                     r.insert("content".into(), text.into());
                 }
                 _ => {
-                    let encoded = base64::engine::general_purpose::STANDARD.encode(&file.bytes);
+                    let encoded = base64::engine::general_purpose::STANDARD.encode(&bytes);
                     r.insert("content".into(), encoded.into());
                     r.insert("encoding".into(), "base64".into());
                 }

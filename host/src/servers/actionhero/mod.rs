@@ -405,9 +405,27 @@ impl WebSocketServer {
                 return;
             }
             Verb::File(path) => {
+                // A file read counts against `simultaneousActions` like an action: a
+                // frame of a thousand `file` verbs must not read a thousand files at once.
+                let slot = connection
+                    .pending
+                    .try_acquire(app.config.simultaneous_actions);
                 let server = Arc::clone(&self);
                 tokio::spawn(async move {
-                    let reply = files::file_reply(&app.config.public, &path).await;
+                    let reply = match slot {
+                        Some(_slot) => {
+                            let limit = app.config.max_file_verb_bytes;
+                            files::file_reply(&app.config.public, &path, limit).await
+                        }
+                        None => {
+                            let mut r = Map::new();
+                            r.insert(
+                                "error".into(),
+                                ActionError::too_many_requests().client_message().into(),
+                            );
+                            r
+                        }
+                    };
                     server.respond(&connection, n, reply).await;
                 });
                 return;
