@@ -115,3 +115,72 @@ async fn a_batch_of_connects_is_held_once_not_once_per_connect() {
         "5 connects held one after another: {took:?}"
     );
 }
+
+const HANDSHAKE: &str = "/meta/handshake";
+
+fn handshake_message() -> Value {
+    json!({"channel": HANDSHAKE, "version": "1.0", "supportedConnectionTypes": ["long-polling"]})
+}
+
+#[tokio::test]
+async fn session_quotas_and_handshakes_per_request_are_refused_naming_the_setting() {
+    let hero = Hero::start_with(
+        support::Options::default()
+            .env("HERO_BAYEUX__MAX_SESSIONS", "3")
+            .env("HERO_BAYEUX__MAX_SESSIONS_PER_IP", "2"),
+    );
+    // One request, two handshakes: the second is refused, not run.
+    let batch = faye(&hero, json!([handshake_message(), handshake_message()])).await;
+    assert_eq!(batch[0]["successful"], true, "{batch}");
+    assert_eq!(batch[1]["successful"], false, "{batch}");
+    assert_eq!(
+        batch[1]["error"],
+        "403::Too many handshakes in one request (at most 1 - max_handshakes_per_request)"
+    );
+    // 127.0.0.1 holds one session; a second is allowed, a third is one too many for it.
+    let second = faye(&hero, json!([handshake_message()])).await;
+    assert_eq!(second[0]["successful"], true, "{second}");
+    let third = faye(&hero, json!([handshake_message()])).await;
+    assert_eq!(
+        third[0]["error"],
+        "403::Too many sessions from your address (at most 2 - max_sessions_per_ip)",
+        "{third}"
+    );
+    // Leaving gives the place back.
+    let id = second[0]["clientId"].as_str().unwrap();
+    faye(
+        &hero,
+        json!([{"channel": "/meta/disconnect", "clientId": id}]),
+    )
+    .await;
+    let again = faye(&hero, json!([handshake_message()])).await;
+    assert_eq!(again[0]["successful"], true, "{again}");
+    let metrics = reqwest::get(hero.at("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for limit in ["max_handshakes_per_request", "max_sessions_per_ip"] {
+        assert!(
+            metrics.contains(&format!(
+                "hero_bayeux_refusals_total{{limit=\"{limit}\"}} 1"
+            )),
+            "{limit}: {metrics}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_global_session_cap_holds() {
+    let hero = Hero::start_with(support::Options::default().env("HERO_BAYEUX__MAX_SESSIONS", "2"));
+    for _ in 0..2 {
+        let ok = faye(&hero, json!([handshake_message()])).await;
+        assert_eq!(ok[0]["successful"], true, "{ok}");
+    }
+    let refused = faye(&hero, json!([handshake_message()])).await;
+    assert_eq!(
+        refused[0]["error"], "403::Too many sessions (at most 2 - max_sessions)",
+        "{refused}"
+    );
+}

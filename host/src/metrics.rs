@@ -172,6 +172,20 @@ pub static CONNECTIONS_REFUSED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
 });
 
+/// Bayeux requests refused by a quota, by the setting.
+pub static BAYEUX_REFUSALS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counters(
+        "hero_bayeux_refusals_total",
+        "Bayeux handshakes refused by a quota, by the setting that refused them",
+        &["limit"],
+    )
+});
+
+/// Records one Bayeux handshake refused by `limit`.
+pub fn bayeux_refusal(limit: &str) {
+    BAYEUX_REFUSALS.with_label_values(&[limit]).inc();
+}
+
 /// Records one socket refused at accept (`cap`: the setting it hit).
 pub fn connection_refused(cap: &str) {
     CONNECTIONS_REFUSED.with_label_values(&[cap]).inc();

@@ -26,6 +26,12 @@ pub struct BayeuxConfig {
     pub max_body_bytes: usize,
     /// Most channels in one `/meta/subscribe` or `/meta/unsubscribe`.
     pub max_channels_per_subscribe: usize,
+    /// Network sessions at most (cluster-wide with Redis; 0: no cap).
+    pub max_sessions: usize,
+    /// Network sessions handshaken from one address at most (0: no cap).
+    pub max_sessions_per_ip: usize,
+    /// Handshakes in one request at most (0: no cap).
+    pub max_handshakes_per_request: usize,
     /// Longest channel name or pattern, in bytes: matching a publish against wildcard
     /// subscriptions costs the name's length times its depth.
     pub max_channel_bytes: usize,
@@ -71,6 +77,9 @@ impl Default for BayeuxConfig {
             max_frame_bytes: 1 << 20,
             max_body_bytes: 1 << 20,
             max_channels_per_subscribe: 100,
+            max_sessions: 100_000,
+            max_sessions_per_ip: 0,
+            max_handshakes_per_request: 1,
             max_channel_bytes: 1024,
             max_channel_segments: 32,
             max_subscriptions_per_client: 1_000,

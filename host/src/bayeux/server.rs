@@ -24,8 +24,8 @@ use super::channel;
 use super::config::BayeuxConfig;
 use super::engine::{
     ClaimKind, Engine, EngineError, EngineHandler, Envelope, Mailbox, MemoryEngine,
-    MemoryEngineConfig, PublishOptions, SessionInfo, SessionOptions, SubscribeOptions,
-    SubscribeOutcome,
+    MemoryEngineConfig, PublishOptions, QuotaExceeded, SessionInfo, SessionOptions, SessionQuota,
+    SubscribeOptions, SubscribeOutcome,
 };
 use super::error::BayeuxError;
 use super::extension::{Extension, MessageContext, OutgoingContext, OutgoingKind, Verdict};
@@ -520,7 +520,30 @@ impl Bayeux {
         let mut rest = Vec::new();
         // Connects first (so a batched `advice.timeout: 0` connect does not wait for its
         // siblings), the others in order; then wait for holds while nothing else blocks.
+        // Handshakes past `max_handshakes_per_request` are refused, not run: one request
+        // must not create sessions by the thousand.
+        let mut handshakes = 0;
+        let max_handshakes = self.inner.config.max_handshakes_per_request;
         for (i, msg) in messages.into_iter().enumerate() {
+            if msg.channel.as_deref() == Some(HANDSHAKE) && !ctx.trusted {
+                handshakes += 1;
+                if max_handshakes > 0 && handshakes > max_handshakes {
+                    crate::metrics::bayeux_refusal("max_handshakes_per_request");
+                    let mut reply = msg.reply();
+                    reply.set_outcome(Some(
+                        BayeuxError::custom(
+                            403,
+                            [] as [&str; 0],
+                            format!(
+                                "Too many handshakes in one request (at most {max_handshakes} - max_handshakes_per_request)"
+                            ),
+                        )
+                        .to_string(),
+                    ));
+                    replies.push(Some(reply));
+                    continue;
+                }
+            }
             replies.push(None);
             if msg.channel.as_deref() == Some(CONNECT) {
                 holds.push((i, msg));
@@ -846,10 +869,24 @@ impl Bayeux {
             let opts = if ctx.trusted {
                 SessionOptions::local()
             } else {
-                SessionOptions::network(self.peer_ip(ctx))
+                SessionOptions::network(self.peer_ip(ctx)).with_quota(SessionQuota {
+                    max_sessions: self.inner.config.max_sessions,
+                    max_sessions_per_ip: self.inner.config.max_sessions_per_ip,
+                })
             };
             match self.inner.engine.create_session(&opts).await {
                 Ok(id) => reply.client_id = Some(id),
+                Err(EngineError::Quota(exceeded)) => {
+                    crate::metrics::bayeux_refusal(match exceeded {
+                        QuotaExceeded::Sessions(_) => "max_sessions",
+                        QuotaExceeded::PerIp(_) => "max_sessions_per_ip",
+                    });
+                    error = Some(BayeuxError::custom(
+                        403,
+                        [] as [&str; 0],
+                        exceeded.to_string(),
+                    ));
+                }
                 Err(e) => error = Some(engine_error(e)),
             }
         }

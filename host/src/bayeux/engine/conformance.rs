@@ -102,6 +102,34 @@ where
     wait_wakes(make().await).await;
     newer_claim_supersedes(make().await).await;
     publish_each_reaches_each_channel(make().await).await;
+    quotas_cap_network_sessions_and_free_places_on_destroy(make().await).await;
+}
+
+async fn quotas_cap_network_sessions_and_free_places_on_destroy(e: Arc<dyn Engine>) {
+    let a: std::net::IpAddr = [10, 0, 0, 1].into();
+    let b: std::net::IpAddr = [10, 0, 0, 2].into();
+    let quota = SessionQuota {
+        max_sessions: 3,
+        max_sessions_per_ip: 2,
+    };
+    let from = |ip| SessionOptions::network(Some(ip)).with_quota(quota);
+    let first = e.create_session(&from(a)).await.unwrap();
+    e.create_session(&from(a)).await.unwrap();
+    assert_eq!(
+        e.create_session(&from(a)).await.err(),
+        Some(EngineError::Quota(QuotaExceeded::PerIp(2)))
+    );
+    e.create_session(&from(b)).await.unwrap();
+    assert_eq!(
+        e.create_session(&from(b)).await.err(),
+        Some(EngineError::Quota(QuotaExceeded::Sessions(3)))
+    );
+    // In-process sessions are not counted.
+    e.create_session(&SessionOptions::local()).await.unwrap();
+    // A destroyed session gives its place back, to its address too.
+    assert!(e.destroy_session(&first).await.unwrap());
+    e.create_session(&from(a)).await.unwrap();
+    e.close().await;
 }
 
 async fn publish_each_reaches_each_channel(e: Arc<dyn Engine>) {

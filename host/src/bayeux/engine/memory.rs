@@ -20,8 +20,8 @@ use tokio_util::task::TaskTracker;
 
 use super::{
     BoxFuture, ClaimKind, Engine, EngineError, EngineHandler, Envelope, LocalLoad, Mailbox,
-    MailboxEngine, MemoryEngineConfig, PubSubEngine, PublishOptions, SessionEngine, SessionInfo,
-    SessionOptions, SubscribeOptions, SubscribeOutcome, new_client_id,
+    MailboxEngine, MemoryEngineConfig, PubSubEngine, PublishOptions, QuotaExceeded, SessionEngine,
+    SessionInfo, SessionOptions, SessionQuota, SubscribeOptions, SubscribeOutcome, new_client_id,
 };
 use crate::bayeux::channel;
 
@@ -64,12 +64,16 @@ struct Shared {
     stop: CancellationToken,
     /// The expiry task, waited for by `close`.
     tasks: TaskTracker,
+    /// Network sessions created here, in all and by address.
+    quota: Quota,
     epoch: Instant,
 }
 
 struct Session {
     id: Arc<str>,
     remote_ip: Option<std::net::IpAddr>,
+    /// Holds a place in the quota, given back when the session ends.
+    counted: bool,
     local: bool,
     /// Milliseconds since `Shared::epoch` of the last ping.
     last_ping: AtomicU64,
@@ -77,6 +81,54 @@ struct Session {
     closed: AtomicBool,
     state: Mutex<SessionState>,
     notify: Notify,
+}
+
+/// Counts of the network sessions this engine created, for [`SessionQuota`]: one short
+/// lock per handshake and per end of a session.
+#[derive(Default)]
+struct Quota(Mutex<QuotaCounts>);
+
+#[derive(Default)]
+struct QuotaCounts {
+    total: usize,
+    by_ip: HashMap<std::net::IpAddr, usize>,
+}
+
+impl Quota {
+    /// Takes a place for a session of `opts`, or says which cap it hits.
+    fn admit(&self, opts: &SessionOptions) -> Result<(), QuotaExceeded> {
+        let SessionQuota {
+            max_sessions,
+            max_sessions_per_ip,
+        } = opts.quota;
+        let mut counts = lock(&self.0);
+        if max_sessions > 0 && counts.total >= max_sessions {
+            return Err(QuotaExceeded::Sessions(max_sessions));
+        }
+        if let Some(ip) = opts.remote_ip {
+            let n = counts.by_ip.entry(ip).or_default();
+            if max_sessions_per_ip > 0 && *n >= max_sessions_per_ip {
+                return Err(QuotaExceeded::PerIp(max_sessions_per_ip));
+            }
+            *n += 1;
+        }
+        counts.total += 1;
+        Ok(())
+    }
+
+    /// Gives back the place of a session from `ip`.
+    fn release(&self, ip: Option<std::net::IpAddr>) {
+        let mut counts = lock(&self.0);
+        counts.total = counts.total.saturating_sub(1);
+        if let Some(ip) = ip
+            && let Some(n) = counts.by_ip.get_mut(&ip)
+        {
+            *n -= 1;
+            if *n == 0 {
+                counts.by_ip.remove(&ip);
+            }
+        }
+    }
 }
 
 #[derive(Default)]
@@ -98,6 +150,7 @@ impl MemoryEngine {
                 handler: OnceLock::new(),
                 stop: CancellationToken::new(),
                 tasks: TaskTracker::new(),
+                quota: Quota::default(),
                 epoch: Instant::now(),
             }),
         }
@@ -158,9 +211,12 @@ impl MemoryEngine {
         self.shared.get(id).is_none_or(|s| s.is_empty())
     }
 
-    /// Creates a session now (the synchronous form of `create_session`).
+    /// Creates a session now, outside the quota (a clustered engine's in-process
+    /// sessions, which it does not count).
     pub(crate) fn create_now(&self, opts: &SessionOptions) -> String {
-        self.shared.create(opts)
+        let id = new_client_id();
+        self.shared.insert_session(&id, opts, false);
+        id
     }
 
     /// Subscribes now, without a per-client limit.
@@ -221,17 +277,28 @@ impl Shared {
         self.sessions_shard(id).get(id).cloned()
     }
 
-    fn create(&self, opts: &SessionOptions) -> String {
+    fn create(&self, opts: &SessionOptions) -> Result<String, QuotaExceeded> {
         let id = new_client_id();
-        self.insert(&id, opts);
-        id
+        let counted = !opts.local;
+        if counted {
+            self.quota.admit(opts)?;
+        }
+        self.insert_session(&id, opts, counted);
+        Ok(id)
     }
 
     fn insert(&self, id: &str, opts: &SessionOptions) {
+        self.insert_session(id, opts, false);
+    }
+
+    /// Inserts a session; `counted`: it holds a place in the quota (sessions this engine
+    /// created for the network, not records of a clustered engine's sessions).
+    fn insert_session(&self, id: &str, opts: &SessionOptions, counted: bool) {
         let id: Arc<str> = Arc::from(id);
         let session = Arc::new(Session {
             id: id.clone(),
             remote_ip: opts.remote_ip,
+            counted,
             local: opts.local,
             last_ping: AtomicU64::new(self.now_ms()),
             closed: AtomicBool::new(false),
@@ -255,6 +322,9 @@ impl Shared {
 
     /// Closes a session record that left the map: empties it, unindexes it, wakes it.
     fn retire(&self, id: &str, session: &Session) {
+        if session.counted {
+            self.quota.release(session.remote_ip);
+        }
         let subscriptions = {
             let mut state = lock(&session.state);
             session.closed.store(true, Ordering::Release);
@@ -449,8 +519,8 @@ impl SessionEngine for MemoryEngine {
         &'a self,
         opts: &'a SessionOptions,
     ) -> BoxFuture<'a, Result<String, EngineError>> {
-        let id = self.shared.create(opts);
-        Box::pin(std::future::ready(Ok(id)))
+        let created = self.shared.create(opts).map_err(EngineError::Quota);
+        Box::pin(std::future::ready(created))
     }
 
     fn session<'a>(

@@ -52,12 +52,15 @@ use super::message::Message;
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A backend failure (e.g. Redis unreachable); the protocol layer answers `500`.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum EngineError {
     /// The backend cannot be reached or answered nonsense.
     #[error("engine backend: {0}")]
     Backend(String),
+    /// A new session would pass a [`SessionQuota`].
+    #[error("{0}")]
+    Quota(QuotaExceeded),
     /// The engine was closed.
     #[error("engine closed")]
     Closed,
@@ -83,6 +86,29 @@ pub struct SessionOptions {
     pub remote_ip: Option<IpAddr>,
     /// An in-process client (see [`SessionInfo::local`]).
     pub local: bool,
+    /// Caps a network session is created under (in-process ones are not counted).
+    pub quota: SessionQuota,
+}
+
+/// Caps on network sessions, checked by the engine atomically with the creation (so
+/// a burst of handshakes cannot overshoot them); `0` means no cap.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SessionQuota {
+    /// Network sessions in all (cluster-wide with the Redis engine).
+    pub max_sessions: usize,
+    /// Network sessions handshaken from one address.
+    pub max_sessions_per_ip: usize,
+}
+
+/// Which cap a handshake hit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum QuotaExceeded {
+    /// `max_sessions`.
+    #[error("Too many sessions (at most {0} - max_sessions)")]
+    Sessions(usize),
+    /// `max_sessions_per_ip`.
+    #[error("Too many sessions from your address (at most {0} - max_sessions_per_ip)")]
+    PerIp(usize),
 }
 
 impl SessionOptions {
@@ -91,6 +117,7 @@ impl SessionOptions {
         Self {
             remote_ip,
             local: false,
+            quota: SessionQuota::default(),
         }
     }
 
@@ -99,7 +126,14 @@ impl SessionOptions {
         Self {
             remote_ip: None,
             local: true,
+            quota: SessionQuota::default(),
         }
+    }
+
+    /// These options under `quota`.
+    pub fn with_quota(mut self, quota: SessionQuota) -> Self {
+        self.quota = quota;
+        self
     }
 }
 

@@ -62,8 +62,8 @@ use self::log::{Entry, LogEntry, Why};
 use self::scripts::Keys;
 use super::{
     BoxFuture, ClaimKind, Engine, EngineError, EngineHandler, Envelope, LocalLoad, LogId, Mailbox,
-    MailboxEngine, MemoryEngine, MemoryEngineConfig, PubSubEngine, PublishOptions, SessionEngine,
-    SessionInfo, SessionOptions, SubscribeOptions, SubscribeOutcome, new_client_id,
+    MailboxEngine, MemoryEngine, MemoryEngineConfig, PubSubEngine, PublishOptions, QuotaExceeded,
+    SessionEngine, SessionInfo, SessionOptions, SubscribeOptions, SubscribeOutcome, new_client_id,
 };
 use crate::bayeux::message::Message;
 use crate::cluster::value::{int, list, text};
@@ -441,6 +441,7 @@ impl Shared {
         inv.key(self.keys.subscriptions(id))
             .key(self.keys.alive())
             .key(self.keys.log())
+            .key(self.keys.ips())
             .arg(id)
             .arg(&self.node)
             .arg(why.code())
@@ -980,9 +981,19 @@ impl SessionEngine for RedisEngine {
             let mut inv = scripts::CREATE.key(s.keys.session(&id));
             inv.key(s.keys.alive())
                 .key(s.keys.log())
+                .key(s.keys.ips())
                 .arg(&id)
-                .arg(opts.remote_ip.map(|ip| ip.to_string()).unwrap_or_default());
-            let _pos: String = s.link.invoke(&inv).await.map_err(backend)?;
+                .arg(opts.remote_ip.map(|ip| ip.to_string()).unwrap_or_default())
+                .arg(opts.quota.max_sessions)
+                .arg(opts.quota.max_sessions_per_ip);
+            let (created, detail): (i64, String) = s.link.invoke(&inv).await.map_err(backend)?;
+            if created == 0 {
+                return Err(EngineError::Quota(if detail == "max_sessions" {
+                    QuotaExceeded::Sessions(opts.quota.max_sessions)
+                } else {
+                    QuotaExceeded::PerIp(opts.quota.max_sessions_per_ip)
+                }));
+            }
             let info = SessionInfo {
                 client_id: id.clone(),
                 remote_ip: opts.remote_ip,

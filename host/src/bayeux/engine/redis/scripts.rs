@@ -46,6 +46,11 @@ impl Keys {
         format!("{}alive", self.prefix)
     }
 
+    /// Live sessions by the address that handshook (a hash of counts), for the quota.
+    pub(super) fn ips(&self) -> String {
+        format!("{}ips", self.prefix)
+    }
+
     /// Prefix of the per-node hashes of push-client positions (`<token>:<pos>` by id).
     pub(super) fn positions_prefix(&self) -> String {
         format!("{}pos:", self.prefix)
@@ -76,16 +81,26 @@ fn script(body: &str) -> Script {
     Script::new(&format!("{NOW}{body}"))
 }
 
-/// KEYS: session, alive, log. ARGV: id, ip. Returns the position the session starts at.
+/// KEYS: session, alive, log, ips. ARGV: id, ip, max sessions, max per ip (0: no cap).
+/// Returns `{1, position the session starts at}`, or `{0, the cap it hit}` (nothing
+/// created): the check and the creation are one step, so no burst overshoots a cap.
 pub(super) static CREATE: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
+local max, per_ip = tonumber(ARGV[3]), tonumber(ARGV[4])
+if max > 0 and redis.call('ZCARD', KEYS[2]) >= max then return {0, 'max_sessions'} end
+if ARGV[2] ~= '' then
+  if per_ip > 0 and tonumber(redis.call('HGET', KEYS[4], ARGV[2]) or '0') >= per_ip then
+    return {0, 'max_sessions_per_ip'}
+  end
+  redis.call('HINCRBY', KEYS[4], ARGV[2], 1)
+end
 local last = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
 local pos = '0-0'
 if last[1] then pos = last[1][1] end
 redis.call('HSET', KEYS[1], 'ip', ARGV[2], 'pos', pos, 'claim', 0)
 redis.call('ZADD', KEYS[2], now, ARGV[1])
-return pos
+return {1, pos}
 "#,
     )
 });
@@ -174,7 +189,7 @@ return 0
     )
 });
 
-/// KEYS: session, subscriptions, alive, log. ARGV: id, node, why, cutoff ('' for an
+/// KEYS: session, subscriptions, alive, log, ips. ARGV: id, node, why, cutoff ('' for an
 /// unconditional destroy; else only if not pinged since), log length. 1 if destroyed.
 pub(super) static DESTROY: LazyLock<Script> = LazyLock::new(|| {
     script(
@@ -184,7 +199,11 @@ if ARGV[4] ~= '' then
   if s and tonumber(s) > tonumber(ARGV[4]) then return 0 end
 end
 redis.call('ZREM', KEYS[3], ARGV[1])
+local ip = redis.call('HGET', KEYS[1], 'ip')
 if redis.call('DEL', KEYS[1], KEYS[2]) == 0 then return 0 end
+if ip and ip ~= '' and redis.call('HINCRBY', KEYS[5], ip, -1) <= 0 then
+  redis.call('HDEL', KEYS[5], ip)
+end
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[5], '*', 'k', 'd', 'i', ARGV[1], 'n', ARGV[2], 'w', ARGV[3])
 return 1
 "#,
