@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use crate::actions::{Clash, Processor, Registry};
+use crate::actions::{Clash, MiddlewareClash, MiddlewareRegistry, Processor, Registry};
 use crate::backends::Backends;
 use crate::bayeux::Bayeux;
 use crate::cache::Cache;
@@ -55,6 +55,9 @@ pub enum AppError {
     /// Two statically linked actions share a name and version.
     #[error(transparent)]
     Clash(#[from] Clash),
+    /// Two statically linked middleware of one kind share a name.
+    #[error(transparent)]
+    MiddlewareClash(#[from] MiddlewareClash),
     /// The starting chat rooms could not be created.
     #[error("cannot create the starting chat rooms: {0}")]
     Rooms(#[from] crate::rooms::RoomError),
@@ -76,30 +79,40 @@ impl App {
     ///
     /// # Errors
     ///
-    /// Two static actions clash.
+    /// Two static actions (or middleware) clash.
     pub fn with_backends(config: Config, backends: Backends) -> Result<Arc<Self>, AppError> {
         let registry = Arc::new(Registry::with_static_actions()?);
+        let middleware = Arc::new(MiddlewareRegistry::with_static_middleware()?);
         let connections = Arc::new(Connections::default());
         let rooms = Rooms::new(backends.rooms, Arc::clone(&connections), &backends.node_id);
         let mut bayeux_config = config.bayeux.clone();
         bayeux_config.trust_forwarded_for |= config.trust_proxy;
         bayeux_config.allowed_origins = config.allowed_origins.clone();
         let bayeux = Bayeux::with_engine(bayeux_config, backends.engine);
-        Ok(Arc::new_cyclic(|weak| App {
-            bayeux,
-            plugins: crate::plugins::Plugins::new(config.plugins.clone()),
-            config,
-            processor: Processor::new(registry, Arc::new(Services::new(weak.clone()))),
-            cache: backends.cache,
-            redis: backends.redis,
-            directory: backends.directory,
-            node_id: backends.node_id,
-            nodes: backends.nodes,
-            connections,
-            rooms,
-            started: Instant::now(),
-            started_at_ms: now_ms(),
+        Ok(Arc::new_cyclic(|weak| {
+            let services: Arc<dyn plugin_api::HostServices> = Arc::new(Services::new(weak.clone()));
+            rooms.set_middleware(Arc::clone(&middleware), Arc::clone(&services));
+            App {
+                bayeux,
+                plugins: crate::plugins::Plugins::new(config.plugins.clone()),
+                config,
+                processor: Processor::with_middleware(registry, middleware, services),
+                cache: backends.cache,
+                redis: backends.redis,
+                directory: backends.directory,
+                node_id: backends.node_id,
+                nodes: backends.nodes,
+                connections,
+                rooms,
+                started: Instant::now(),
+                started_at_ms: now_ms(),
+            }
         }))
+    }
+
+    /// The middleware registry.
+    pub fn middleware(&self) -> &Arc<MiddlewareRegistry> {
+        self.processor.middleware()
     }
 
     /// The action registry.

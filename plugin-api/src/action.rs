@@ -149,7 +149,7 @@ pub fn registered_packages() -> std::collections::BTreeSet<&'static str> {
 /// ```
 #[macro_export]
 macro_rules! register_action {
-    ($($action:expr),+ $(,)?) => {
+    ($($action:expr),* $(,)?) => {
         $(
             $crate::inventory::submit! {
                 $crate::Registration::new(::core::env!("CARGO_PKG_NAME"), || {

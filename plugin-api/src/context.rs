@@ -121,7 +121,7 @@ impl Context {
 
 /// The cache service: JSON values with optional expiry, shared by every node.
 #[derive(Clone, Copy)]
-pub struct Cache<'a>(&'a dyn HostServices);
+pub struct Cache<'a>(pub(crate) &'a dyn HostServices);
 
 impl std::fmt::Debug for Cache<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -165,7 +165,7 @@ impl Cache<'_> {
 
 /// The chat room service.
 #[derive(Clone, Copy)]
-pub struct Rooms<'a>(&'a dyn HostServices);
+pub struct Rooms<'a>(pub(crate) &'a dyn HostServices);
 
 impl std::fmt::Debug for Rooms<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

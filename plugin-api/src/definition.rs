@@ -1,4 +1,5 @@
-//! What an action declares about itself: name, version, inputs, output example.
+//! What an action declares about itself: name, version, inputs, output example, and
+//! the HTTP routes that lead to it.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -33,6 +34,62 @@ pub struct ActionDefinition {
     /// Connection types (`web`, `webSocket`) that may not call this action.
     #[serde(default)]
     pub blocked_connection_types: Vec<String>,
+    /// Names of the action middleware that run for this action besides the global ones
+    /// (see [`crate::middleware`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub middleware: Vec<String>,
+    /// HTTP routes to this action at this version, in declaration order (absent from
+    /// the JSON of plugins built before routes existed, hence the default).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<Route>,
+}
+
+/// The HTTP method a route answers; `All` is every one of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// `GET` (and `HEAD`).
+    Get,
+    /// `POST`.
+    Post,
+    /// `PUT`.
+    Put,
+    /// `PATCH`.
+    Patch,
+    /// `DELETE`.
+    Delete,
+    /// Every method above.
+    All,
+}
+
+impl Method {
+    /// The lower-case name, as in the configuration file (`get`, ..., `all`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "get",
+            Method::Post => "post",
+            Method::Put => "put",
+            Method::Patch => "patch",
+            Method::Delete => "delete",
+            Method::All => "all",
+        }
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.as_str().to_ascii_uppercase())
+    }
+}
+
+/// One HTTP route an action declares: `method` and a path relative to `/api`, with
+/// `:name` and `:name(regex)` segments (the host parses and checks it at load).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Route {
+    /// The method it answers.
+    pub method: Method,
+    /// The path pattern, e.g. `/users/:userId(^\d+$)`.
+    pub path: String,
 }
 
 fn default_version() -> u32 {
@@ -49,6 +106,8 @@ impl ActionDefinition {
             inputs: Vec::new(),
             output_example: Value::Null,
             blocked_connection_types: Vec::new(),
+            middleware: Vec::new(),
+            routes: Vec::new(),
         }
     }
 
@@ -73,6 +132,22 @@ impl ActionDefinition {
     /// Sets the output example.
     pub fn output_example(mut self, example: Value) -> Self {
         self.output_example = example;
+        self
+    }
+
+    /// Runs the action middleware named `name` for this action (besides the global ones).
+    pub fn middleware(mut self, name: impl Into<String>) -> Self {
+        self.middleware.push(name.into());
+        self
+    }
+
+    /// Adds an HTTP route to this action (at this version): `path` is relative to `/api`
+    /// and may hold `:name` and `:name(regex)` segments, whose values become params.
+    pub fn route(mut self, method: Method, path: impl Into<String>) -> Self {
+        self.routes.push(Route {
+            method,
+            path: path.into(),
+        });
         self
     }
 
@@ -309,5 +384,26 @@ mod tests {
         assert_eq!(back.version, 2);
         assert_eq!(back.inputs[0].default, Some(json!("y")));
         assert!(back.inputs[0].validator.is_none());
+    }
+
+    #[test]
+    fn routes_cross_as_json_and_old_json_has_none() {
+        let def = ActionDefinition::new("showUser")
+            .route(Method::Get, "/users/:userId(^\\d+$)")
+            .route(Method::All, "/me");
+        let wire = serde_json::to_value(&def).unwrap();
+        assert_eq!(
+            wire["routes"],
+            json!([{"method": "get", "path": "/users/:userId(^\\d+$)"},
+                   {"method": "all", "path": "/me"}])
+        );
+        let back: ActionDefinition = serde_json::from_value(wire).unwrap();
+        assert_eq!(back.routes, def.routes);
+        // A plugin built before routes sends no `routes` key; none is sent for none.
+        let old: ActionDefinition = serde_json::from_value(json!({"name": "a"})).unwrap();
+        assert!(old.routes.is_empty());
+        let plain = serde_json::to_value(ActionDefinition::new("a")).unwrap();
+        assert!(plain.get("routes").is_none());
+        assert_eq!(Method::Delete.to_string(), "DELETE");
     }
 }

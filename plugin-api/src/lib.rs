@@ -49,6 +49,9 @@
 //!   picks the HTTP status.
 //! - [`register_action!`]: static registration through `inventory`. The binary must
 //!   reference the plugin crate (call any item of it) or the linker drops it.
+//! - [`middleware`]: code around actions (pre- and post-processors), connections
+//!   (create, destroy) and chat (join, leave, say), registered with
+//!   [`register_middleware!`] or the `middleware: [...]` list of [`export_plugin!`].
 //! - `plugin_api::testing` (cargo feature `testing`, for dev-dependencies): an
 //!   in-memory host that runs an action after the host's params pipeline, with a cache,
 //!   chat rooms and connection attributes, in a plain `cargo test`.
@@ -96,6 +99,7 @@ mod context;
 mod definition;
 mod error;
 pub mod ffi;
+pub mod middleware;
 mod params;
 mod services;
 #[cfg(feature = "testing")]
@@ -105,8 +109,12 @@ pub use action::{
     Action, ActionHandler, ActionResult, Registration, registered_actions, registered_packages,
 };
 pub use context::{Cache, ConnectionInfo, Context, Rooms};
-pub use definition::{ActionDefinition, Formatter, Input, Validator};
+pub use definition::{ActionDefinition, Formatter, Input, Method, Route, Validator};
 pub use error::{ActionError, ErrorKind, ServiceError};
+pub use middleware::{
+    ActionMiddleware, ChatContext, ChatMiddleware, ConnectionContext, ConnectionMiddleware,
+    MiddlewareDefinition, PostContext, PreContext,
+};
 pub use params::{BadVersion, RESERVED_PARAMS, requested_version};
 pub use services::{BoxFuture, HostServices, ServiceResult};
 

@@ -7,8 +7,11 @@
 //! - `errorTest`: always fails with an [`ActionError`].
 //! - `echoTest`: returns the params it received (after scrubbing and defaults).
 //! - `cacheSetTest`, `cacheGetTest`, `cacheDeleteTest`: one cache operation each.
+//! - [`middleware`]: middleware of every kind and the `mw*` actions that show it (the
+//!   same file is compiled into the dynamic test fixture).
 
 mod cache;
+pub mod middleware;
 mod rooms;
 
 use plugin_api::{
@@ -146,6 +149,7 @@ plugin_api::register_action!(
 pub fn link() {
     std::hint::black_box(&NAMES);
     cache::link();
+    middleware::link();
     rooms::link();
 }
 

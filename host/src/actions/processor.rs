@@ -3,7 +3,10 @@
 //! HTTP (`/api`) and the websocket server both hand it an [`ActionRequest`]; it finds
 //! the action, runs the params pipeline (scrub, defaults, formatters, validators),
 //! calls the action with a [`Context`](plugin_api::Context) on the host services,
-//! isolates panics, and counts the call.
+//! isolates panics, and counts the call. Around the action it runs the action
+//! middleware chain (pre-processors on the raw params, post-processors on the result),
+//! and for a `web` connection, which lives for one request, the connection middleware's
+//! `create` and `destroy` hooks around the whole call.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -14,6 +17,7 @@ use futures_util::FutureExt;
 use plugin_api::{ActionError, ConnectionInfo, Context, ErrorKind, HostServices, Params, Value};
 use tracing::Instrument;
 
+use super::middleware::MiddlewareRegistry;
 use super::params::requested_version;
 use super::registry::Registry;
 use super::stats::Stats;
@@ -73,18 +77,39 @@ pub struct ActionOutcome {
 #[derive(Debug)]
 pub struct Processor {
     registry: Arc<Registry>,
+    middleware: Arc<MiddlewareRegistry>,
     services: Arc<dyn HostServices>,
     stats: Stats,
 }
 
 impl Processor {
-    /// A processor over `registry`, giving actions `services`.
+    /// A processor over `registry`, giving actions `services`, with no middleware.
     pub fn new(registry: Arc<Registry>, services: Arc<dyn HostServices>) -> Self {
+        Self::with_middleware(registry, Arc::default(), services)
+    }
+
+    /// A processor over `registry` that runs the middleware of `middleware`.
+    pub fn with_middleware(
+        registry: Arc<Registry>,
+        middleware: Arc<MiddlewareRegistry>,
+        services: Arc<dyn HostServices>,
+    ) -> Self {
         Self {
             registry,
+            middleware,
             services,
             stats: Stats::default(),
         }
+    }
+
+    /// The middleware it runs (and the rooms and websocket server run).
+    pub fn middleware(&self) -> &Arc<MiddlewareRegistry> {
+        &self.middleware
+    }
+
+    /// The host services actions and middleware get.
+    pub fn services(&self) -> &Arc<dyn HostServices> {
+        &self.services
     }
 
     /// The registry it looks actions up in.
@@ -97,8 +122,31 @@ impl Processor {
         &self.stats
     }
 
-    /// Runs one action call to completion. Never panics, whatever the action does.
+    /// Runs one action call to completion. Never panics, whatever the action or its
+    /// middleware does.
     pub async fn process(&self, request: ActionRequest) -> ActionOutcome {
+        // A `web` connection is created and destroyed with its request (as actionhero's
+        // `web` server does for each request): its connection hooks run around the call.
+        let web = request.connection.kind == "web" && self.middleware.has_connection_hooks();
+        if !web {
+            return self.process_call(request).await;
+        }
+        let ActionRequest { params, connection } = request;
+        let connection = self
+            .middleware
+            .run_connection(true, connection, &self.services)
+            .await;
+        let kept = connection.clone();
+        let outcome = self
+            .process_call(ActionRequest { params, connection })
+            .await;
+        self.middleware
+            .run_connection(false, kept, &self.services)
+            .await;
+        outcome
+    }
+
+    async fn process_call(&self, request: ActionRequest) -> ActionOutcome {
         let started = Instant::now();
         let ActionRequest { params, connection } = request;
         let transport = transport_label(&connection.kind);
@@ -127,12 +175,44 @@ impl Processor {
             );
         };
         let definition = action.handler.definition();
-        let mut scrubbed = definition.scrub(params);
-        scrubbed.insert("apiVersion".into(), Value::from(definition.version));
-
         if let Err(err) = definition.check_connection_type(&connection.kind) {
+            let mut scrubbed = definition.scrub(params);
+            scrubbed.insert("apiVersion".into(), Value::from(definition.version));
             return self.finish(&name, transport, scrubbed, Err(err), started);
         }
+
+        let chain = match self.middleware.action_chain(definition) {
+            Ok(chain) => chain,
+            Err(missing) => {
+                tracing::warn!(action = %name, "{missing}");
+                let scrubbed = definition.scrub(params);
+                return self.finish(
+                    &name,
+                    transport,
+                    scrubbed,
+                    Err(ActionError::internal()),
+                    started,
+                );
+            }
+        };
+        // Pre-processors see every param the client sent, before scrubbing (actionhero).
+        let (params, connection) = if chain.is_empty() {
+            (params, connection)
+        } else {
+            match MiddlewareRegistry::run_pre(&chain, &name, params, connection, &self.services)
+                .await
+            {
+                Ok(passed) => passed,
+                Err((params, err)) => {
+                    let mut scrubbed = definition.scrub(params);
+                    scrubbed.insert("apiVersion".into(), Value::from(definition.version));
+                    return self.finish(&name, transport, scrubbed, Err(err), started);
+                }
+            }
+        };
+        let mut scrubbed = definition.scrub(params);
+        scrubbed.insert("apiVersion".into(), Value::from(definition.version));
+        let post_connection = (!chain.is_empty()).then(|| connection.clone());
 
         // One span per call, at `debug` (`RUST_LOG=info,hero::actions=debug` shows them):
         // an enabled span costs ~8% of a whole HTTP request under the fmt subscriber.
@@ -161,6 +241,21 @@ impl Processor {
                 });
                 Err(ActionError::internal())
             }
+        };
+        let result = match post_connection {
+            Some(connection) => {
+                MiddlewareRegistry::run_post(
+                    &chain,
+                    &name,
+                    scrubbed.clone(),
+                    connection,
+                    result,
+                    &self.services,
+                )
+                .instrument(span)
+                .await
+            }
+            None => result,
         };
         self.finish(&name, transport, scrubbed, result, started)
     }

@@ -48,6 +48,9 @@ pub enum Refusal {
     /// one of another file).
     #[error("action clash: {0}")]
     Clash(#[source] crate::actions::Clash),
+    /// A middleware of the file clashes with one already registered.
+    #[error("middleware clash: {0}")]
+    MiddlewareClash(#[source] crate::actions::MiddlewareClash),
     /// `init` or `describe` failed.
     #[error("plugin {plugin}: {reason}{}", plugin_hint(.api_version))]
     Plugin {

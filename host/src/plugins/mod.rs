@@ -3,8 +3,9 @@
 //! Static plugins need nothing here: they register through `inventory` and the
 //! [`Registry`] collects them at start-up. Dynamic plugins are the `*.so` files of the
 //! plugin directory (config key `plugins`). Each file is loaded from a private copy
-//! (see [`library`]), its actions registered under [`Origin::Dynamic`] with the file's
-//! path, and swapped atomically when the file changes. A file that cannot be loaded
+//! (see [`library`]), its actions and middleware registered under [`Origin::Dynamic`]
+//! with the file's path, and swapped atomically when the file changes (a middleware
+//! name another origin has refuses the file, as an action clash does). A file that cannot be loaded
 //! is refused with one log line naming it and the reason; the host keeps serving.
 //!
 //! Changes are picked up by polling the directory every `plugin_reload_ms` (0: never),
@@ -24,9 +25,9 @@ use plugin_api::ffi::Plugin;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::actions::{Invoke, Origin, Registry};
+use crate::actions::{Hook, Invoke, MiddlewareRegistry, Origin, Registry};
 use crate::app::App;
-pub use dynamic::DynamicAction;
+pub use dynamic::{DynamicAction, DynamicMiddleware};
 pub use library::Refusal;
 
 /// What identifies a version of a file without reading it.
@@ -90,6 +91,8 @@ pub struct Described {
     pub infos: Vec<PluginInfo>,
     /// Every action of the file.
     pub handlers: Vec<Arc<dyn Invoke>>,
+    /// Every middleware of the file.
+    pub middleware: Vec<Hook>,
 }
 
 /// Loads and describes `path` (not registering anything).
@@ -102,12 +105,28 @@ pub fn describe_file(path: &Path) -> Result<Described, Refusal> {
     let opened = library::open(path, &bytes)?;
     let mut infos = Vec::new();
     let mut handlers: Vec<Arc<dyn Invoke>> = Vec::new();
+    let mut middleware: Vec<Hook> = Vec::new();
     for plugin in opened.plugins {
-        let definitions = plugin.describe().map_err(|reason| Refusal::Plugin {
+        let failed = |reason| Refusal::Plugin {
             plugin: plugin.name(),
             reason,
             api_version: plugin.api_version(),
-        })?;
+        };
+        let definitions = plugin.describe().map_err(failed)?;
+        let list = plugin.describe_middleware().map_err(failed)?;
+        for (kind, defs) in [
+            (plugin_api::middleware::MiddlewareKind::Action, list.action),
+            (
+                plugin_api::middleware::MiddlewareKind::Connection,
+                list.connection,
+            ),
+            (plugin_api::middleware::MiddlewareKind::Chat, list.chat),
+        ] {
+            middleware.extend(
+                defs.into_iter()
+                    .map(|d| DynamicMiddleware::hook(plugin, kind, d)),
+            );
+        }
         infos.push(info(&plugin, &definitions));
         handlers.extend(
             definitions
@@ -115,7 +134,11 @@ pub fn describe_file(path: &Path) -> Result<Described, Refusal> {
                 .map(|d| DynamicAction::new(plugin, d) as Arc<dyn Invoke>),
         );
     }
-    Ok(Described { infos, handlers })
+    Ok(Described {
+        infos,
+        handlers,
+        middleware,
+    })
 }
 
 /// Loads `path` and registers its actions in `registry` under the file's origin,
@@ -131,6 +154,44 @@ pub fn register_file(registry: &Registry, path: &Path) -> Result<Vec<PluginInfo>
     registry
         .replace(&Origin::Dynamic(path.to_path_buf()), described.handlers)
         .map_err(Refusal::Clash)?;
+    Ok(described.infos)
+}
+
+/// [`register_file`], with the file's middleware registered in `middleware` too: both
+/// change, or (on a clash of either) neither.
+///
+/// # Errors
+///
+/// As [`register_file`], or a middleware of the file clashes with one registered.
+pub fn register_file_with(
+    registry: &Registry,
+    middleware: &MiddlewareRegistry,
+    path: &Path,
+) -> Result<Vec<PluginInfo>, Refusal> {
+    let described = describe_file(path)?;
+    let origin = Origin::Dynamic(path.to_path_buf());
+    let checked = middleware.check(&origin, &described.middleware);
+    // Action clashes are reported first (as before middleware existed); a middleware
+    // clash then puts the file's previous actions back.
+    let previous: Vec<Arc<dyn Invoke>> = registry
+        .list()
+        .into_iter()
+        .filter(|r| r.origin == origin)
+        .map(|r| r.handler)
+        .collect();
+    registry
+        .replace(&origin, described.handlers)
+        .map_err(Refusal::Clash)?;
+    if let Err(clash) = checked {
+        // The previous set was registered under this origin: it cannot clash now.
+        let _ = registry.replace(&origin, previous);
+        return Err(Refusal::MiddlewareClash(clash));
+    }
+    // Checked above, under the lock of `Plugins::sync` (the only writer of dynamic
+    // origins); static middleware never changes.
+    middleware
+        .replace(&origin, described.middleware)
+        .map_err(Refusal::MiddlewareClash)?;
     Ok(described.infos)
 }
 
@@ -210,7 +271,13 @@ impl Plugins {
     /// removes the actions of deleted ones. `settle`: only load files whose stamp held
     /// still since the previous call (polling); otherwise load every change now.
     /// `force` reloads unchanged files too (SIGHUP).
-    pub fn sync(&self, registry: &Registry, settle: bool, force: bool) {
+    pub fn sync(
+        &self,
+        registry: &Registry,
+        middleware: &MiddlewareRegistry,
+        settle: bool,
+        force: bool,
+    ) {
         let present: BTreeMap<PathBuf, Stamp> = library_files(&self.dir)
             .into_iter()
             .filter_map(|p| stamp(&p).map(|s| (p, s)))
@@ -230,6 +297,7 @@ impl Plugins {
             let state = files.remove(&path);
             if state.is_some_and(|s| s.loaded.is_some()) {
                 registry.remove(&Origin::Dynamic(path.clone()));
+                middleware.remove(&Origin::Dynamic(path.clone()));
                 crate::metrics::plugin_event("removed");
                 tracing::info!(file = %path.display(), "plugin file removed; its actions are gone");
             }
@@ -244,7 +312,7 @@ impl Plugins {
                 continue; // still being written, or just appeared: look again next time
             }
             let before = files.remove(&path).and_then(|s| s.loaded);
-            let state = match self.load(registry, &path, before.as_deref()) {
+            let state = match self.load(registry, middleware, &path, before.as_deref()) {
                 Ok(infos) => FileState {
                     stamp: now,
                     loaded: Some(infos),
@@ -264,6 +332,7 @@ impl Plugins {
     fn load(
         &self,
         registry: &Registry,
+        middleware: &MiddlewareRegistry,
         path: &Path,
         before: Option<&[PluginInfo]>,
     ) -> Result<Vec<PluginInfo>, String> {
@@ -273,7 +342,7 @@ impl Plugins {
         } else {
             ""
         };
-        let infos = match register_file(registry, path) {
+        let infos = match register_file_with(registry, middleware, path) {
             Ok(infos) => infos,
             Err(reason) => {
                 crate::metrics::plugin_event("refused");
@@ -339,7 +408,7 @@ pub fn start(app: &Arc<App>) {
     if let Some(problem) = dir_problem(plugins.dir()) {
         tracing::warn!(dir = %plugins.dir().display(), "{problem}");
     }
-    plugins.sync(app.registry(), false, false);
+    plugins.sync(app.registry(), app.middleware(), false, false);
     let weak = Arc::downgrade(app);
     let stop = app.bayeux.shutdown_token().clone();
     app.bayeux.spawn(watch(
@@ -367,7 +436,8 @@ async fn watch(app: Weak<App>, every: Duration, stop: tokio_util::sync::Cancella
             tracing::info!("SIGHUP: reloading dynamic plugins");
         }
         let _ = tokio::task::spawn_blocking(move || {
-            app.plugins.sync(app.registry(), !forced, forced);
+            app.plugins
+                .sync(app.registry(), app.middleware(), !forced, forced);
         })
         .await;
     }

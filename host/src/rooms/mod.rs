@@ -8,14 +8,23 @@
 //! - [`Rooms`]: the rules on top (authorization against connection attributes,
 //!   announcements, `say` fan-out) and delivery through a [`RoomDelivery`] sink that the
 //!   websocket server registers once.
+//!
+//! Chat middleware (`plugin_api::ChatMiddleware`) runs in [`Rooms`], on the node that
+//! handles the request, so every path (verbs, host services) runs it: `join` after the
+//! room and pattern checks and before the store changes, `leave` before the store
+//! changes (a forced leave, at disconnect or when a pattern changes, cannot be refused),
+//! `say` once per message before it fans out (it may rewrite it). A refusal is
+//! [`RoomError::Rejected`], whose text is what the client reads.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use plugin_api::BoxFuture;
+use plugin_api::middleware::ChatHook;
+use plugin_api::{BoxFuture, ConnectionInfo, HostServices};
 use serde_json::{Map, Value, json};
 
+use crate::actions::MiddlewareRegistry;
 use crate::clock::now_ms;
 use crate::connections::Connections;
 
@@ -66,6 +75,9 @@ pub enum RoomError {
     /// The backing store failed.
     #[error("chat rooms unavailable: {0}")]
     Backend(String),
+    /// A chat middleware refused the request; the text is its message.
+    #[error("{0}")]
+    Rejected(String),
 }
 
 /// One member of a room.
@@ -294,6 +306,8 @@ pub struct Rooms {
     /// This node's id, recorded with each member it adds.
     node: String,
     delivery: OnceLock<Arc<dyn RoomDelivery>>,
+    /// Chat middleware, and the services its hooks get (set once by the app).
+    middleware: OnceLock<(Arc<MiddlewareRegistry>, Arc<dyn HostServices>)>,
 }
 
 impl fmt::Debug for Rooms {
@@ -328,7 +342,52 @@ impl Rooms {
             connections,
             node: node.to_owned(),
             delivery: OnceLock::new(),
+            middleware: OnceLock::new(),
         }
+    }
+
+    /// Registers the chat middleware to run, with the services its hooks get (once;
+    /// later calls are ignored).
+    pub fn set_middleware(
+        &self,
+        middleware: Arc<MiddlewareRegistry>,
+        services: Arc<dyn HostServices>,
+    ) {
+        let _ = self.middleware.set((middleware, services));
+    }
+
+    fn has_chat_hooks(&self) -> bool {
+        self.middleware
+            .get()
+            .is_some_and(|(m, _)| m.has_chat_hooks())
+    }
+
+    /// Runs the chat middleware's `hook` for connection `id` in `room`: the message as
+    /// the hooks left it, or their refusal.
+    async fn hooks(
+        &self,
+        hook: ChatHook,
+        id: &str,
+        room: &str,
+        message: Option<Value>,
+    ) -> Result<Option<Value>, RoomError> {
+        let Some((middleware, services)) = self.middleware.get() else {
+            return Ok(message);
+        };
+        if !middleware.has_chat_hooks() {
+            return Ok(message);
+        }
+        let connection = self.connections.get(id).map_or_else(
+            || ConnectionInfo {
+                id: id.to_owned(),
+                ..ConnectionInfo::default()
+            },
+            |c| c.info(),
+        );
+        middleware
+            .run_chat(hook, room, connection, message, services)
+            .await
+            .map_err(|err| RoomError::Rejected(err.message))
     }
 
     /// Registers the delivery sink (once; later calls are ignored).
@@ -418,7 +477,7 @@ impl Rooms {
                 None => member.node != self.node,
             };
             if !allowed {
-                let removed = self.leave(&member.id, room).await;
+                let removed = self.leave_as(&member.id, room, true).await;
                 if removed.is_ok() {
                     let note = say_message(
                         room,
@@ -500,6 +559,12 @@ impl Rooms {
         if !authorized(&auth, &connection.attributes()) {
             return Err(RoomError::NotAuthorized);
         }
+        if self.has_chat_hooks() {
+            if connection.rooms().iter().any(|r| r == room) {
+                return Err(RoomError::AlreadyMember);
+            }
+            self.hooks(ChatHook::Join, id, room, None).await?;
+        }
         self.store
             .join(
                 room,
@@ -520,8 +585,29 @@ impl Rooms {
     ///
     /// `RoomRequired`, `NoSuchRoom`, `NotMember`.
     pub async fn leave(&self, id: &str, room: &str) -> Result<(), RoomError> {
+        self.leave_as(id, room, false).await
+    }
+
+    /// `leave`; `forced` (the connection goes away, or lost its authorization): the
+    /// chat middleware hears of it but cannot refuse it.
+    async fn leave_as(&self, id: &str, room: &str, forced: bool) -> Result<(), RoomError> {
         if room.is_empty() {
             return Err(RoomError::RoomRequired);
+        }
+        if self.has_chat_hooks() {
+            // The hooks hear only of leaves that can happen; the errors keep their order.
+            self.store.auth(room).await?;
+            if let Some(c) = self.connections.get(id)
+                && !c.rooms().iter().any(|r| r == room)
+            {
+                return Err(RoomError::NotMember);
+            }
+            match self.hooks(ChatHook::Leave, id, room, None).await {
+                Err(err) if !forced => return Err(err),
+                Err(err) => tracing::debug!(room, connection = id, %err,
+                    "a chat middleware would keep a leaving connection in"),
+                Ok(_) => {}
+            }
         }
         self.store.leave(room, id).await?;
         if let Some(c) = self.connections.get(id) {
@@ -533,7 +619,7 @@ impl Rooms {
     /// Leaves every room and stops listening everywhere (a connection going away).
     pub async fn leave_all(&self, connection: &crate::connections::Connection) {
         for room in connection.rooms() {
-            if let Err(err) = self.leave(&connection.id, &room).await {
+            if let Err(err) = self.leave_as(&connection.id, &room, true).await {
                 tracing::debug!(room, %err, "leaving a room at disconnect");
             }
         }
@@ -581,6 +667,10 @@ impl Rooms {
         if !audience.has_member(id) {
             return Err(RoomError::NotMember);
         }
+        let message = self
+            .hooks(ChatHook::Say, id, room, Some(message))
+            .await?
+            .unwrap_or(Value::Null);
         self.announce_to(&audience, room, id, message).await;
         Ok(())
     }

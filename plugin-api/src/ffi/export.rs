@@ -15,10 +15,17 @@ use super::abi::{
     STATUS_PANIC,
 };
 use super::log;
-use super::wire::{CallReply, CallRequest, Reply, ServiceCall};
+use super::wire::{
+    CALL_MIDDLEWARE, CallReply, CallRequest, DESCRIBE_MIDDLEWARE, MiddlewareCall, MiddlewareList,
+    MiddlewareOutcome, MiddlewareReply, RESERVED_CALL_PREFIX, Reply, ServiceCall,
+};
+use crate::middleware::{
+    ChatContext, ConnectionContext, MiddlewareHandler, MiddlewareKind, PostContext, PreContext,
+    registered_middleware,
+};
 use crate::{
-    ActionError, ActionHandler, BoxFuture, Context, HostServices, Params, ServiceError,
-    ServiceResult,
+    ActionError, ActionHandler, BoxFuture, Context, ErrorKind, HostServices, Params, Registration,
+    ServiceError, ServiceResult,
 };
 
 /// One plugin crate's exports; implemented by the code `export_plugin!` generates.
@@ -29,6 +36,40 @@ pub trait Exports: 'static {
     const VERSION: &'static str;
     /// The plugin's actions (built once).
     fn handlers() -> &'static [ActionHandler];
+    /// The plugin's middleware (built once); none unless the plugin has some.
+    fn middleware() -> &'static [MiddlewareHandler] {
+        &[]
+    }
+}
+
+/// The actions a plugin library exports: those listed in `export_plugin!`, then those
+/// its package registered with `register_action!` elsewhere in its source (so a source
+/// file shared between crates registers in both builds alike), each name and version once.
+pub fn package_actions(package: &str, listed: Vec<ActionHandler>) -> Vec<ActionHandler> {
+    let mut all = listed;
+    for registration in inventory::iter::<Registration>
+        .into_iter()
+        .filter(|r| r.package() == package)
+    {
+        let handler = registration.handler();
+        let (name, version) = (&handler.definition().name, handler.definition().version);
+        if !all
+            .iter()
+            .any(|h| &h.definition().name == name && h.definition().version == version)
+        {
+            all.push(handler);
+        }
+    }
+    all
+}
+
+/// The middleware a plugin library exports: every one its package registered (with
+/// `register_middleware!` or the `middleware` list of `export_plugin!`).
+pub fn package_middleware(package: &str) -> Vec<MiddlewareHandler> {
+    registered_middleware()
+        .filter(|r| r.package() == package)
+        .map(|r| r.handler())
+        .collect()
 }
 
 /// The header of plugin `P`; `export_plugin!` puts it in a static.
@@ -135,6 +176,9 @@ unsafe extern "C" fn call<P: Exports>(
         let Ok(name) = std::str::from_utf8(action) else {
             return (STATUS_BAD_REQUEST, b"action name is not UTF-8".to_vec());
         };
+        if name.starts_with(RESERVED_CALL_PREFIX) {
+            return reserved_call::<P>(name, request, host_ctx);
+        }
         let request: CallRequest = match serde_json::from_slice(request) {
             Ok(r) => r,
             Err(e) => {
@@ -173,6 +217,184 @@ unsafe extern "C" fn call<P: Exports>(
             Err(message) => (STATUS_PANIC, message.into_bytes()),
         }
     })
+}
+
+fn encoded<T: serde::Serialize>(reply: &T) -> (i32, Vec<u8>) {
+    match serde_json::to_vec(reply) {
+        Ok(bytes) => (STATUS_OK, bytes),
+        Err(e) => (
+            STATUS_BAD_REQUEST,
+            format!("unserializable reply: {e}").into_bytes(),
+        ),
+    }
+}
+
+/// The host's own requests (see [`RESERVED_CALL_PREFIX`]): middleware definitions and
+/// middleware hooks.
+fn reserved_call<P: Exports>(
+    name: &str,
+    request: &[u8],
+    host_ctx: *const c_void,
+) -> (i32, Vec<u8>) {
+    if name == DESCRIBE_MIDDLEWARE {
+        let mut list = MiddlewareList::default();
+        for m in P::middleware() {
+            let into = match m.kind() {
+                MiddlewareKind::Action => &mut list.action,
+                MiddlewareKind::Connection => &mut list.connection,
+                MiddlewareKind::Chat => &mut list.chat,
+            };
+            into.push(m.definition().clone());
+        }
+        return encoded(&Reply::<_, ActionError>::Ok(list));
+    }
+    if name != CALL_MIDDLEWARE {
+        return (
+            STATUS_BAD_REQUEST,
+            format!("unknown reserved call {name}").into_bytes(),
+        );
+    }
+    let call: MiddlewareCall = match serde_json::from_slice(request) {
+        Ok(c) => c,
+        Err(e) => {
+            return (
+                STATUS_BAD_REQUEST,
+                format!("malformed middleware call: {e}").into_bytes(),
+            );
+        }
+    };
+    let Some(host) = HOST.get().copied() else {
+        return (STATUS_BAD_REQUEST, b"plugin called before init".to_vec());
+    };
+    let services: Arc<dyn HostServices> = Arc::new(Remote::new(host, host_ctx));
+    let previous = CURRENT.replace(host_ctx);
+    let reply = block_on(run_hook::<P>(call, services));
+    CURRENT.set(previous);
+    match reply {
+        Ok(reply) => encoded(&reply),
+        Err(message) => (STATUS_PANIC, message.into_bytes()),
+    }
+}
+
+fn find<P: Exports>(kind: MiddlewareKind, name: &str) -> Option<&'static MiddlewareHandler> {
+    P::middleware()
+        .iter()
+        .find(|m| m.kind() == kind && m.definition().name == name)
+}
+
+fn missing(kind: MiddlewareKind, name: &str) -> MiddlewareReply {
+    Reply::Error(ActionError::with_kind(
+        ErrorKind::Internal,
+        format!("the plugin has no {kind} middleware {name}"),
+    ))
+}
+
+/// Runs one hook of this plugin's middleware and encodes what it changed.
+fn run_hook<P: Exports>(
+    call: MiddlewareCall,
+    services: Arc<dyn HostServices>,
+) -> BoxFuture<'static, MiddlewareReply> {
+    Box::pin(async move {
+        match call {
+            MiddlewareCall::Pre {
+                middleware,
+                action,
+                params,
+                connection,
+            } => {
+                let Some(MiddlewareHandler::Action(m)) =
+                    find::<P>(MiddlewareKind::Action, &middleware)
+                else {
+                    return missing(MiddlewareKind::Action, &middleware);
+                };
+                let ctx = PreContext::new(action, params, connection, services);
+                let (ctx, passed) = m.pre(ctx).await;
+                passed
+                    .map(|()| {
+                        let (params, connection) = ctx.into_parts();
+                        MiddlewareOutcome {
+                            params: Some(params),
+                            connection: Some(connection),
+                            ..MiddlewareOutcome::default()
+                        }
+                    })
+                    .into()
+            }
+            MiddlewareCall::Post {
+                middleware,
+                action,
+                params,
+                connection,
+                result,
+            } => {
+                let Some(MiddlewareHandler::Action(m)) =
+                    find::<P>(MiddlewareKind::Action, &middleware)
+                else {
+                    return missing(MiddlewareKind::Action, &middleware);
+                };
+                let ctx = PostContext::new(action, params, connection, result.into(), services);
+                let (ctx, passed) = m.post(ctx).await;
+                passed
+                    .map(|()| MiddlewareOutcome {
+                        result: Some(ctx.into_result().into()),
+                        ..MiddlewareOutcome::default()
+                    })
+                    .into()
+            }
+            MiddlewareCall::Create {
+                middleware,
+                connection,
+            } => connection_hook::<P>(true, &middleware, connection, services).await,
+            MiddlewareCall::Destroy {
+                middleware,
+                connection,
+            } => connection_hook::<P>(false, &middleware, connection, services).await,
+            MiddlewareCall::Chat {
+                middleware,
+                chat,
+                room,
+                connection,
+                message,
+            } => {
+                let Some(MiddlewareHandler::Chat(m)) = find::<P>(MiddlewareKind::Chat, &middleware)
+                else {
+                    return missing(MiddlewareKind::Chat, &middleware);
+                };
+                let ctx = ChatContext::new(room, connection, message, services);
+                let (ctx, passed) = m.run(chat, ctx).await;
+                passed
+                    .map(|()| MiddlewareOutcome {
+                        message: ctx.into_message(),
+                        ..MiddlewareOutcome::default()
+                    })
+                    .into()
+            }
+        }
+    })
+}
+
+async fn connection_hook<P: Exports>(
+    create: bool,
+    middleware: &str,
+    connection: crate::ConnectionInfo,
+    services: Arc<dyn HostServices>,
+) -> MiddlewareReply {
+    let Some(MiddlewareHandler::Connection(m)) = find::<P>(MiddlewareKind::Connection, middleware)
+    else {
+        return missing(MiddlewareKind::Connection, middleware);
+    };
+    let ctx = ConnectionContext::new(connection, services);
+    let (ctx, passed) = if create {
+        m.create(ctx).await
+    } else {
+        m.destroy(ctx).await
+    };
+    passed
+        .map(|()| MiddlewareOutcome {
+            connection: Some(ctx.into_connection()),
+            ..MiddlewareOutcome::default()
+        })
+        .into()
 }
 
 unsafe extern "C" fn free(buf: FfiBuf) {

@@ -9,7 +9,10 @@ use super::abi::{
     ABI_VERSION, FfiBuf, FfiStr, HostVTable, MIN_HEADER_SIZE, PluginHeader, STATUS_OK, STATUS_PANIC,
 };
 use super::log::level_number;
-use super::wire::{CallReply, CallRequest, dispatch};
+use super::wire::{
+    CALL_MIDDLEWARE, CallReply, CallRequest, DESCRIBE_MIDDLEWARE, MiddlewareCall, MiddlewareList,
+    MiddlewareReply, Reply, dispatch,
+};
 use crate::{ActionDefinition, HostServices};
 
 /// The type of a plugin's entry symbol.
@@ -232,9 +235,56 @@ impl Plugin {
         request: &CallRequest,
         host: Arc<HostCall>,
     ) -> Result<CallReply, CallError> {
+        self.call_json(name, request, Some(host))
+    }
+
+    /// The plugin's middleware definitions (none for a plugin built before middleware
+    /// existed: it answers the reserved name as an unknown action, or refuses it).
+    ///
+    /// # Errors
+    ///
+    /// The plugin panicked or answered something unreadable.
+    pub fn describe_middleware(&self) -> Result<MiddlewareList, CallError> {
+        let request = CallRequest {
+            version: 1,
+            params: crate::Params::new(),
+            connection: crate::ConnectionInfo::default(),
+        };
+        match self.call_json::<_, Reply<MiddlewareList, crate::ActionError>>(
+            DESCRIBE_MIDDLEWARE,
+            &request,
+            None,
+        ) {
+            Ok(Reply::Ok(list)) => Ok(list),
+            Ok(Reply::Error(_)) | Err(CallError::BadRequest(_)) => Ok(MiddlewareList::default()),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Runs one middleware hook on the calling thread, to completion (same thread rules
+    /// as [`Plugin::call`]).
+    ///
+    /// # Errors
+    ///
+    /// The call failed at the boundary (not: the hook refused).
+    pub fn call_middleware(
+        &self,
+        call: &MiddlewareCall,
+        host: Arc<HostCall>,
+    ) -> Result<MiddlewareReply, CallError> {
+        self.call_json(CALL_MIDDLEWARE, call, Some(host))
+    }
+
+    fn call_json<Q: serde::Serialize, R: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+        request: &Q,
+        host: Option<Arc<HostCall>>,
+    ) -> Result<R, CallError> {
         let request =
             serde_json::to_vec(request).map_err(|e| CallError::BadRequest(e.to_string()))?;
-        let ctx = Arc::into_raw(host).cast::<c_void>();
+        // No host context (null) for requests that need no host services.
+        let ctx = host.map_or(std::ptr::null(), |h| Arc::into_raw(h).cast::<c_void>());
         let mut out = FfiBuf::EMPTY;
         // SAFETY: both strings outlive the call; `ctx` holds one reference for the call.
         let status = unsafe {
@@ -245,8 +295,10 @@ impl Plugin {
                 &mut out,
             )
         };
-        // SAFETY: releases the reference taken by `into_raw` above.
-        drop(unsafe { Arc::from_raw(ctx.cast::<HostCall>()) });
+        if !ctx.is_null() {
+            // SAFETY: releases the reference taken by `into_raw` above.
+            drop(unsafe { Arc::from_raw(ctx.cast::<HostCall>()) });
+        }
         let bytes = self.take(out);
         check(status, &bytes)?;
         serde_json::from_slice(&bytes).map_err(|e| CallError::Malformed(e.to_string()))

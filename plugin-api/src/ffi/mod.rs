@@ -33,6 +33,25 @@
 //!   thread), so `tokio::time` works inside a dynamic action. The host calls it off the
 //!   reactor (`block_in_place` on its worker, or its blocking pool). `host_ctx` is valid for the call; a plugin
 //!   that keeps it longer (a cloned `Context`) holds a reference through `retain`.
+//! - **Middleware** (see [`crate::middleware`]) crosses through the same `call`, under
+//!   names no action can have (prefix [`RESERVED_CALL_PREFIX`], `$hero/`), so the ABI
+//!   is unchanged and a plugin built before middleware existed keeps loading:
+//!   - `call("$hero/middleware/describe", CallRequest)` ([`DESCRIBE_MIDDLEWARE`]) answers
+//!     `{"ok": {"action": [def], "connection": [def], "chat": [def]}}` ([`MiddlewareList`];
+//!     `def` is a [`MiddlewareDefinition`](crate::MiddlewareDefinition):
+//!     `{"name", "priority", "global"}`). An older plugin answers `{"error": unknown
+//!     action}`, which the host reads as no middleware.
+//!   - `call("$hero/middleware/call", MiddlewareCall)` ([`CALL_MIDDLEWARE`]) runs one hook;
+//!     the request is tagged by `hook`:
+//!     `{"hook":"pre","middleware","action","params","connection"}`,
+//!     `{"hook":"post","middleware","action","params","connection","result":{"ok":v}|{"error":e}}`,
+//!     `{"hook":"create"|"destroy","middleware","connection"}`,
+//!     `{"hook":"chat","middleware","chat":"join"|"leave"|"say","room","connection","message"?}`.
+//!     The reply ([`MiddlewareReply`]) is `{"error": ActionError}` when the hook refused,
+//!     else `{"ok": {..}}` with what it changed: `params` and `connection` (`pre`),
+//!     `result` (`post`), `connection` (`create`/`destroy`), `message` (`say`).
+//!   - Host services inside a hook work as in an action (the call carries a host
+//!     context); a panic is `STATUS_PANIC`, as for actions.
 //! - **Buffers** ([`FfiBuf`]) are freed by the `free` of the side that allocated them.
 //! - **Panics** never cross: every exported function body and every host callback
 //!   runs under `catch_unwind`; a caught panic is `STATUS_PANIC` plus its message.
@@ -73,14 +92,18 @@ pub use abi::{
     InitFn, LogFn, MIN_HEADER_SIZE, MIN_HOST_SIZE, PluginHeader, RUSTC_VERSION, RefFn,
     STATUS_BAD_REQUEST, STATUS_OK, STATUS_PANIC, ServiceFn, TARGET,
 };
-pub use export::{Exports, header, raw_service_call};
+pub use export::{Exports, header, package_actions, package_middleware, raw_service_call};
 pub use host::{
     CallError, EntryFn, HeaderError, HostCall, Plugin, declared_api_version, host_vtable,
 };
-pub use wire::{CallReply, CallRequest, Reply, ServiceCall, dispatch};
+pub use wire::{
+    CALL_MIDDLEWARE, CallReply, CallRequest, DESCRIBE_MIDDLEWARE, MiddlewareCall, MiddlewareList,
+    MiddlewareOutcome, MiddlewareReply, RESERVED_CALL_PREFIX, Reply, ServiceCall, dispatch,
+};
 
-/// Registers actions statically (like [`register_action!`](crate::register_action))
-/// **and** exports them from the library when the crate is built as a `cdylib`.
+/// Registers actions (and middleware) statically, like
+/// [`register_action!`](crate::register_action), **and** exports them from the library
+/// when the crate is built as a `cdylib`.
 ///
 /// One invocation per plugin crate, listing every action:
 ///
@@ -102,13 +125,48 @@ pub use wire::{CallReply, CallRequest, Reply, ServiceCall, dispatch};
 /// # fn main() {}
 /// ```
 ///
+/// With middleware (see [`middleware`](crate::middleware)), name the lists, each
+/// middleware as `action(..)`, `connection(..)` or `chat(..)`:
+///
+/// ```
+/// # use plugin_api::{Action, ActionDefinition, ActionResult, Context, json};
+/// use plugin_api::middleware::{ActionMiddleware, MiddlewareDefinition, PostContext};
+/// # struct Ping;
+/// # impl Action for Ping {
+/// #     fn definition(&self) -> ActionDefinition { ActionDefinition::new("ping") }
+/// #     async fn run(&self, _ctx: Context) -> ActionResult { Ok(json!({})) }
+/// # }
+/// struct Stamp;
+///
+/// impl ActionMiddleware for Stamp {
+///     fn definition(&self) -> MiddlewareDefinition {
+///         MiddlewareDefinition::new("stamp").global(true)
+///     }
+///     async fn post(&self, ctx: &mut PostContext) -> Result<(), plugin_api::ActionError> {
+///         if let Ok(plugin_api::Value::Object(fields)) = ctx.result_mut() {
+///             fields.insert("stamped".into(), true.into());
+///         }
+///         Ok(())
+///     }
+/// }
+///
+/// plugin_api::export_plugin!(actions: [Ping], middleware: [action(Stamp)]);
+/// # fn main() {}
+/// ```
+///
+/// The library exports the listed actions and middleware, and also whatever its package
+/// registers with [`register_action!`](crate::register_action) and
+/// [`register_middleware!`](crate::register_middleware) elsewhere in its source, so a
+/// source file registers the same things in a static and a dynamic build.
+///
 /// It emits the entry symbol `hero_plugin_<crate name>` (see the [`ffi`](crate::ffi)
 /// docs for why the name carries the crate name) and the header, with the package name
 /// and version from Cargo.
 #[macro_export]
 macro_rules! export_plugin {
-    ($($action:expr),+ $(,)?) => {
-        $crate::register_action!($($action),+);
+    (actions: [$($action:expr),* $(,)?] $(, middleware: [$($kind:ident($middleware:expr)),* $(,)?])? $(,)?) => {
+        $crate::register_action!($($action),*);
+        $($crate::register_middleware!($($kind($middleware)),*);)?
 
         const _: () = {
             struct Exports;
@@ -120,7 +178,19 @@ macro_rules! export_plugin {
                 fn handlers() -> &'static [$crate::ActionHandler] {
                     static HANDLERS: ::std::sync::OnceLock<::std::vec::Vec<$crate::ActionHandler>> =
                         ::std::sync::OnceLock::new();
-                    HANDLERS.get_or_init(|| ::std::vec![$($crate::ActionHandler::new($action)),+])
+                    HANDLERS.get_or_init(|| {
+                        $crate::ffi::package_actions(
+                            Self::NAME,
+                            ::std::vec![$($crate::ActionHandler::new($action)),*],
+                        )
+                    })
+                }
+
+                fn middleware() -> &'static [$crate::middleware::MiddlewareHandler] {
+                    static MIDDLEWARE: ::std::sync::OnceLock<
+                        ::std::vec::Vec<$crate::middleware::MiddlewareHandler>,
+                    > = ::std::sync::OnceLock::new();
+                    MIDDLEWARE.get_or_init(|| $crate::ffi::package_middleware(Self::NAME))
                 }
             }
 
@@ -131,5 +201,8 @@ macro_rules! export_plugin {
                 &HEADER
             }
         };
+    };
+    ($($action:expr),+ $(,)?) => {
+        $crate::export_plugin!(actions: [$($action),+]);
     };
 }

@@ -1,10 +1,12 @@
-//! The JSON messages inside the buffers: action calls, replies, host service calls.
+//! The JSON messages inside the buffers: action calls, replies, host service calls,
+//! and middleware hooks (under reserved `call` names).
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::middleware::{ChatHook, MiddlewareDefinition};
 use crate::{ActionError, ConnectionInfo, HostServices, Params, ServiceError};
 
 /// The request of one `call`: which version, with what params, from which connection.
@@ -178,3 +180,113 @@ pub async fn dispatch(services: &dyn HostServices, request: &[u8]) -> Vec<u8> {
         ServiceCall::HostStatus => encode(services.host_status().await),
     }
 }
+
+/// Prefix of the `call` names reserved for the host's own requests. No action can be
+/// called by such a name: `/` never survives in an action name of `/api/<name>`, and
+/// the plugin side answers these names before it looks for an action.
+pub const RESERVED_CALL_PREFIX: &str = "$hero/";
+
+/// `call` name of the request for a plugin's middleware definitions. Its request is a
+/// [`CallRequest`] (so a plugin built before middleware existed answers it with an
+/// `unknown action` error, which the host reads as "no middleware"); the reply is
+/// `{"ok": MiddlewareList}`.
+pub const DESCRIBE_MIDDLEWARE: &str = "$hero/middleware/describe";
+
+/// `call` name of one middleware hook: the request is a [`MiddlewareCall`], the reply
+/// a [`MiddlewareReply`].
+pub const CALL_MIDDLEWARE: &str = "$hero/middleware/call";
+
+/// A plugin's middleware definitions, by kind (the reply of [`DESCRIBE_MIDDLEWARE`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct MiddlewareList {
+    /// Action middleware.
+    #[serde(default)]
+    pub action: Vec<MiddlewareDefinition>,
+    /// Connection middleware.
+    #[serde(default)]
+    pub connection: Vec<MiddlewareDefinition>,
+    /// Chat middleware.
+    #[serde(default)]
+    pub chat: Vec<MiddlewareDefinition>,
+}
+
+/// One middleware hook to run, tagged by `hook`, naming the middleware.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "hook", rename_all = "snake_case")]
+pub enum MiddlewareCall {
+    /// An action pre-processor.
+    Pre {
+        /// Middleware name.
+        middleware: String,
+        /// The action about to run.
+        action: String,
+        /// Params before scrubbing.
+        params: Params,
+        /// The calling connection.
+        connection: ConnectionInfo,
+    },
+    /// An action post-processor.
+    Post {
+        /// Middleware name.
+        middleware: String,
+        /// The action that ran.
+        action: String,
+        /// The params it was given.
+        params: Params,
+        /// The calling connection.
+        connection: ConnectionInfo,
+        /// What it returned.
+        result: Reply<Value, ActionError>,
+    },
+    /// A connection's `create` hook.
+    Create {
+        /// Middleware name.
+        middleware: String,
+        /// The connection.
+        connection: ConnectionInfo,
+    },
+    /// A connection's `destroy` hook.
+    Destroy {
+        /// Middleware name.
+        middleware: String,
+        /// The connection.
+        connection: ConnectionInfo,
+    },
+    /// A chat hook.
+    Chat {
+        /// Middleware name.
+        middleware: String,
+        /// Which one.
+        chat: ChatHook,
+        /// The room.
+        room: String,
+        /// The connection.
+        connection: ConnectionInfo,
+        /// The message (`say`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<Value>,
+    },
+}
+
+/// What a hook changed, in the `ok` of a [`MiddlewareReply`]: only the fields of its
+/// kind are set (`params` and `connection` for `pre`, `result` for `post`, `connection`
+/// for `create`/`destroy`, `message` for chat).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct MiddlewareOutcome {
+    /// The params after a pre-processor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<Params>,
+    /// The connection (its attributes) after a hook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<ConnectionInfo>,
+    /// The result after a post-processor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Reply<Value, ActionError>>,
+    /// The message after a `say` hook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<Value>,
+}
+
+/// The reply of a hook: `{"ok": MiddlewareOutcome}`, or `{"error": ActionError}` when
+/// it refused (the outcome of a refusing hook is lost, as the chain stops there).
+pub type MiddlewareReply = Reply<MiddlewareOutcome, ActionError>;

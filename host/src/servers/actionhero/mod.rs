@@ -14,6 +14,11 @@
 //!   owner even through `/**`;
 //! - the end of the owner's Bayeux session destroys its connections.
 //!
+//! Connection middleware runs here, on the owner node, once per connection: `create`
+//! after the connection is registered and before its id is published to the client (so
+//! what the hooks set is there for its first verb), `destroy` after it left its rooms,
+//! whichever way it goes (`quit`, server-side destroy, end of the Bayeux session).
+//!
 //! # Layout
 //!
 //! - [`privacy`]: who may use which channel, as pure rules (with their tests);
@@ -345,7 +350,18 @@ impl WebSocketServer {
         }
         connection.closed.cancel();
         app.rooms.leave_all(connection).await;
+        Self::destroyed(app, connection).await;
         tracing::debug!(connection = %connection.id, "websocket connection closed");
+    }
+
+    /// Runs the connection middleware's `destroy` hooks for a connection just removed.
+    async fn destroyed(app: &App, connection: &Connection) {
+        let middleware = app.middleware();
+        if middleware.has_connection_hooks() {
+            middleware
+                .run_connection(false, connection.info(), app.processor.services())
+                .await;
+        }
     }
 
     /// The peer as the connection should record it.
@@ -660,6 +676,14 @@ impl Extension for WebSocketServer {
                     // Other nodes cannot vouch for it; this node still serves it.
                     tracing::warn!(%err, connection = %connection.id, "cannot register a connection");
                 }
+                let middleware = app.middleware();
+                if middleware.has_connection_hooks() {
+                    // Attributes the hooks set went through the host services, onto
+                    // the connection itself.
+                    middleware
+                        .run_connection(true, connection.info(), app.processor.services())
+                        .await;
+                }
                 if let Err(err) = self
                     .bayeux
                     .publish(name, json!({"id": connection.id}))
@@ -687,6 +711,7 @@ impl Extension for WebSocketServer {
             for connection in app.connections.remove_owned_by(client_id) {
                 connection.closed.cancel();
                 app.rooms.leave_all(&connection).await;
+                Self::destroyed(&app, &connection).await;
             }
         })
     }
