@@ -66,6 +66,10 @@ pub struct Config {
     pub tls_key: Option<PathBuf>,
     /// Serve Prometheus metrics at `/metrics`.
     pub metrics: bool,
+    /// Params a websocket connection keeps between actions at most (0: no cap).
+    pub max_sticky_params: usize,
+    /// Their approximate size at most, in bytes (0: no cap).
+    pub max_sticky_param_bytes: usize,
     /// Largest public file the websocket `file` verb sends (larger: an error pointing
     /// at its HTTP URL, where it is streamed), in bytes.
     pub max_file_verb_bytes: u64,
@@ -110,6 +114,8 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             metrics: true,
+            max_sticky_params: 100,
+            max_sticky_param_bytes: 64 * 1024,
             max_file_verb_bytes: 1024 * 1024,
             allowed_origins: crate::edge::origin::AllowedOrigins::default(),
             header_timeout_ms: 30_000,

@@ -27,10 +27,55 @@ use crate::clock::now_ms;
 /// The `type` of every connection made over the websocket protocol.
 pub const WEBSOCKET_TYPE: &str = "webSocket";
 
+/// Caps on a connection's sticky params (`0`: no cap). They are copied into every
+/// action the connection runs, so their size is the cost of each call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StickyLimits {
+    /// Params kept at most.
+    pub max_count: usize,
+    /// Their approximate size at most (names plus JSON values), in bytes.
+    pub max_bytes: usize,
+}
+
+/// An action's params would pass a [`StickyLimits`] cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum StickyLimit {
+    /// `max_sticky_params`.
+    #[error("too many params kept on this connection (at most {0} - max_sticky_params)")]
+    Count(usize),
+    /// `max_sticky_param_bytes`.
+    #[error(
+        "the params kept on this connection are too large (at most {0} bytes - max_sticky_param_bytes)"
+    )]
+    Bytes(usize),
+}
+
+/// The approximate size of one param: its name and its JSON value, without quoting
+/// or escapes (cheap: no serialisation).
+fn param_size(name: &str, value: &Value) -> usize {
+    fn size(value: &Value) -> usize {
+        match value {
+            Value::Null | Value::Bool(_) => 4,
+            Value::Number(_) => 8,
+            Value::String(s) => s.len() + 2,
+            Value::Array(items) => 2 + items.iter().map(size).sum::<usize>() + items.len(),
+            Value::Object(fields) => {
+                2 + fields
+                    .iter()
+                    .map(|(k, v)| k.len() + 4 + size(v))
+                    .sum::<usize>()
+            }
+        }
+    }
+    name.len() + size(value)
+}
+
 /// Mutable per-connection state, behind one short-held lock.
 #[derive(Debug, Default)]
 struct State {
     params: Params,
+    /// Approximate size of `params` (names and JSON values), kept as they change.
+    params_bytes: usize,
     rooms: Vec<String>,
     listening: Vec<String>,
     attributes: Params,
@@ -100,11 +145,36 @@ impl Connection {
         self.total_actions.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Merges `params` into the sticky params and returns the merged set.
-    pub fn merge_params(&self, params: Params) -> Params {
+    /// Merges `params` into the sticky params and returns the merged set, unless the
+    /// result would pass `limits` (then nothing changes).
+    ///
+    /// # Errors
+    ///
+    /// [`StickyLimit`] naming the limit the merge would pass.
+    pub fn merge_params(
+        &self,
+        params: Params,
+        limits: StickyLimits,
+    ) -> Result<Params, StickyLimit> {
         let mut state = self.state();
+        let mut count = state.params.len();
+        let mut bytes = state.params_bytes;
+        for (name, value) in &params {
+            match state.params.get(name) {
+                Some(old) => bytes = bytes.saturating_sub(param_size(name, old)),
+                None => count += 1,
+            }
+            bytes += param_size(name, value);
+        }
+        if limits.max_count > 0 && count > limits.max_count {
+            return Err(StickyLimit::Count(limits.max_count));
+        }
+        if limits.max_bytes > 0 && bytes > limits.max_bytes {
+            return Err(StickyLimit::Bytes(limits.max_bytes));
+        }
         state.params.extend(params);
-        state.params.clone()
+        state.params_bytes = bytes;
+        Ok(state.params.clone())
     }
 
     /// Sets an attribute (matched by room authorization patterns).
@@ -339,13 +409,37 @@ mod tests {
         let c = Connections::default().create("o", "127.0.0.1".into(), 1);
         let mut p = Params::new();
         p.insert("a".into(), json!(1));
-        c.merge_params(p);
+        let none = StickyLimits::default();
+        c.merge_params(p, none).unwrap();
         let mut q = Params::new();
         q.insert("b".into(), json!(2));
-        let merged = c.merge_params(q);
+        let merged = c.merge_params(q, none).unwrap();
         assert_eq!(merged.get("a"), Some(&json!(1)));
         assert_eq!(c.count_message(), 1);
         assert_eq!(c.count_message(), 2);
         assert_eq!(c.details()["params"]["b"], json!(2));
+    }
+
+    #[test]
+    fn sticky_params_past_a_cap_are_refused_and_change_nothing() {
+        let c = Connections::default().create("o", "127.0.0.1".into(), 1);
+        let limits = StickyLimits {
+            max_count: 2,
+            max_bytes: 100,
+        };
+        let one = |k: &str, v: Value| Params::from_iter([(k.to_owned(), v)]);
+        c.merge_params(one("a", json!("x")), limits).unwrap();
+        c.merge_params(one("b", json!("y")), limits).unwrap();
+        assert_eq!(
+            c.merge_params(one("c", json!(1)), limits),
+            Err(StickyLimit::Count(2))
+        );
+        // Replacing a kept param does not count twice.
+        c.merge_params(one("a", json!("z")), limits).unwrap();
+        assert_eq!(
+            c.merge_params(one("b", json!("w".repeat(200))), limits),
+            Err(StickyLimit::Bytes(100))
+        );
+        assert_eq!(c.details()["params"]["b"], json!("y"), "nothing changed");
     }
 }

@@ -58,7 +58,7 @@ use crate::bayeux::{
     Bayeux, BayeuxError, BoxFuture, Extension, Message, MessageContext, OutgoingContext,
     OutgoingKind, Verdict, channel,
 };
-use crate::connections::{Connection, Owner};
+use crate::connections::{Connection, Owner, StickyLimits};
 use crate::rooms::{RoomDelivery, RoomError};
 use crate::servers::documentation::documentation;
 use crate::sync::lock;
@@ -557,7 +557,22 @@ impl WebSocketServer {
             });
             return;
         };
-        let params = connection.merge_params(params);
+        let limits = StickyLimits {
+            max_count: app.config.max_sticky_params,
+            max_bytes: app.config.max_sticky_param_bytes,
+        };
+        let params = match connection.merge_params(params, limits) {
+            Ok(params) => params,
+            Err(limit) => {
+                tokio::spawn(async move {
+                    drop(slot);
+                    let mut r = Map::new();
+                    r.insert("error".into(), format!("Error: {limit}").into());
+                    self.respond(&connection, n, r).await;
+                });
+                return;
+            }
+        };
         connection.count_action();
         let request = ActionRequest {
             params,
