@@ -476,3 +476,40 @@ async fn large_files_are_streamed_so_stalled_readers_hold_no_copies() {
     assert_eq!(total, 200 << 20);
     drop(stalled);
 }
+
+#[tokio::test]
+async fn a_reader_that_stops_reading_is_cut_off_after_the_write_timeout() {
+    let dir = site();
+    let big = std::fs::File::create(dir.path().join("public/big.bin")).unwrap();
+    big.set_len(200 << 20).unwrap();
+    let hero = Hero::start_with(
+        Options::default()
+            .cwd(dir.path())
+            .env("HERO_WRITE_TIMEOUT_MS", "300"),
+    );
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", hero.port))
+        .await
+        .unwrap();
+    s.write_all(b"GET /public/big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    // Stall well past the deadline, then read what is left.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let mut total = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    let read_all = async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(20), read_all)
+        .await
+        .expect("the server closed the connection");
+    assert!(
+        total < 200 << 20,
+        "the whole file arrived: the stalled reader was not cut off"
+    );
+}

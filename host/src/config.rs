@@ -66,6 +66,9 @@ pub struct Config {
     pub tls_key: Option<PathBuf>,
     /// Serve Prometheus metrics at `/metrics`.
     pub metrics: bool,
+    /// How long a write to a connection may make no progress before the connection is
+    /// closed (a peer that stopped reading), in ms; 0: no deadline.
+    pub write_timeout_ms: u64,
     /// Params a websocket connection keeps between actions at most (0: no cap).
     pub max_sticky_params: usize,
     /// Their approximate size at most, in bytes (0: no cap).
@@ -114,6 +117,7 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             metrics: true,
+            write_timeout_ms: 30_000,
             max_sticky_params: 100,
             max_sticky_param_bytes: 64 * 1024,
             max_file_verb_bytes: 1024 * 1024,

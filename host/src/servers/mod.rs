@@ -5,6 +5,7 @@
 pub mod actionhero;
 pub mod api;
 pub mod assets;
+pub mod deadline;
 pub mod documentation;
 pub mod identity;
 pub mod limits;

@@ -22,6 +22,7 @@ use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio_rustls::TlsAcceptor;
 
 use crate::app::App;
+use crate::servers::deadline::WriteDeadline;
 use crate::servers::limits::{Limits, Refusal};
 use crate::servers::public::NOT_FOUND;
 use crate::servers::{api, assets, metrics, public};
@@ -155,6 +156,7 @@ pub async fn serve(
         (!app.config.trust_proxy).then_some(app.config.max_connections_per_ip),
     );
     let builder = connection_builder(Duration::from_millis(app.config.header_timeout_ms));
+    let write_timeout = Duration::from_millis(app.config.write_timeout_ms);
     let service = warp::service(routes(app));
     let connections = GracefulShutdown::new();
     let mut backoff = Duration::ZERO;
@@ -186,6 +188,7 @@ pub async fn serve(
         let builder = builder.clone();
         tokio::spawn(async move {
             let _admitted = admitted;
+            let stream = WriteDeadline::new(stream, write_timeout);
             // Each request carries its peer; warp's service is cheap to clone (`Arc`s).
             let service =
                 hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
