@@ -59,7 +59,9 @@ pub struct BayeuxConfig {
     /// subscriptions under them are refused (`403`) and broader wildcards (`/**`) do not
     /// receive their messages. Protects the websocket server's per-connection channels.
     pub exact_only_prefixes: Vec<String>,
-    /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
+    /// Take the client address from `X-Forwarded-For`: the host's `trust_proxy`, copied in
+    /// by the app (one setting decides it for every server).
+    #[serde(skip)]
     pub trust_forwarded_for: bool,
     /// Browser origins allowed (the host's `allowed_origins`, copied in by the app).
     #[serde(skip)]

@@ -56,10 +56,9 @@ pub struct MessageContext {
     /// The sender's client id, **verified**: the session exists and is bound to this
     /// peer. `None` on a handshake, an anonymous publish, or an unknown/foreign id.
     pub client_id: Option<String>,
-    /// The transport peer.
+    /// The client's address: the transport peer, or the forwarded address behind a
+    /// trusted proxy (decided by [`crate::edge::client`]).
     pub remote_addr: Option<SocketAddr>,
-    /// The `X-Forwarded-For` header as sent (use only behind a trusted proxy).
-    pub forwarded_for: Option<String>,
     /// The transport.
     pub transport: Transport,
     /// In-process (server-side) sender: may use meta, service and internal channels.
@@ -68,15 +67,10 @@ pub struct MessageContext {
 
 impl MessageContext {
     /// A context for a network request.
-    pub fn network(
-        transport: Transport,
-        remote_addr: Option<SocketAddr>,
-        forwarded_for: Option<String>,
-    ) -> Self {
+    pub fn network(transport: Transport, remote_addr: Option<SocketAddr>) -> Self {
         Self {
             client_id: None,
             remote_addr,
-            forwarded_for,
             transport,
             trusted: false,
         }
@@ -87,7 +81,6 @@ impl MessageContext {
         Self {
             client_id,
             remote_addr: None,
-            forwarded_for: None,
             transport: Transport::InProcess,
             trusted: true,
         }

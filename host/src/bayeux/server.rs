@@ -474,15 +474,6 @@ impl Bayeux {
 
     /// The peer address a session is bound to.
     fn peer_ip(&self, ctx: &MessageContext) -> Option<IpAddr> {
-        if self.inner.config.trust_forwarded_for
-            && let Some(ip) = ctx
-                .forwarded_for
-                .as_deref()
-                .and_then(|f| f.split(',').next())
-                .and_then(|s| s.trim().parse().ok())
-        {
-            return Some(ip);
-        }
         ctx.remote_addr.map(|a| a.ip())
     }
 

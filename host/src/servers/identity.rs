@@ -66,25 +66,14 @@ impl Requester {
     }
 }
 
-/// The peer's IP and port; with a trusted proxy, the first `X-Forwarded-For` address.
+/// The client's IP (as text) and port, as [`crate::edge::client`] decides them.
 pub fn remote_address(
     headers: &HeaderMap,
     remote: Option<SocketAddr>,
     trust_proxy: bool,
 ) -> (String, u16) {
-    let peer_port = remote.map_or(0, |a| a.port());
-    if trust_proxy
-        && let Some(first) = headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-    {
-        return (first.to_owned(), peer_port);
-    }
-    match remote {
-        Some(addr) => (ip_text(addr.ip().to_canonical()), addr.port()),
+    match crate::edge::client::client_addr(headers, remote, trust_proxy) {
+        Some(addr) => (ip_text(addr.ip()), addr.port()),
         None => ("0.0.0.0".to_owned(), 0),
     }
 }

@@ -23,7 +23,7 @@ pub(super) fn config(timeout_ms: u64) -> BayeuxConfig {
 
 pub(super) fn peer(port: u16) -> MessageContext {
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    MessageContext::network(Transport::LongPolling, Some(addr), None)
+    MessageContext::network(Transport::LongPolling, Some(addr))
 }
 
 pub(super) async fn send_ctx(b: &Bayeux, ctx: &MessageContext, msgs: Value) -> Vec<Value> {

@@ -45,12 +45,12 @@ impl Stream for Chunks {
 
 /// Opens the stream for `client_id` (400 if unknown or bound to another peer).
 pub(super) async fn open(bayeux: Bayeux, client_id: &str, parts: RequestParts) -> Response {
-    let forwarded = parts
-        .headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let ctx = MessageContext::network(Transport::EventSource, parts.remote, forwarded);
+    let client = crate::edge::client::client_addr(
+        &parts.headers,
+        parts.remote,
+        bayeux.config().trust_forwarded_for,
+    );
+    let ctx = MessageContext::network(Transport::EventSource, client);
     match bayeux.verified_session(client_id, &ctx).await {
         Ok(Some(_)) => {}
         _ => return bad_request("eventsource: unknown client"),

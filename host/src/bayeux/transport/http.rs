@@ -106,13 +106,10 @@ pub(super) fn valid_callback(name: &str) -> bool {
         })
 }
 
-fn context(parts: &RequestParts, transport: Transport) -> MessageContext {
-    let forwarded = parts
-        .headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    MessageContext::network(transport, parts.remote, forwarded)
+fn context(bayeux: &Bayeux, parts: &RequestParts, transport: Transport) -> MessageContext {
+    let trust = bayeux.config().trust_forwarded_for;
+    let client = crate::edge::client::client_addr(&parts.headers, parts.remote, trust);
+    MessageContext::network(transport, client)
 }
 
 fn common_headers(res: &mut Response, headers: &HeaderMap, content_type: &'static str) {
@@ -162,7 +159,7 @@ pub(super) async fn long_poll(bayeux: Bayeux, parts: RequestParts, body: Bytes) 
         Ok(m) => m,
         Err(e) => return bad_request(&e.to_string()),
     };
-    let ctx = context(&parts, transport);
+    let ctx = context(&bayeux, &parts, transport);
     let replies = bayeux.process(messages, &ctx).await;
     let mut res = Response::new(to_json_array(&replies).into());
     common_headers(&mut res, &parts.headers, "application/json; charset=utf-8");
@@ -185,7 +182,7 @@ pub(super) async fn jsonp(bayeux: Bayeux, parts: RequestParts) -> Response {
         Ok(m) => m,
         Err(e) => return bad_request(&e.to_string()),
     };
-    let ctx = context(&parts, Transport::CallbackPolling);
+    let ctx = context(&bayeux, &parts, Transport::CallbackPolling);
     let replies = bayeux.process(messages, &ctx).await;
     let json = to_json_array(&replies)
         .replace('\u{2028}', "\\u2028")

@@ -44,6 +44,7 @@ use crate::bayeux::message::{CONNECT, Message, parse_messages};
 use crate::bayeux::server::{
     Bayeux, OutItem, Outcome, engine_error, to_json_array, to_json_frames,
 };
+use crate::edge::client::client_addr;
 
 /// A write that takes longer than this means the peer stopped reading.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -81,11 +82,8 @@ pub(super) fn upgrade(bayeux: Bayeux, parts: RequestParts) -> Response {
     let Ok(accept) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) else {
         return bad_request("websocket: bad key");
     };
-    let forwarded = headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let ctx = MessageContext::network(Transport::WebSocket, parts.remote, forwarded);
+    let client = client_addr(headers, parts.remote, bayeux.config().trust_forwarded_for);
+    let ctx = MessageContext::network(Transport::WebSocket, client);
     let c = bayeux.config();
     let config = WebSocketConfig::default()
         .read_buffer_size(c.ws_read_buffer_bytes.max(256))

@@ -43,7 +43,6 @@ pub mod privacy;
 pub mod verbs;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
@@ -364,19 +363,9 @@ impl WebSocketServer {
         }
     }
 
-    /// The peer as the connection should record it.
-    fn peer(app: &App, ctx: &MessageContext) -> (String, u16) {
-        let port = ctx.remote_addr.map_or(0, |a: SocketAddr| a.port());
-        if app.config.trust_proxy
-            && let Some(first) = ctx
-                .forwarded_for
-                .as_deref()
-                .and_then(|v| v.split(',').next())
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-        {
-            return (first.to_owned(), port);
-        }
+    /// The client as the connection should record it (the transport already decided
+    /// it, forwarded address included, in `edge::client`).
+    fn peer(ctx: &MessageContext) -> (String, u16) {
         match ctx.remote_addr {
             Some(addr) => (addr.ip().to_canonical().to_string(), addr.port()),
             None => ("0.0.0.0".to_owned(), 0),
@@ -680,7 +669,7 @@ impl Extension for WebSocketServer {
                 return;
             };
             if is_setup_channel(name) {
-                let (ip, port) = Self::peer(&app, ctx);
+                let (ip, port) = Self::peer(ctx);
                 let connection = app.connections.create(client, ip, port);
                 tracing::debug!(connection = %connection.id, owner = client, "websocket connection created");
                 let owner = Owner {
