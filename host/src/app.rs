@@ -52,7 +52,8 @@ pub struct App {
 /// The app could not be assembled.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
-    /// Two statically linked actions share a name and version.
+    /// Two statically linked actions share a name and version, or a route (static or
+    /// from the config) is malformed or clashes with another.
     #[error(transparent)]
     Clash(#[from] Clash),
     /// Two statically linked middleware of one kind share a name.
@@ -82,11 +83,12 @@ impl App {
     /// Two static actions (or middleware) clash.
     pub fn with_backends(config: Config, backends: Backends) -> Result<Arc<Self>, AppError> {
         let registry = Arc::new(Registry::with_static_actions()?);
+        registry.set_config_routes(config.routes.routes())?;
         let middleware = Arc::new(MiddlewareRegistry::with_static_middleware()?);
         let connections = Arc::new(Connections::default());
         let rooms = Rooms::new(backends.rooms, Arc::clone(&connections), &backends.node_id);
         let mut bayeux_config = config.bayeux.clone();
-        bayeux_config.trust_forwarded_for |= config.trust_proxy;
+        bayeux_config.trust_forwarded_for = config.trust_proxy;
         bayeux_config.allowed_origins = config.allowed_origins.clone();
         let bayeux = Bayeux::with_engine(bayeux_config, backends.engine);
         Ok(Arc::new_cyclic(|weak| {

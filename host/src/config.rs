@@ -94,6 +94,9 @@ pub struct Config {
     pub redis: Option<String>,
     /// Clustering settings (used with `redis`).
     pub cluster: crate::cluster::ClusterConfig,
+    /// HTTP routes to actions (`[[routes.get]]`, ...), tried before the actions' own;
+    /// a bad path stops start-up naming it.
+    pub routes: crate::actions::routes::RoutesConfig,
 }
 
 impl Default for Config {
@@ -128,6 +131,7 @@ impl Default for Config {
             bayeux: crate::bayeux::BayeuxConfig::default(),
             redis: None,
             cluster: crate::cluster::ClusterConfig::default(),
+            routes: crate::actions::routes::RoutesConfig::default(),
         }
     }
 }

@@ -9,10 +9,12 @@
 //! - `cacheSetTest`, `cacheGetTest`, `cacheDeleteTest`: one cache operation each.
 //! - [`middleware`]: middleware of every kind and the `mw*` actions that show it (the
 //!   same file is compiled into the dynamic test fixture).
+//! - [`routes`]: `rt*` actions declaring HTTP routes (compiled into the fixture too).
 
 mod cache;
 pub mod middleware;
 mod rooms;
+pub mod routes;
 
 use plugin_api::{
     Action, ActionDefinition, ActionError, ActionResult, Context, Input, Value, json,
@@ -151,6 +153,7 @@ pub fn link() {
     cache::link();
     middleware::link();
     rooms::link();
+    routes::link();
 }
 
 static NAMES: [&str; 6] = [

@@ -9,6 +9,7 @@ pub mod middleware;
 mod params;
 mod processor;
 mod registry;
+pub mod routes;
 mod stats;
 
 pub use middleware::{Hook, MiddlewareClash, MiddlewareRegistry, MissingMiddleware};

@@ -3,6 +3,11 @@
 //! Static actions (inventory) are registered at start; dynamic ones are added and
 //! removed as plugin files come and go. Readers take a snapshot (arc-swap), so a call in
 //! flight keeps the version it started with while a reload replaces it.
+//!
+//! The HTTP route table ([`super::routes`]) lives in the same snapshot: the routes an
+//! action declares come and go with it, and a set of actions whose route clashes with
+//! one registered already (from the config or another origin) is refused whole, as an
+//! action clash is.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -11,6 +16,8 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use plugin_api::{ActionDefinition, ActionHandler, ActionResult, BoxFuture, Context};
+
+use super::routes::{BadRoute, Route, RouteClash, RouteTable, declared_routes};
 
 /// An action the host can call, whether linked in or loaded from a library.
 pub trait Invoke: Send + Sync + fmt::Debug {
@@ -57,26 +64,42 @@ pub struct Registered {
     pub origin: Origin,
 }
 
-/// Two sources define the same action name and version.
+/// Why a set of actions (or the config routes) cannot be registered: nothing changes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("action {name} v{version} from {new} clashes with the one from {existing}")]
-pub struct Clash {
-    /// Action name.
-    pub name: String,
-    /// Action version.
-    pub version: u32,
-    /// Origin of the action already registered.
-    pub existing: Origin,
-    /// Origin of the one refused.
-    pub new: Origin,
+pub enum Clash {
+    /// Two sources define the same action name and version.
+    #[error("action {name} v{version} from {new} clashes with the one from {existing}")]
+    Action {
+        /// Action name.
+        name: String,
+        /// Action version.
+        version: u32,
+        /// Origin of the action already registered.
+        existing: Origin,
+        /// Origin of the one refused.
+        new: Origin,
+    },
+    /// A route clashes with one registered already (or with another of the same set).
+    #[error(transparent)]
+    Route(#[from] Box<RouteClash>),
+    /// An action declares a route whose path does not parse.
+    #[error(transparent)]
+    BadRoute(#[from] Box<BadRoute>),
 }
 
 type Versions = BTreeMap<u32, Registered>;
 
+/// One consistent state: the actions and the routes to them.
+#[derive(Debug, Default)]
+struct Snapshot {
+    actions: HashMap<String, Versions>,
+    routes: Arc<RouteTable>,
+}
+
 /// The registry: readers never block; writers replace a whole snapshot.
 #[derive(Debug, Default)]
 pub struct Registry {
-    actions: ArcSwap<HashMap<String, Versions>>,
+    state: ArcSwap<Snapshot>,
 }
 
 impl Registry {
@@ -84,7 +107,8 @@ impl Registry {
     ///
     /// # Errors
     ///
-    /// Two static actions with the same name and version.
+    /// Two static actions with the same name and version, or a static route that is
+    /// malformed or clashes with another.
     pub fn with_static_actions() -> Result<Self, Clash> {
         let registry = Self::default();
         let handlers = plugin_api::registered_actions()
@@ -96,8 +120,8 @@ impl Registry {
 
     /// The action `name` at `version`, or its newest version when `None`.
     pub fn lookup(&self, name: &str, version: Option<u32>) -> Option<Registered> {
-        let actions = self.actions.load();
-        let versions = actions.get(name)?;
+        let state = self.state.load();
+        let versions = state.actions.get(name)?;
         match version {
             Some(v) => versions.get(&v).cloned(),
             None => versions.values().next_back().cloned(),
@@ -106,8 +130,12 @@ impl Registry {
 
     /// Every registered action, sorted by name then version.
     pub fn list(&self) -> Vec<Registered> {
-        let actions = self.actions.load();
-        let mut all: Vec<Registered> = actions.values().flat_map(|v| v.values().cloned()).collect();
+        let state = self.state.load();
+        let mut all: Vec<Registered> = state
+            .actions
+            .values()
+            .flat_map(|v| v.values().cloned())
+            .collect();
         all.sort_by(|a, b| {
             let (a, b) = (a.handler.definition(), b.handler.definition());
             (&a.name, a.version).cmp(&(&b.name, b.version))
@@ -115,51 +143,111 @@ impl Registry {
         all
     }
 
-    /// Replaces every action from `origin` with `handlers`, atomically: callers see
-    /// the old set or the new one, never a mix. In-flight calls keep their handler.
+    /// Whether some version of `name` is registered.
+    pub fn knows(&self, name: &str) -> bool {
+        self.state.load().actions.contains_key(name)
+    }
+
+    /// The route table (config routes, then those of the registered actions).
+    pub fn routes(&self) -> Arc<RouteTable> {
+        Arc::clone(&self.state.load().routes)
+    }
+
+    /// Sets the config routes (tried before every action's routes).
+    ///
+    /// # Errors
+    ///
+    /// Two of them clash, or one clashes with a route of a registered action.
+    pub fn set_config_routes(&self, routes: Vec<Route>) -> Result<(), Clash> {
+        let mut result = Ok(());
+        self.state
+            .rcu(|current| match current.routes.with_config(routes.clone()) {
+                Ok(table) => {
+                    result = Ok(());
+                    Arc::new(Snapshot {
+                        actions: current.actions.clone(),
+                        routes: Arc::new(table),
+                    })
+                }
+                Err(clash) => {
+                    result = Err(Clash::Route(clash));
+                    Arc::clone(current)
+                }
+            });
+        result
+    }
+
+    /// Replaces every action from `origin` with `handlers`, and their routes with the
+    /// routes they declare, atomically: callers see the old set or the new one, never a
+    /// mix. In-flight calls keep their handler.
     ///
     /// # Errors
     ///
     /// A handler clashes with an action from another origin (or with another handler
-    /// of the same batch); nothing is changed then.
+    /// of the same batch), declares a route that does not parse, or a route clashing
+    /// with one of the config or of another origin; nothing is changed then.
     pub fn replace(&self, origin: &Origin, handlers: Vec<Arc<dyn Invoke>>) -> Result<(), Clash> {
         let mut result = Ok(());
-        self.actions.rcu(|current| {
-            let mut next: HashMap<String, Versions> = HashMap::with_capacity(current.len());
-            for (name, versions) in current.iter() {
-                let kept: Versions = versions
-                    .iter()
-                    .filter(|(_, r)| &r.origin != origin)
-                    .map(|(v, r)| (*v, r.clone()))
-                    .collect();
-                if !kept.is_empty() {
-                    next.insert(name.clone(), kept);
+        self.state
+            .rcu(|current| match Self::next(current, origin, &handlers) {
+                Ok(next) => {
+                    result = Ok(());
+                    Arc::new(next)
                 }
-            }
-            result = Ok(());
-            for handler in &handlers {
-                let def = handler.definition();
-                let versions = next.entry(def.name.clone()).or_default();
-                if let Some(existing) = versions.get(&def.version) {
-                    result = Err(Clash {
-                        name: def.name.clone(),
-                        version: def.version,
-                        existing: existing.origin.clone(),
-                        new: origin.clone(),
-                    });
-                    return Arc::clone(current);
+                Err(clash) => {
+                    result = Err(clash);
+                    Arc::clone(current)
                 }
-                versions.insert(
-                    def.version,
-                    Registered {
-                        handler: Arc::clone(handler),
-                        origin: origin.clone(),
-                    },
-                );
-            }
-            Arc::new(next)
-        });
+            });
         result
+    }
+
+    /// `current` with the actions and routes of `origin` replaced by `handlers`'.
+    fn next(
+        current: &Snapshot,
+        origin: &Origin,
+        handlers: &[Arc<dyn Invoke>],
+    ) -> Result<Snapshot, Clash> {
+        let mut next: HashMap<String, Versions> = HashMap::with_capacity(current.actions.len());
+        for (name, versions) in current.actions.iter() {
+            let kept: Versions = versions
+                .iter()
+                .filter(|(_, r)| &r.origin != origin)
+                .map(|(v, r)| (*v, r.clone()))
+                .collect();
+            if !kept.is_empty() {
+                next.insert(name.clone(), kept);
+            }
+        }
+        // Action clashes first (they were the only kind before routes), then routes.
+        let mut routes = Vec::new();
+        for handler in handlers {
+            let def = handler.definition();
+            let versions = next.entry(def.name.clone()).or_default();
+            if let Some(existing) = versions.get(&def.version) {
+                return Err(Clash::Action {
+                    name: def.name.clone(),
+                    version: def.version,
+                    existing: existing.origin.clone(),
+                    new: origin.clone(),
+                });
+            }
+            versions.insert(
+                def.version,
+                Registered {
+                    handler: Arc::clone(handler),
+                    origin: origin.clone(),
+                },
+            );
+        }
+        for handler in handlers {
+            routes.extend(declared_routes(handler.definition(), origin)?);
+        }
+        let routes = current.routes.with_origin(origin, routes)?;
+        Ok(Snapshot {
+            actions: next,
+            routes: Arc::new(routes),
+        })
     }
 
     /// Removes every action from `origin`.
@@ -178,6 +266,17 @@ mod tests {
     impl Action for Named {
         fn definition(&self) -> ActionDefinition {
             ActionDefinition::new(self.0).version(self.1)
+        }
+        async fn run(&self, _ctx: Context) -> ActionResult {
+            Ok(json!({ "v": self.1 }))
+        }
+    }
+
+    /// An action declaring one route.
+    struct Routed(&'static str, plugin_api::Method, &'static str);
+    impl Action for Routed {
+        fn definition(&self) -> ActionDefinition {
+            ActionDefinition::new(self.0).route(self.1, self.2)
         }
         async fn run(&self, _ctx: Context) -> ActionResult {
             Ok(json!({ "v": self.1 }))
@@ -213,7 +312,13 @@ mod tests {
         let err = r
             .replace(&dynamic, vec![handler("b", 1), handler("a", 1)])
             .unwrap_err();
-        assert_eq!(err.existing, Origin::Static);
+        assert!(matches!(
+            err,
+            Clash::Action {
+                existing: Origin::Static,
+                ..
+            }
+        ));
         assert!(r.lookup("b", None).is_none());
         r.replace(&dynamic, vec![handler("b", 1), handler("a", 2)])
             .unwrap();
@@ -221,5 +326,87 @@ mod tests {
         r.remove(&dynamic);
         assert_eq!(r.lookup("a", None).unwrap().handler.definition().version, 1);
         assert!(r.lookup("b", None).is_none());
+    }
+
+    fn routed(
+        name: &'static str,
+        method: plugin_api::Method,
+        path: &'static str,
+    ) -> Arc<dyn Invoke> {
+        Arc::new(ActionHandler::new(Routed(name, method, path)))
+    }
+
+    fn config_route(path: &str, action: &str) -> Route {
+        Route {
+            method: plugin_api::Method::Get,
+            pattern: crate::actions::routes::PathPattern::parse(path).unwrap(),
+            action: action.into(),
+            api_version: None,
+            source: crate::actions::routes::RouteSource::Config,
+        }
+    }
+
+    #[test]
+    fn routes_follow_their_actions_and_clashes_name_both() {
+        use plugin_api::Method;
+        let r = Registry::default();
+        r.set_config_routes(vec![config_route("/users/:userId", "getUser")])
+            .unwrap();
+        let file = Origin::Dynamic("libfoo.so".into());
+        let err = r
+            .replace(&file, vec![routed("showUser", Method::Get, "/users/:id")])
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "route GET /users/:id of showUser (libfoo.so) clashes with GET /users/:userId \
+             of getUser (config)"
+        );
+        assert!(r.lookup("showUser", None).is_none());
+        r.replace(&file, vec![routed("showUser", Method::Post, "/users/:id")])
+            .unwrap();
+        let other = Origin::Dynamic("libbar.so".into());
+        let err = r
+            .replace(&other, vec![routed("addUser", Method::All, "/users/:x")])
+            .unwrap_err();
+        assert!(err.to_string().contains("of addUser (libbar.so)"), "{err}");
+        assert!(err.to_string().contains("of getUser (config)"), "{err}");
+        let found = r.routes().find(&http::Method::POST, "users/7").unwrap();
+        assert_eq!(
+            (found.action.as_str(), found.api_version),
+            ("showUser", Some(1))
+        );
+        r.remove(&file);
+        assert!(r.routes().find(&http::Method::POST, "users/7").is_none());
+        // Config routes are checked against the actions' routes too.
+        r.replace(&file, vec![routed("showUser", Method::Post, "/users/:id")])
+            .unwrap();
+        let err = r
+            .set_config_routes(vec![Route {
+                method: Method::All,
+                ..config_route("/users/:id", "any")
+            }])
+            .unwrap_err();
+        assert!(err.to_string().contains("of showUser (libfoo.so)"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_route_refuses_the_set_naming_it() {
+        let r = Registry::default();
+        let err = r
+            .replace(
+                &Origin::Static,
+                vec![
+                    handler("a", 1),
+                    routed("b", plugin_api::Method::Get, "/x/:id("),
+                ],
+            )
+            .unwrap_err();
+        assert!(matches!(err, Clash::BadRoute(_)));
+        assert!(
+            err.to_string()
+                .starts_with("action b v1 (static) declares route GET /x/:id(: bad route path"),
+            "{err}"
+        );
+        assert!(r.lookup("a", None).is_none());
     }
 }

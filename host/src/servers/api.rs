@@ -4,6 +4,11 @@
 //! `payload`), hands them to the processor, and writes the actionhero envelope
 //! (`serverInformation`, `requesterInformation`), as JSON or JSONP, with HTTP error
 //! codes when `returnErrorCodes` asks for them. `GET /api/` is the documentation.
+//!
+//! Which action a request calls: `/api/<known action>`, else an `action` param naming a
+//! known action, else the first matching HTTP route (whose path params overwrite query
+//! and body params), else the path or `action` as given (an unknown action); the rules
+//! and their actionhero origin are in [`crate::actions::routes`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,10 +22,10 @@ use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
-use crate::actions::{ActionRequest, merge_result};
+use crate::actions::{ActionRequest, Registry, merge_result};
 use crate::app::App;
 use crate::clock::now_ms;
-use crate::servers::documentation::documentation;
+use crate::servers::documentation::{documentation, routes_documentation};
 use crate::servers::identity::{Requester, is_valid_callback};
 
 /// The `/api` routes, every method.
@@ -43,6 +48,7 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
                 async move {
                     let body = read_body(stream, &headers, app.config.max_body_bytes).await;
                     let request = HttpRequest {
+                        raw_path: tail.as_str().to_owned(),
                         path_action: percent_encoding::percent_decode_str(
                             tail.as_str().trim_matches('/'),
                         )
@@ -118,6 +124,9 @@ where
 }
 
 struct HttpRequest {
+    /// The path after `/api/`, still percent-encoded (routes decode it per segment).
+    raw_path: String,
+    /// The whole path after `/api/`, decoded: an action name when it is one.
     path_action: String,
     method: Method,
     query: Vec<(String, String)>,
@@ -158,9 +167,7 @@ async fn handle(app: Arc<App>, mut req: HttpRequest, body: Result<Bytes, BodyErr
             return reply.json(status, fields, &Params::new(), None);
         }
     };
-    if !req.path_action.is_empty() {
-        params.insert("action".into(), Value::from(req.path_action));
-    }
+    choose_action(app.registry(), &req, &mut params);
     let callback = params
         .get("callback")
         .and_then(Value::as_str)
@@ -179,6 +186,7 @@ async fn handle(app: Arc<App>, mut req: HttpRequest, body: Result<Bytes, BodyErr
     if !has_action {
         let mut fields = Params::new();
         fields.insert("documentation".into(), documentation(app.registry()));
+        fields.insert("routes".into(), routes_documentation(app.registry()));
         return reply.json(StatusCode::OK, fields, &params, callback);
     }
 
@@ -212,6 +220,40 @@ async fn handle(app: Arc<App>, mut req: HttpRequest, body: Result<Bytes, BodyErr
         }
     };
     reply.json(status, fields, &outcome.params, callback)
+}
+
+/// Sets `action` (and a route's params and version) in `params`, by precedence:
+/// `/api/<known action>`; an `action` param naming a known action; the first route
+/// matching the method and path; the path (or `action` param) as given.
+fn choose_action(registry: &Registry, req: &HttpRequest, params: &mut Params) {
+    let path_action = || Value::from(req.path_action.as_str());
+    if !req.path_action.is_empty() && registry.knows(&req.path_action) {
+        params.insert("action".into(), path_action());
+        return;
+    }
+    let named = params.get("action").and_then(Value::as_str);
+    if named.is_some_and(|name| registry.knows(name)) {
+        return;
+    }
+    if let Some(found) = registry.routes().find(&req.method, &req.raw_path) {
+        for (name, value) in found.params {
+            params.insert(name, Value::from(value));
+        }
+        params.insert("action".into(), Value::from(found.action));
+        // As in actionhero: the request's own `apiVersion` wins over the route's.
+        let given = params
+            .get("apiVersion")
+            .is_some_and(|v| !v.is_null() && v.as_str() != Some(""));
+        if let Some(version) = found.api_version
+            && !given
+        {
+            params.insert("apiVersion".into(), Value::from(version));
+        }
+        return;
+    }
+    if !req.path_action.is_empty() {
+        params.insert("action".into(), path_action());
+    }
 }
 
 fn error_fields(message: String) -> Params {

@@ -1,5 +1,5 @@
 //! The documentation of every action, as `GET /api/` and the websocket `documentation`
-//! verb return it.
+//! verb return it, and (`GET /api/` only, under `routes`) the HTTP route table.
 
 use serde_json::{Map, Value, json};
 
@@ -31,4 +31,16 @@ pub fn documentation(registry: &Registry) -> Value {
         }
     }
     Value::Object(docs)
+}
+
+/// The HTTP routes in the order they are tried: `[{method, path, action, apiVersion,
+/// source}]` (`apiVersion` null: the newest; `source`: `config`, `static` or the file).
+pub fn routes_documentation(registry: &Registry) -> Value {
+    Value::Array(
+        registry
+            .routes()
+            .iter()
+            .map(|r| r.documentation())
+            .collect(),
+    )
 }
