@@ -680,6 +680,11 @@ fn hero_new_plugin_scaffolds_the_readme_action_with_a_passing_test() {
         .expect("scaffolded plugin loaded");
     let body = get(&hero, "/api/hello?name=you");
     assert_eq!(body["greeting"], "Hello, you!", "{body}");
+    // The template's route and its global middleware.
+    let body = get(&hero, "/api/hello/route");
+    assert_eq!(body["greeting"], "Hello, route!", "{body}");
+    hero.wait_for_log("action called", WAIT)
+        .expect("the template's middleware logs each call");
     let body = get(&hero, "/api/showUser?message=hi");
     assert_eq!(body["message"], "hi", "{body}");
 }

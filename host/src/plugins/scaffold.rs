@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 
 const TEMPLATE_LIB: &str = include_str!("template/lib.rs");
+const TEMPLATE_MIDDLEWARE: &str = include_str!("template/middleware.rs");
 const TEMPLATE_MANIFEST: &str = include_str!("template/Cargo.toml.in");
 const TEMPLATE_README: &str = include_str!("template/README.md");
 
@@ -218,6 +219,10 @@ pub fn new_plugin(name: &str, parent: &Path, plugin_api: Option<&Path>) -> anyho
         fill(TEMPLATE_MANIFEST, &toml_escape(&api_path)),
     )?;
     std::fs::write(root.join("src/lib.rs"), fill(TEMPLATE_LIB, &api_path))?;
+    std::fs::write(
+        root.join("src/middleware.rs"),
+        fill(TEMPLATE_MIDDLEWARE, &api_path),
+    )?;
     std::fs::write(root.join("README.md"), fill(TEMPLATE_README, &api_path))?;
     std::fs::write(root.join(".gitignore"), "/target\n")?;
     if let Err(why) = write_lock_file(&root, &api.dir) {

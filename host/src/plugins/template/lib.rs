@@ -1,10 +1,11 @@
-//! {{name}}: a Hero plugin with one action, `hello` (the example of Hero's README),
-//! and a test that runs it on `plugin_api::testing`, an in-memory host.
+//! {{name}}: a Hero plugin with one action, `hello` (the example of Hero's README, with
+//! an HTTP route), an action middleware (`middleware.rs`), and a test that runs the
+//! action on `plugin_api::testing`, an in-memory host.
 //!
 //! `cargo test` runs the test; `cargo build --release` builds
 //! `target/release/lib{{crate_name}}.so` for the host's plugin directory.
 
-use plugin_api::{Action, ActionDefinition, ActionResult, Context, Input, json};
+use plugin_api::{Action, ActionDefinition, ActionResult, Context, Input, Method, json};
 
 /// Greets someone.
 pub struct Hello;
@@ -15,6 +16,8 @@ impl Action for Hello {
             .description("Says hello")
             .input(Input::optional("name").default("world"))
             .output_example(json!({ "greeting": "Hello, world!" }))
+            // Also at /api/hello/you: the path segment becomes the `name` param.
+            .route(Method::Get, "/hello/:name")
     }
 
     async fn run(&self, ctx: Context) -> ActionResult {
@@ -24,6 +27,9 @@ impl Action for Hello {
 }
 
 plugin_api::export_plugin!(Hello);
+
+/// An action middleware that logs every call (see `src/middleware.rs`).
+mod middleware;
 
 #[cfg(test)]
 mod tests {
