@@ -52,6 +52,9 @@ mod sync;
 #[cfg(test)]
 mod testing;
 
+#[cfg(test)]
+mod fuzz;
+
 use std::future::Future;
 
 pub use app::App;

@@ -37,6 +37,10 @@ mod transport;
 #[cfg(test)]
 mod tests;
 
+#[cfg(test)]
+#[path = "../fuzz/bayeux.rs"]
+mod fuzz;
+
 pub use config::BayeuxConfig;
 pub use engine::{BoxFuture, Engine, MemoryEngine, RedisEngine};
 pub use error::{BayeuxError, ErrorCode};
