@@ -132,13 +132,17 @@ async fn set_attribute(
     key: &str,
     value: Value,
 ) -> ServiceResult<()> {
-    match services
-        .set_attribute(&connection.id, key, value.clone())
-        .await
-    {
-        Ok(()) => {}
-        Err(ServiceError::NoSuchConnection) if connection.kind == "web" => {}
-        Err(err) => return Err(err),
+    // A `web` connection lives for one request: its attributes are this view alone, and
+    // asking the host (which may have to ask Redis) would only be told so.
+    if connection.kind != "web" {
+        match services
+            .set_attribute(&connection.id, key, value.clone())
+            .await
+        {
+            Ok(()) => {}
+            Err(ServiceError::NoSuchConnection) if connection.kind == "web" => {}
+            Err(err) => return Err(err),
+        }
     }
     connection.attributes.insert(key.to_owned(), value);
     Ok(())
