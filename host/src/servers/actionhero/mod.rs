@@ -713,6 +713,11 @@ impl Extension for WebSocketServer {
                 return;
             };
             for connection in app.connections.remove_owned_by(client_id) {
+                // As `close` does: a connection that ends with its session (no `quit`)
+                // must leave the directory too, or every such connection stays there.
+                if let Err(err) = app.directory.retire(&connection.id).await {
+                    tracing::warn!(%err, connection = %connection.id, "cannot unregister a connection");
+                }
                 connection.closed.cancel();
                 app.rooms.leave_all(&connection).await;
                 Self::destroyed(&app, &connection).await;
