@@ -184,3 +184,39 @@ async fn the_global_session_cap_holds() {
         "{refused}"
     );
 }
+
+#[tokio::test]
+async fn a_body_over_the_bayeux_limit_gets_a_413_the_client_can_read() {
+    let hero =
+        Hero::start_with(support::Options::default().env("HERO_BAYEUX__MAX_BODY_BYTES", "1000"));
+    let client = reqwest::Client::new();
+    let big = json!([{"channel": "/x", "data": "y".repeat(2000)}]).to_string();
+    let declared = client
+        .post(hero.at("/faye"))
+        .header("content-type", "application/json")
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(declared.status(), 413);
+    assert_eq!(declared.text().await.unwrap(), "Request body too large");
+    // Chunked, with no Content-Length to refuse up front: read, then refused.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = big
+        .into_bytes()
+        .chunks(100)
+        .map(|c| Ok(c.to_vec()))
+        .collect();
+    let streamed = client
+        .post(hero.at("/faye"))
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(streamed.status(), 413);
+    // Within the limit, served.
+    let ok = faye(&hero, json!([{"channel": "/x", "data": 1}])).await;
+    assert_eq!(ok[0]["successful"], true, "{ok}");
+}

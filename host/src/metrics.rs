@@ -109,6 +109,15 @@ pub static SLOW_CONSUMER_EVICTIONS: LazyLock<IntCounter> = LazyLock::new(|| {
     ))
 });
 
+/// Deliveries handed back to their sessions because the reply or frame carrying them
+/// could not be written.
+pub static BAYEUX_DELIVERIES_RESTORED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register(IntCounter::new(
+        "hero_bayeux_deliveries_restored_total",
+        "Bayeux deliveries handed back to their session after a failed write",
+    ))
+});
+
 /// Figures read from the app at scrape time.
 struct Levels {
     sessions: IntGauge,
@@ -186,6 +195,11 @@ pub fn bayeux_refusal(limit: &str) {
     BAYEUX_REFUSALS.with_label_values(&[limit]).inc();
 }
 
+/// Records `n` deliveries handed back after a failed write.
+pub fn bayeux_deliveries_restored(n: usize) {
+    BAYEUX_DELIVERIES_RESTORED.inc_by(n as u64);
+}
+
 /// Records one socket refused at accept (`cap`: the setting it hit).
 pub fn connection_refused(cap: &str) {
     CONNECTIONS_REFUSED.with_label_values(&[cap]).inc();
@@ -242,6 +256,7 @@ pub async fn render(app: &App) -> String {
     LazyLock::force(&PLUGIN_CALL_SECONDS);
     LazyLock::force(&PLUGIN_EVENTS);
     LazyLock::force(&SLOW_CONSUMER_EVICTIONS);
+    LazyLock::force(&BAYEUX_DELIVERIES_RESTORED);
     let mut out = Vec::new();
     if let Err(err) = TextEncoder::new().encode(&REGISTRY.gather(), &mut out) {
         tracing::warn!(%err, "metrics encoding failed");

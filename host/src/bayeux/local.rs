@@ -179,7 +179,7 @@ impl Pump {
             }
             let mut out = Vec::with_capacity(envs.len());
             self.bayeux
-                .outgoing_deliveries(&self.client_id, envs, &mut out)
+                .outgoing_deliveries(&self.client_id, &envs, &mut out)
                 .await;
             for item in out {
                 let msg = match item {

@@ -31,6 +31,7 @@ pub mod error;
 mod extension;
 mod local;
 pub mod message;
+mod receipt;
 mod server;
 mod transport;
 

@@ -33,6 +33,7 @@ use super::local::LocalClient;
 use super::message::{
     BAYEUX_VERSION, CONNECT, DISCONNECT, HANDSHAKE, Message, SUBSCRIBE, UNSUBSCRIBE,
 };
+use super::receipt::{Receipt, Taken};
 
 /// Advice `interval` when the engine cannot be reached: how long clients wait before
 /// they try again.
@@ -128,15 +129,16 @@ pub(crate) enum OutItem {
 }
 
 /// Serialises items as reply arrays of at most `max_bytes` each (a single item larger
-/// than that gets a frame of its own): a websocket frame over the writer's cap would
-/// fail whole, losing every delivery in it.
-pub(crate) fn to_json_frames(items: &[OutItem], max_bytes: usize) -> Vec<String> {
+/// than that gets a frame of its own), each with the number of items in it: a websocket
+/// frame over the writer's cap would fail whole, losing every delivery in it.
+pub(crate) fn to_json_frames(items: &[OutItem], max_bytes: usize) -> Vec<(String, usize)> {
     let total: usize = items.iter().map(OutItem::size_hint).sum::<usize>() + items.len() + 2;
     if total <= max_bytes {
-        return vec![to_json_array(items)];
+        return vec![(to_json_array(items), items.len())];
     }
     let mut frames = Vec::new();
     let mut frame = String::from("[");
+    let mut in_frame = 0;
     for item in items {
         let owned;
         let json = match item {
@@ -148,15 +150,17 @@ pub(crate) fn to_json_frames(items: &[OutItem], max_bytes: usize) -> Vec<String>
         };
         if frame.len() > 1 && frame.len() + json.len() + 2 > max_bytes {
             frame.push(']');
-            frames.push(std::mem::replace(&mut frame, String::from("[")));
+            let full = std::mem::replace(&mut frame, String::from("["));
+            frames.push((full, std::mem::take(&mut in_frame)));
         }
         if frame.len() > 1 {
             frame.push(',');
         }
         frame.push_str(json);
+        in_frame += 1;
     }
     frame.push(']');
-    frames.push(frame);
+    frames.push((frame, in_frame));
     frames
 }
 
@@ -497,13 +501,26 @@ impl Bayeux {
         }))
     }
 
-    /// Processes one request (HTTP or in-process): messages in order, held connects
-    /// concurrently with the rest and with each other; returns the reply array (replies then deliveries).
+    /// Processes one in-process request: as [`Bayeux::process_for_write`], with the reply
+    /// handed over at once (nothing can fail to write).
     pub(crate) async fn process(
         &self,
         messages: Vec<Message>,
         ctx: &MessageContext,
     ) -> Vec<OutItem> {
+        let (items, receipt) = self.process_for_write(messages, ctx).await;
+        receipt.written();
+        items
+    }
+
+    /// Processes one request: messages in order, held connects concurrently with the rest
+    /// and with each other; returns the reply array (replies then deliveries) and the
+    /// receipt for its deliveries, to mark written once the reply is.
+    pub(crate) async fn process_for_write(
+        &self,
+        messages: Vec<Message>,
+        ctx: &MessageContext,
+    ) -> (Vec<OutItem>, Receipt) {
         self.ensure_started();
         let mut replies: Vec<Option<Message>> = Vec::with_capacity(messages.len());
         let mut holds = Vec::new();
@@ -560,10 +577,10 @@ impl Bayeux {
                         client_id,
                         hold,
                     } => {
-                        let envs = self.hold_poll(&client_id, hold).await;
-                        (reply, envs, Some(client_id))
+                        let taken = self.hold_poll(&client_id, hold).await;
+                        (reply, taken, Some(client_id))
                     }
-                    Outcome::Reply(reply) => (reply, Vec::new(), None),
+                    Outcome::Reply(reply) => (reply, None, None),
                 };
                 (i, outcome)
             }));
@@ -573,12 +590,12 @@ impl Bayeux {
                 *slot = Some(r);
             }
         }
-        for (i, (reply, envs, client_id)) in connects {
+        for (i, (reply, taken, client_id)) in connects {
             if let Some(slot) = replies.get_mut(i) {
                 *slot = Some(reply);
             }
-            if let Some(id) = client_id {
-                deliveries.push((id, envs));
+            if let (Some(id), Some(taken)) = (client_id, taken) {
+                deliveries.push((id, taken));
             }
         }
         let mut out = Vec::with_capacity(replies.len());
@@ -587,10 +604,12 @@ impl Bayeux {
                 out.push(OutItem::Msg(Box::new(r)));
             }
         }
-        for (id, envs) in deliveries {
-            self.outgoing_deliveries(&id, envs, &mut out).await;
+        let mut receipt = Receipt::default();
+        for (id, (mailbox, envs)) in deliveries {
+            self.outgoing_deliveries(&id, &envs, &mut out).await;
+            receipt.add(mailbox, envs);
         }
-        out
+        (out, receipt)
     }
 
     /// Runs outgoing hooks on a reply; `None` if dropped.
@@ -621,19 +640,19 @@ impl Bayeux {
     pub(crate) async fn outgoing_deliveries(
         &self,
         client_id: &str,
-        envs: Vec<Arc<Envelope>>,
+        envs: &[Arc<Envelope>],
         out: &mut Vec<OutItem>,
     ) {
         let exts = self.extensions();
         if exts.is_empty() {
-            out.extend(envs.into_iter().map(OutItem::Raw));
+            out.extend(envs.iter().cloned().map(OutItem::Raw));
             return;
         }
         'next: for env in envs {
             let channel = env.channel();
             if !exts.iter().any(|ext| ext.sees_deliveries_on(channel)) {
                 // Every hook would pass it unchanged: skip the copy and the calls.
-                out.push(OutItem::Raw(env));
+                out.push(OutItem::Raw(env.clone()));
                 continue;
             }
             let ctx = OutgoingContext {
@@ -651,7 +670,7 @@ impl Bayeux {
             // Hooks that only look (e.g. dropping echoes) leave the message as published:
             // send the JSON shared by every recipient rather than serialising a copy.
             if msg == *env.message() {
-                out.push(OutItem::Raw(env));
+                out.push(OutItem::Raw(env.clone()));
             } else {
                 out.push(OutItem::Msg(Box::new(msg)));
             }
@@ -660,16 +679,22 @@ impl Bayeux {
 
     /// Holds a long-poll connect: returns at once with what is queued, else when a
     /// delivery arrives (one tick later, to batch), the hold time passes, another connect
-    /// of the same client arrives, the session ends, or the server shuts down.
-    async fn hold_poll(&self, client_id: &str, hold: Duration) -> Vec<Arc<Envelope>> {
+    /// of the same client arrives, the session ends, or the server shuts down. The
+    /// committed deliveries come with their claim, which stays open until the reply is
+    /// written (see [`Receipt`]); `None` when there are none.
+    async fn hold_poll(
+        &self,
+        client_id: &str,
+        hold: Duration,
+    ) -> Option<Taken> {
         let engine = &self.inner.engine;
         let max = self.inner.config.max_batch;
         let mailbox = match engine.claim(client_id, ClaimKind::Poll).await {
             Ok(Some(m)) => m,
-            Ok(None) => return Vec::new(),
+            Ok(None) => return None,
             Err(e) => {
                 engine_error(e);
-                return Vec::new();
+                return None;
             }
         };
         let mut envs = mailbox.take(max);
@@ -689,7 +714,7 @@ impl Bayeux {
             }
         }
         let _ = engine.ping(client_id).await;
-        envs
+        (!envs.is_empty()).then_some((mailbox, envs))
     }
 
     /// Waits on a claimed mailbox until a delivery arrives (one tick later, to batch),

@@ -25,28 +25,28 @@ use warp::reply::Response;
 use crate::actions::{ActionRequest, Registry, merge_result};
 use crate::app::App;
 use crate::clock::now_ms;
+use crate::edge::body::{BodyError, read_limited};
+use crate::edge::form;
+use crate::edge::jsonp::is_valid_callback;
 use crate::servers::documentation::{documentation, routes_documentation};
-use crate::servers::identity::{Requester, is_valid_callback};
+use crate::servers::identity::Requester;
 
 /// The `/api` routes, every method.
 pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
     warp::path("api")
         .and(warp::path::tail())
         .and(warp::method())
-        // Decoded pairs; a missing query is an empty list, not a rejection to recover from.
-        .and(
-            warp::query::<Vec<(String, String)>>()
-                .or(warp::any().map(Vec::new))
-                .unify(),
-        )
+        // The raw query (decoded below like any form); none is the empty string.
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(warp::header::headers_cloned())
         .and(crate::servers::web::peer())
         .and(warp::body::stream())
         .then(
-            move |tail: warp::path::Tail, method, query, headers, remote, stream| {
+            move |tail: warp::path::Tail, method, query: String, headers, remote, stream| {
                 let app = Arc::clone(&app);
                 async move {
-                    let body = read_body(stream, &headers, app.config.max_body_bytes).await;
+                    let limit = usize::try_from(app.config.max_body_bytes).unwrap_or(usize::MAX);
+                    let body = read_limited(stream, &headers, limit).await;
                     let request = HttpRequest {
                         raw_path: tail.as_str().to_owned(),
                         path_action: percent_encoding::percent_decode_str(
@@ -55,7 +55,7 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
                         .decode_utf8_lossy()
                         .into_owned(),
                         method,
-                        query,
+                        query: form::pairs(&query).collect(),
                         headers,
                         remote,
                     };
@@ -64,63 +64,6 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
             },
         )
         .boxed()
-}
-
-/// Why a request body was not accepted.
-#[derive(Debug, thiserror::Error)]
-enum BodyError {
-    #[error("the request body is larger than {0} bytes")]
-    TooLarge(u64),
-    #[error("the request body could not be read")]
-    Unreadable,
-}
-
-/// How much of an oversized body is read and dropped before the 413, at most.
-const DRAIN_BYTES: usize = 8 * 1024 * 1024;
-/// How long reading an oversized body's rest may take before the 413 is sent anyway.
-const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// The whole body, refused past `limit` bytes (declared or streamed): a client cannot
-/// make the host buffer more than that.
-async fn read_body<S, B>(stream: S, headers: &HeaderMap, limit: u64) -> Result<Bytes, BodyError>
-where
-    S: futures_util::Stream<Item = Result<B, warp::Error>>,
-    B: warp::Buf,
-{
-    use futures_util::TryStreamExt;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(BodyError::TooLarge(limit));
-    }
-    let mut stream = std::pin::pin!(stream);
-    let mut body = bytes::BytesMut::new();
-    while let Some(mut chunk) = stream.try_next().await.map_err(|_| BodyError::Unreadable)? {
-        if (body.len() + chunk.remaining()) as u64 > limit {
-            // Read (and drop) a bounded rest before answering: closing a socket with
-            // unread data resets it, and the client would lose the 413.
-            let drain = async {
-                let mut left = DRAIN_BYTES;
-                while let Ok(Some(chunk)) = stream.try_next().await {
-                    left = left.saturating_sub(chunk.remaining());
-                    if left == 0 {
-                        break;
-                    }
-                }
-            };
-            let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
-            return Err(BodyError::TooLarge(limit));
-        }
-        while chunk.has_remaining() {
-            let part = chunk.chunk();
-            let n = part.len();
-            body.extend_from_slice(part);
-            chunk.advance(n);
-        }
-    }
-    Ok(body.freeze())
 }
 
 struct HttpRequest {
@@ -386,26 +329,11 @@ fn collect_params(req: &mut HttpRequest, body: &[u8]) -> Result<Params, String> 
         return Err("multipart bodies are not supported; send a form or JSON".into());
     } else {
         let text = std::str::from_utf8(body).map_err(|_| "the body is not valid UTF-8")?;
-        for (k, v) in form_pairs(text) {
+        for (k, v) in form::pairs(text) {
             params.insert(k, Value::from(v));
         }
     }
     Ok(params)
-}
-
-/// `application/x-www-form-urlencoded` pairs, decoded (`+` is a space).
-pub(crate) fn form_pairs(text: &str) -> impl Iterator<Item = (String, String)> + '_ {
-    text.split('&').filter(|p| !p.is_empty()).map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (decode(k), decode(v))
-    })
-}
-
-fn decode(s: &str) -> String {
-    let plus = s.replace('+', " ");
-    percent_encoding::percent_decode_str(&plus)
-        .decode_utf8_lossy()
-        .into_owned()
 }
 
 fn empty(status: StatusCode) -> Response {

@@ -244,7 +244,7 @@ fn requested_path(raw_path: &str, query: &str) -> Option<String> {
     let rest = match raw_path.strip_prefix("/public") {
         Some("") => {
             // `/public?file=<path>`; plain `/public` is the index.
-            let file = crate::servers::api::form_pairs(query)
+            let file = crate::edge::form::pairs(query)
                 .filter(|(k, _)| k == "file")
                 .last()
                 .map(|(_, v)| v);

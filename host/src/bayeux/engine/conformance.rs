@@ -103,6 +103,45 @@ where
     newer_claim_supersedes(make().await).await;
     publish_each_reaches_each_channel(make().await).await;
     quotas_cap_network_sessions_and_free_places_on_destroy(make().await).await;
+    handed_back_deliveries_come_first(make().await).await;
+}
+
+/// Deliveries handed back after a failed write come first on the next claim, once.
+async fn handed_back_deliveries_come_first(e: Arc<dyn Engine>) {
+    let id = net(&e).await;
+    e.subscribe(&id, "/h", &SubscribeOptions::default())
+        .await
+        .unwrap();
+    for n in 0..3 {
+        publish(&e, "/h", n).await;
+    }
+    // A long-poll reply was committed, then its write failed.
+    let m = e.claim(&id, ClaimKind::Poll).await.unwrap().unwrap();
+    let got = m.take(100);
+    assert_eq!(data(&got), [0, 1, 2]);
+    assert!(m.commit().await.unwrap());
+    m.restore(got);
+    drop(m);
+    assert_eq!(
+        drain(&e, &id).await,
+        [0, 1, 2],
+        "a failed reply goes back whole"
+    );
+    // A push socket wrote the first of two, then its write failed.
+    publish(&e, "/h", 3).await;
+    publish(&e, "/h", 4).await;
+    let m = e.claim(&id, ClaimKind::Push).await.unwrap().unwrap();
+    let got = m.take(100);
+    assert_eq!(data(&got), [3, 4]);
+    m.restore(got[1..].to_vec());
+    drop(m);
+    publish(&e, "/h", 5).await;
+    assert_eq!(
+        drain(&e, &id).await,
+        [4, 5],
+        "the unsent one first, then what is newer; the written one not again"
+    );
+    e.close().await;
 }
 
 async fn quotas_cap_network_sessions_and_free_places_on_destroy(e: Arc<dyn Engine>) {

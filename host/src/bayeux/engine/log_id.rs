@@ -16,6 +16,19 @@ pub(crate) struct LogId {
 impl LogId {
     /// Before every entry.
     pub(crate) const ZERO: LogId = LogId { ms: 0, seq: 0 };
+
+    /// The greatest id before this one (`ZERO` stays `ZERO`): reading the log after it
+    /// starts at this entry.
+    pub(crate) fn before(self) -> LogId {
+        match (self.ms, self.seq) {
+            (ms, seq) if seq > 0 => LogId { ms, seq: seq - 1 },
+            (0, _) => LogId::ZERO,
+            (ms, _) => LogId {
+                ms: ms - 1,
+                seq: u64::MAX,
+            },
+        }
+    }
 }
 
 impl fmt::Display for LogId {
@@ -57,5 +70,14 @@ mod tests {
         assert_eq!("5".parse::<LogId>().unwrap().to_string(), "5-0");
         assert!("x-1".parse::<LogId>().is_err());
         assert!("".parse::<LogId>().is_err());
+    }
+
+    #[test]
+    fn before_is_the_greatest_smaller_id() {
+        let id = |s: &str| s.parse::<LogId>().unwrap();
+        assert_eq!(id("7-3").before(), id("7-2"));
+        assert_eq!(id("7-0").before().to_string(), format!("6-{}", u64::MAX));
+        assert!(id("6-99999") < id("7-0").before());
+        assert_eq!(LogId::ZERO.before(), LogId::ZERO);
     }
 }

@@ -687,6 +687,24 @@ impl Mailbox for Session {
         self.closed.load(Ordering::Acquire)
     }
 
+    fn restore(&self, unsent: Vec<Arc<Envelope>>) {
+        if unsent.is_empty() {
+            return;
+        }
+        {
+            let mut state = lock(&self.state);
+            if self.closed.load(Ordering::Acquire) {
+                return;
+            }
+            // Ahead of what came since, in the order taken; over `max_queue` for a
+            // moment if need be: these were accepted once and must not be refused now.
+            for envelope in unsent.into_iter().rev() {
+                state.queue.push_front(envelope);
+            }
+        }
+        self.notify.notify_waiters();
+    }
+
     fn wait(self: Arc<Self>) -> BoxFuture<'static, ()> {
         Box::pin(async move {
             let notified = self.notify.notified();

@@ -393,7 +393,7 @@ pub trait MailboxEngine: Send + Sync {
 /// One claim on a client's mailbox.
 ///
 /// Guarantees: an envelope is taken at most once (two concurrent takers never both get
-/// it); envelopes come out in publish order for one publisher; once the claim is over
+/// it) unless handed back with [`Mailbox::restore`]; envelopes come out in publish order for one publisher; once the claim is over
 /// ([`Mailbox::is_closed`]) it stays empty and `wait` resolves at once. Dropping the
 /// handle ends the claim.
 pub trait Mailbox: Send + Sync {
@@ -413,6 +413,12 @@ pub trait Mailbox: Send + Sync {
     fn commit(&self) -> BoxFuture<'_, Result<bool, EngineError>>;
     /// Whether the claim is over: the session ended or a newer claim took over.
     fn is_closed(&self) -> bool;
+    /// Hands back `unsent`, the tail of what this claim took (in the order taken) that
+    /// could not be written: the socket failed or its write deadline passed. The
+    /// session's next claim delivers it again, ahead of anything newer; the caller ends
+    /// this claim soon after. Lost only if the session ends, or if a newer claim took
+    /// over before the failure was known (the client gave up on that reply itself).
+    fn restore(&self, unsent: Vec<Arc<Envelope>>);
 }
 
 /// A complete Bayeux backend.

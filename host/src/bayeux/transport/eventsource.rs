@@ -22,6 +22,7 @@ use super::RequestParts;
 use super::http::bad_request;
 use crate::bayeux::engine::ClaimKind;
 use crate::bayeux::extension::{MessageContext, Transport};
+use crate::bayeux::receipt::hand_back;
 use crate::bayeux::server::{Bayeux, engine_error, to_json_array};
 
 /// Whether the request is an EventSource request.
@@ -113,12 +114,14 @@ async fn pump(bayeux: Bayeux, client_id: String, tx: mpsc::Sender<Bytes>) {
                     continue;
                 }
                 let mut out = Vec::with_capacity(envs.len());
-                bayeux.outgoing_deliveries(&client_id, envs, &mut out).await;
+                bayeux.outgoing_deliveries(&client_id, &envs, &mut out).await;
                 if out.is_empty() {
                     continue;
                 }
                 let chunk = format!("data: {}\r\n\r\n", to_json_array(&out));
                 if tx.send(Bytes::from(chunk)).await.is_err() {
+                    // The response is gone: the next connect delivers these.
+                    hand_back(&*mailbox, envs);
                     break;
                 }
             }

@@ -4,12 +4,17 @@
 //! to the processor as one batch, and answered with the reply array in the framing of
 //! its transport; malformed requests are HTTP 400 `text/plain`.
 
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use bytes::Bytes;
-use percent_encoding::percent_decode_str;
+use futures_util::Stream;
+use warp::Reply;
 use warp::http::header::{
     ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
     ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_MAX_AGE, CACHE_CONTROL, CONTENT_DISPOSITION,
-    CONTENT_TYPE, HeaderValue,
+    CONTENT_LENGTH, CONTENT_TYPE, HeaderValue,
 };
 use warp::http::{HeaderMap, Method, StatusCode};
 use warp::reply::Response;
@@ -17,7 +22,10 @@ use warp::reply::Response;
 use super::RequestParts;
 use crate::bayeux::extension::{MessageContext, Transport};
 use crate::bayeux::message::parse_messages;
+use crate::bayeux::receipt::Receipt;
 use crate::bayeux::server::{Bayeux, to_json_array};
+use crate::edge::form;
+use crate::edge::jsonp::is_valid_callback;
 
 /// Callback used when a JSONP request names none.
 const DEFAULT_JSONP: &str = "jsonpcallback";
@@ -81,31 +89,6 @@ pub(super) fn preflight(headers: &HeaderMap) -> Response {
     res
 }
 
-/// Parses `a=b&c=d` (form or query), decoding `+` and percent escapes.
-pub(super) fn form_value(input: &str, key: &str) -> Option<String> {
-    input.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let decode = |s: &str| {
-            let s = s.replace('+', " ");
-            percent_decode_str(&s).decode_utf8_lossy().into_owned()
-        };
-        (decode(k) == key).then(|| decode(v))
-    })
-}
-
-/// Whether `name` is an acceptable JSONP callback:
-/// `^[a-z_$][a-z0-9_$]*(\.[a-z_$][a-z0-9_$]*)*$`, case-insensitive.
-pub(super) fn valid_callback(name: &str) -> bool {
-    !name.is_empty()
-        && name.split('.').all(|part| {
-            let mut bytes = part.bytes();
-            bytes
-                .next()
-                .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_' || b == b'$')
-                && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$')
-        })
-}
-
 fn context(bayeux: &Bayeux, parts: &RequestParts, transport: Transport) -> MessageContext {
     let trust = bayeux.config().trust_forwarded_for;
     let client = crate::edge::client::client_addr(&parts.headers, parts.remote, trust);
@@ -147,7 +130,7 @@ pub(super) async fn long_poll(bayeux: Bayeux, parts: RequestParts, body: Bytes) 
         (body.to_vec(), Transport::LongPolling)
     } else {
         let form = String::from_utf8_lossy(&body);
-        match form_value(&form, "message") {
+        match form::value(&form, "message") {
             Some(m) => (m.into_bytes(), Transport::CrossOriginLongPolling),
             None => return bad_request("POST without message"),
         }
@@ -160,8 +143,8 @@ pub(super) async fn long_poll(bayeux: Bayeux, parts: RequestParts, body: Bytes) 
         Err(e) => return bad_request(&e.to_string()),
     };
     let ctx = context(&bayeux, &parts, transport);
-    let replies = bayeux.process(messages, &ctx).await;
-    let mut res = Response::new(to_json_array(&replies).into());
+    let (replies, receipt) = bayeux.process_for_write(messages, &ctx).await;
+    let mut res = delivering(to_json_array(&replies).into(), receipt);
     common_headers(&mut res, &parts.headers, "application/json; charset=utf-8");
     res
 }
@@ -171,11 +154,11 @@ pub(super) async fn jsonp(bayeux: Bayeux, parts: RequestParts) -> Response {
     if parts.query.len() > bayeux.config().max_body_bytes {
         return too_large(bayeux.config().max_body_bytes);
     }
-    let Some(message) = form_value(&parts.query, "message").filter(|m| !m.is_empty()) else {
+    let Some(message) = form::value(&parts.query, "message").filter(|m| !m.is_empty()) else {
         return bad_request("GET without message");
     };
-    let callback = form_value(&parts.query, "jsonp").unwrap_or_else(|| DEFAULT_JSONP.to_owned());
-    if !valid_callback(&callback) {
+    let callback = form::value(&parts.query, "jsonp").unwrap_or_else(|| DEFAULT_JSONP.to_owned());
+    if !is_valid_callback(&callback) {
         return bad_request("invalid JSONP callback");
     }
     let messages = match parse_messages(message.as_bytes()) {
@@ -183,12 +166,12 @@ pub(super) async fn jsonp(bayeux: Bayeux, parts: RequestParts) -> Response {
         Err(e) => return bad_request(&e.to_string()),
     };
     let ctx = context(&bayeux, &parts, Transport::CallbackPolling);
-    let replies = bayeux.process(messages, &ctx).await;
+    let (replies, receipt) = bayeux.process_for_write(messages, &ctx).await;
     let json = to_json_array(&replies)
         .replace('\u{2028}', "\\u2028")
         .replace('\u{2029}', "\\u2029");
     let body = format!("/**/{callback}({json});");
-    let mut res = Response::new(body.into());
+    let mut res = delivering(body.into(), receipt);
     common_headers(&mut res, &parts.headers, "text/javascript; charset=utf-8");
     res.headers_mut().insert(
         CONTENT_DISPOSITION,
@@ -197,30 +180,48 @@ pub(super) async fn jsonp(bayeux: Bayeux, parts: RequestParts) -> Response {
     res
 }
 
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
+/// Bytes of a reply handed to the connection at a time: the connection asks for more
+/// only when its buffer has room, so a reader that stalls stops the body part-way.
+const REPLY_CHUNK: usize = 64 * 1024;
 
-    #[test]
-    fn callbacks() {
-        for ok in ["cb", "jsonpcallback", "_a$", "A.b.C", "$", "x1.y2"] {
-            assert!(valid_callback(ok), "{ok}");
-        }
-        for bad in [
-            "", "1a", "a..b", "a.", ".a", "a-b", "alert(1)", "a b", "a.1",
-        ] {
-            assert!(!valid_callback(bad), "{bad}");
-        }
+/// A reply body; one carrying deliveries marks its receipt written when the connection
+/// takes its last chunk, and hands them back if the connection drops it before.
+fn delivering(body: Bytes, receipt: Receipt) -> Response {
+    if receipt.is_empty() {
+        return Response::new(body.into());
     }
+    let len = body.len();
+    let mut res = warp::reply::stream(Delivering {
+        rest: body,
+        receipt: Some(receipt),
+    })
+    .into_response();
+    // Known in advance: sent as `Content-Length`, not chunked, like any other reply.
+    res.headers_mut()
+        .insert(CONTENT_LENGTH, HeaderValue::from(len));
+    res
+}
 
-    #[test]
-    fn forms() {
-        assert_eq!(
-            form_value("a=1&message=%5B%7B%7D%5D&x", "message").as_deref(),
-            Some("[{}]")
-        );
-        assert_eq!(form_value("message=a+b", "message").as_deref(), Some("a b"));
-        assert_eq!(form_value("x=1", "message"), None);
+/// The body stream of [`delivering`].
+struct Delivering {
+    rest: Bytes,
+    receipt: Option<Receipt>,
+}
+
+impl Stream for Delivering {
+    type Item = Result<Bytes, Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.rest.is_empty() {
+            return Poll::Ready(None);
+        }
+        let n = self.rest.len().min(REPLY_CHUNK);
+        let chunk = self.rest.split_to(n);
+        if self.rest.is_empty()
+            && let Some(receipt) = self.receipt.take()
+        {
+            receipt.written();
+        }
+        Poll::Ready(Some(Ok(chunk)))
     }
 }

@@ -11,7 +11,6 @@ mod websocket;
 
 use std::net::SocketAddr;
 
-use bytes::Bytes;
 use futures_util::Stream;
 use hyper::upgrade::OnUpgrade;
 use warp::Filter;
@@ -21,6 +20,7 @@ use warp::path::FullPath;
 use warp::reply::Response;
 
 use super::server::Bayeux;
+use crate::edge::body::{BodyError, read_limited};
 
 /// The browser client served at `<mount>/client.js` and `<mount>.js`.
 const CLIENT_JS: &str = include_str!("../../assets/client.js");
@@ -120,42 +120,14 @@ where
         Method::GET => http::jsonp(bayeux, parts).await,
         Method::POST => {
             let limit = bayeux.config().max_body_bytes;
-            match read_body(body, limit).await {
+            match read_limited(body, &parts.headers, limit).await {
                 Ok(bytes) => http::long_poll(bayeux, parts, bytes).await,
-                Err(BodyError::TooLarge) => http::too_large(limit),
-                Err(BodyError::Read) => http::bad_request("unreadable body"),
+                Err(BodyError::TooLarge(_)) => http::too_large(limit),
+                Err(BodyError::Unreadable) => http::bad_request("unreadable body"),
             }
         }
         _ => http::bad_request("unsupported method"),
     }
-}
-
-enum BodyError {
-    TooLarge,
-    Read,
-}
-
-/// Reads a request body, refusing it as soon as it passes `limit` bytes.
-async fn read_body<S, B>(mut body: S, limit: usize) -> Result<Bytes, BodyError>
-where
-    S: Stream<Item = Result<B, warp::Error>> + Send + Unpin,
-    B: bytes::Buf,
-{
-    use futures_util::StreamExt;
-    let mut out = Vec::new();
-    while let Some(chunk) = body.next().await {
-        let mut chunk = chunk.map_err(|_| BodyError::Read)?;
-        if out.len() + chunk.remaining() > limit {
-            return Err(BodyError::TooLarge);
-        }
-        while chunk.has_remaining() {
-            let part = chunk.chunk();
-            out.extend_from_slice(part);
-            let n = part.len();
-            chunk.advance(n);
-        }
-    }
-    Ok(Bytes::from(out))
 }
 
 #[cfg(test)]

@@ -41,6 +41,7 @@ use super::http::bad_request;
 use crate::bayeux::engine::{ClaimKind, Mailbox};
 use crate::bayeux::extension::{MessageContext, Transport};
 use crate::bayeux::message::{CONNECT, Message, parse_messages};
+use crate::bayeux::receipt::hand_back;
 use crate::bayeux::server::{
     Bayeux, OutItem, Outcome, engine_error, to_json_array, to_json_frames,
 };
@@ -558,12 +559,24 @@ impl Writer {
             return true;
         }
         let mut out = Vec::with_capacity(envs.len());
-        self.bayeux.outgoing_deliveries(&id, envs, &mut out).await;
-        for frame in to_json_frames(&out, self.bayeux.config().max_frame_bytes) {
+        self.bayeux.outgoing_deliveries(&id, &envs, &mut out).await;
+        let every_item_kept = out.len() == envs.len();
+        let mut sent = 0;
+        for (frame, items) in to_json_frames(&out, self.bayeux.config().max_frame_bytes) {
             if !send(sink, frame).await {
-                tracing::warn!(client_id = %id, "bayeux: websocket write failed; deliveries in it are lost to this socket");
+                // Taken is not delivered: hand back what did not go out, so the client's
+                // next connect (on any transport, any node) gets it. Items map to
+                // envelopes one to one unless a hook dropped some; then the whole batch
+                // goes back, as a repeat is better than a loss.
+                let unsent = if every_item_kept {
+                    envs.get(sent..).unwrap_or_default().to_vec()
+                } else {
+                    envs
+                };
+                hand_back(&*mailbox, unsent);
                 return false;
             }
+            sent += items;
         }
         true
     }

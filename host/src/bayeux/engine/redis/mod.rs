@@ -142,6 +142,11 @@ struct Shared {
     stop: CancellationToken,
     /// The log reader and the maintenance task, waited for by `close`.
     tasks: TaskTracker,
+    /// Positions being saved as claims end here (client id -> done when saved): a new
+    /// claim of the same client on this node waits for its save, so that it reads the
+    /// position the old claim ended at (one that handed deliveries back moved it back).
+    /// Keyed by client id, with the ending claim's number.
+    settling: Mutex<HashMap<String, (u64, CancellationToken)>>,
 }
 
 /// What the log reader and claims share, under one lock: the reader's position, the
@@ -236,6 +241,7 @@ impl RedisEngine {
             handler: OnceLock::new(),
             stop: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            settling: Mutex::new(HashMap::new()),
             config,
             link,
         });
@@ -686,6 +692,7 @@ impl Shared {
             mailbox,
             taken,
             uncommitted: AtomicBool::new(false),
+            rewound: AtomicBool::new(false),
         })
     }
 
@@ -705,6 +712,7 @@ impl Shared {
             mailbox: None,
             taken: Arc::new(Mutex::new(pos)),
             uncommitted: AtomicBool::new(false),
+            rewound: AtomicBool::new(false),
         })
     }
 
@@ -751,6 +759,8 @@ struct Lease {
     taken: Arc<Mutex<LogId>>,
     /// A poll claim took deliveries that are not committed yet.
     uncommitted: AtomicBool,
+    /// Deliveries were handed back: `taken` is final as it stands (not the reader's head).
+    rewound: AtomicBool,
 }
 
 impl Mailbox for Lease {
@@ -807,6 +817,17 @@ impl Mailbox for Lease {
     fn is_closed(&self) -> bool {
         self.mailbox.as_ref().is_none_or(|m| m.is_closed())
     }
+
+    fn restore(&self, unsent: Vec<Arc<Envelope>>) {
+        // Every delivery comes from the log, so handing back is moving the position to
+        // just before the first unsent one: the next claim replays from there.
+        let Some(first) = unsent.first().and_then(|e| e.position()) else {
+            return;
+        };
+        let mut taken = lock(&self.taken);
+        *taken = (*taken).min(first.before());
+        self.rewound.store(true, Ordering::Release);
+    }
 }
 
 impl Drop for Lease {
@@ -827,7 +848,7 @@ impl Drop for Lease {
             self.shared.end_served(&mut st, &self.id);
             if self.uncommitted.load(Ordering::Acquire) {
                 self.base // what was taken was never sent
-            } else if drained {
+            } else if drained && !self.rewound.load(Ordering::Acquire) {
                 st.head.max(*lock(&self.taken))
             } else {
                 *lock(&self.taken)
@@ -835,12 +856,19 @@ impl Drop for Lease {
         };
         let (shared, id, token) = (Arc::clone(&self.shared), self.id.clone(), self.token);
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let saved = CancellationToken::new();
+            lock(&shared.settling).insert(id.clone(), (token, saved.clone()));
             rt.spawn(async move {
                 if let Err(e) = shared.settle(&id, token, final_pos).await {
                     // The position stays where it was: the next connect may see again
                     // what this claim delivered since its last save.
                     tracing::debug!(client_id = %id, error = %e, "bayeux: cannot save a position");
                 }
+                let mut settling = lock(&shared.settling);
+                if settling.get(&id).is_some_and(|(t, _)| *t == token) {
+                    settling.remove(&id);
+                }
+                saved.cancel();
             });
         }
     }
@@ -1180,6 +1208,11 @@ impl MailboxEngine for RedisEngine {
             let s = &self.shared;
             if s.is_in_process(client_id) {
                 return Ok(s.local.mailbox_of(client_id));
+            }
+            let saving = lock(&s.settling).get(client_id).map(|(_, t)| t.clone());
+            if let Some(saved) = saving {
+                // Bounded like any call: a save that fails leaves the old position.
+                let _ = tokio::time::timeout(s.link.call_timeout(), saved.cancelled()).await;
             }
             let lazy = if kind == ClaimKind::Push { "1" } else { "0" };
             let mut inv = scripts::CLAIM.key(s.keys.session(client_id));

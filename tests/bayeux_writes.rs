@@ -1,0 +1,237 @@
+//! Failed writes lose nothing, through the real binary: a long-poll client and a
+//! websocket client that stop reading are cut off after `write_timeout_ms`, and the
+//! deliveries that did not reach them go back to their session, so the next connect
+//! gets every message exactly once (with what the cut-off socket did receive).
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use support::{Hero, Options};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+/// Messages published, and the size of each: far more than the socket buffers of a
+/// reader that stops reading (a small receive window, the sender's few MB, hyper's).
+const MESSAGES: usize = 40;
+const PAYLOAD: usize = 500 * 1024;
+
+async fn faye(hero: &Hero, body: Value) -> Value {
+    reqwest::Client::new()
+        .post(hero.at("/faye"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+fn start() -> Hero {
+    Hero::start_with(Options::default().env("HERO_WRITE_TIMEOUT_MS", "500"))
+}
+
+/// A socket to the server with a small receive buffer (no window autotuning).
+async fn small_window_socket(hero: &Hero) -> TcpStream {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(8 * 1024).unwrap();
+    socket
+        .connect(([127, 0, 0, 1], hero.port).into())
+        .await
+        .unwrap()
+}
+
+async fn handshake_and_subscribe(hero: &Hero, channel: &str) -> String {
+    let reply = faye(
+        hero,
+        json!([{"channel": "/meta/handshake", "version": "1.0",
+                "supportedConnectionTypes": ["long-polling", "websocket"]}]),
+    )
+    .await;
+    let id = reply[0]["clientId"].as_str().unwrap().to_owned();
+    let sub = faye(
+        hero,
+        json!([{"channel": "/meta/subscribe", "clientId": id, "subscription": channel}]),
+    )
+    .await;
+    assert_eq!(sub[0]["successful"], true, "{sub}");
+    id
+}
+
+async fn publish_all(hero: &Hero, channel: &str) {
+    let payload = "x".repeat(PAYLOAD);
+    for n in 0..MESSAGES {
+        let reply = faye(
+            hero,
+            json!([{"channel": channel, "data": {"n": n, "pad": payload}}]),
+        )
+        .await;
+        assert_eq!(reply[0]["successful"], true, "{reply:.200}");
+    }
+}
+
+/// How many deliveries the server has handed back after failed writes.
+async fn restored(hero: &Hero) -> u64 {
+    let text = reqwest::get(hero.at("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("hero_bayeux_deliveries_restored_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+async fn wait_restored(hero: &Hero) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let n = restored(hero).await;
+        if n > 0 {
+            return n;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no write was cut off and handed back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Counts the `n` of each delivery on `channel` in a reply array.
+fn count_deliveries(reply: &Value, channel: &str, seen: &mut BTreeMap<u64, usize>) {
+    for m in reply.as_array().into_iter().flatten() {
+        if m["channel"] == channel
+            && let Some(n) = m["data"]["n"].as_u64()
+        {
+            *seen.entry(n).or_default() += 1;
+        }
+    }
+}
+
+/// Long-polls `id` until every message has been seen (or a deadline passes).
+async fn poll_rest(hero: &Hero, id: &str, channel: &str, seen: &mut BTreeMap<u64, usize>) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while seen.len() < MESSAGES && Instant::now() < deadline {
+        let reply = faye(
+            hero,
+            json!([{"channel": "/meta/connect", "clientId": id,
+                    "connectionType": "long-polling", "advice": {"timeout": 0}}]),
+        )
+        .await;
+        assert_eq!(reply[0]["successful"], true, "{reply:.300}");
+        count_deliveries(&reply, channel, seen);
+    }
+}
+
+fn assert_exactly_once(seen: &BTreeMap<u64, usize>) {
+    let missing: Vec<usize> = (0..MESSAGES)
+        .filter(|n| !seen.contains_key(&(*n as u64)))
+        .collect();
+    assert!(missing.is_empty(), "lost: {missing:?}");
+    let repeated: Vec<_> = seen.iter().filter(|(_, c)| **c > 1).collect();
+    assert!(repeated.is_empty(), "delivered twice: {repeated:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_long_poll_reply_is_cut_off_and_its_messages_come_with_the_next_poll() {
+    let hero = start();
+    let channel = "/stall/poll";
+    let id = handshake_and_subscribe(&hero, channel).await;
+    publish_all(&hero, channel).await;
+
+    // One connect takes every queued message (20 MB of reply); its client never reads.
+    let mut stalled = small_window_socket(&hero).await;
+    let body = json!([{"channel": "/meta/connect", "clientId": id,
+                       "connectionType": "long-polling", "advice": {"timeout": 0}}])
+    .to_string();
+    let request = format!(
+        "POST /faye HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stalled.write_all(request.as_bytes()).await.unwrap();
+    let handed_back = wait_restored(&hero).await;
+    assert_eq!(handed_back, MESSAGES as u64, "the whole reply goes back");
+
+    // The server closed the stalled socket: what it holds ends short of the reply.
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), stalled.read_to_end(&mut got))
+        .await
+        .expect("the server closed the stalled connection")
+        .ok();
+    assert!(
+        got.len() < MESSAGES * PAYLOAD,
+        "{} bytes arrived",
+        got.len()
+    );
+
+    let mut seen = BTreeMap::new();
+    poll_rest(&hero, &id, channel, &mut seen).await;
+    assert_exactly_once(&seen);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_websocket_is_cut_off_and_what_it_did_not_get_comes_with_the_next_connect() {
+    let hero = start();
+    let channel = "/stall/ws";
+    let socket = small_window_socket(&hero).await;
+    let url = format!("ws://127.0.0.1:{}/faye", hero.port);
+    let (mut ws, _) = tokio_tungstenite::client_async(url, socket).await.unwrap();
+    let next = async |ws: &mut tokio_tungstenite::WebSocketStream<TcpStream>| loop {
+        match ws.next().await.unwrap().unwrap() {
+            WsMessage::Text(t) => break serde_json::from_str::<Value>(&t).unwrap(),
+            _ => continue,
+        }
+    };
+    ws.send(WsMessage::text(
+        json!([{"channel": "/meta/handshake", "version": "1.0",
+                "supportedConnectionTypes": ["websocket"]}])
+        .to_string(),
+    ))
+    .await
+    .unwrap();
+    let reply = next(&mut ws).await;
+    let id = reply[0]["clientId"].as_str().unwrap().to_owned();
+    ws.send(WsMessage::text(
+        json!([{"channel": "/meta/subscribe", "clientId": id, "subscription": channel},
+               {"channel": "/meta/connect", "clientId": id, "connectionType": "websocket"}])
+        .to_string(),
+    ))
+    .await
+    .unwrap();
+    let reply = next(&mut ws).await;
+    assert_eq!(reply[0]["successful"], true, "{reply}");
+
+    // The socket pushes; its client stops reading while 20 MB are published.
+    publish_all(&hero, channel).await;
+    let handed_back = wait_restored(&hero).await;
+    assert!(handed_back < MESSAGES as u64, "some frames were written");
+
+    // What the socket did receive before the cut (a frame cut in half does not parse).
+    let mut seen = BTreeMap::new();
+    let drain = async {
+        while let Some(Ok(frame)) = ws.next().await {
+            if let WsMessage::Text(t) = frame
+                && let Ok(reply) = serde_json::from_str::<Value>(&t)
+            {
+                count_deliveries(&reply, channel, &mut seen);
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), drain)
+        .await
+        .expect("the server closed the stalled websocket");
+    // The rest was written, handed back, or never taken.
+    assert!(seen.len() as u64 + handed_back <= MESSAGES as u64);
+
+    poll_rest(&hero, &id, channel, &mut seen).await;
+    assert_exactly_once(&seen);
+}
