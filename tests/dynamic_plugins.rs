@@ -790,3 +790,64 @@ fn metrics_time_dynamic_plugin_calls_and_count_loads() {
     );
     assert_eq!(sample(r#"hero_plugin_files{state="loaded"} "#), Some(1.0));
 }
+
+/// One request on its own connection: (status, JSON body).
+fn get_with_status(hero: &Hero, path: &str) -> (u16, Value) {
+    let mut conn = TcpStream::connect(("127.0.0.1", hero.port)).unwrap();
+    conn.set_read_timeout(Some(WAIT)).unwrap();
+    write!(
+        conn,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    conn.read_to_string(&mut text).unwrap();
+    let status = text.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = text.split_once("\r\n\r\n").unwrap().1;
+    (status, serde_json::from_str(body).unwrap())
+}
+
+#[test]
+fn plugin_calls_past_their_deadline_answer_504_and_shutdown_does_not_wait_for_them() {
+    let libs = libs();
+    let dir = plugin_dir(&[(&libs.gen1, "libtest.so")]);
+    let mut hero = start(
+        dir.path(),
+        &[
+            "--plugin-call-timeout-ms",
+            "300",
+            "--return-error-codes",
+            "--shutdown-timeout-ms",
+            "2000",
+        ],
+    );
+    let started = Instant::now();
+    let (status, body) = get_with_status(&hero, "/api/stuck");
+    assert_eq!(status, 504, "{body}");
+    assert_eq!(
+        body["error"],
+        "Error: the action stuck did not answer within 300 ms"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // An action's own deadline wins over the host's.
+    let (status, body) = get_with_status(&hero, "/api/dawdle");
+    assert_eq!(status, 504, "{body}");
+    assert_eq!(
+        body["error"],
+        "Error: the action dawdle did not answer within 200 ms"
+    );
+    // Both are counted as stuck; the dawdling one returns after its 5 s and is not.
+    poll(&hero, "/api/status", |b| b["plugins"]["stuckCalls"] == 1);
+    assert_eq!(get(&hero, "/api/ping")["pong"], true, "the host serves on");
+
+    // The stuck call never returns: shutdown must not wait for it.
+    let stopping = Instant::now();
+    hero.signal("TERM");
+    let exit = hero.wait_exit(WAIT).expect("hero exited");
+    assert!(exit.success(), "{exit:?}");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(4),
+        "exit took {:?}",
+        stopping.elapsed()
+    );
+}

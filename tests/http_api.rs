@@ -550,3 +550,21 @@ async fn cache_test_round_trips_through_the_cache() {
         json!({"saveResp": true, "loadResp": {"key": "cacheTest_k", "value": "v"}, "deleteResp": true})
     );
 }
+
+#[tokio::test]
+async fn a_static_action_past_the_call_deadline_answers_504_and_is_cancelled() {
+    let hero = start_testbed(&["--return-error-codes", "--plugin-call-timeout-ms", "300"]);
+    let started = std::time::Instant::now();
+    let (status, body) = get_json(&hero.at("/api/hangTest")).await;
+    assert_eq!(status, 504, "{body}");
+    assert_eq!(
+        body["error"],
+        "Error: the action hangTest did not answer within 300 ms"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // A future is dropped at its deadline: nothing keeps running.
+    let (_, status) = get_json(&hero.at("/api/status")).await;
+    assert_eq!(status["plugins"]["stuckCalls"], 0, "{status}");
+    let (ok, _) = get_json(&hero.at("/api/randomNumber")).await;
+    assert_eq!(ok, 200);
+}

@@ -5,7 +5,7 @@
 //! node's background duties. It owns no policy of its own beyond `status`.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -91,6 +91,15 @@ impl App {
         bayeux_config.trust_forwarded_for = config.trust_proxy;
         bayeux_config.allowed_origins = config.allowed_origins.clone();
         let bayeux = Bayeux::with_engine(bayeux_config, backends.engine);
+        let call_timeout = Duration::from_millis(config.plugin_call_timeout_ms);
+        crate::plugins::set_call_limits(crate::plugins::CallLimits {
+            timeout: if call_timeout.is_zero() {
+                Duration::MAX
+            } else {
+                call_timeout
+            },
+            max_concurrent: config.plugin_max_concurrent_calls,
+        });
         Ok(Arc::new_cyclic(|weak| {
             let services: Arc<dyn plugin_api::HostServices> = Arc::new(Services::new(weak.clone()));
             rooms.set_middleware(Arc::clone(&middleware), Arc::clone(&services));
@@ -98,7 +107,8 @@ impl App {
                 bayeux,
                 plugins: crate::plugins::Plugins::new(config.plugins.clone()),
                 config,
-                processor: Processor::with_middleware(registry, middleware, services),
+                processor: Processor::with_middleware(registry, middleware, services)
+                    .with_call_timeout(call_timeout),
                 cache: backends.cache,
                 redis: backends.redis,
                 directory: backends.directory,

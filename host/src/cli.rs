@@ -50,8 +50,22 @@ pub fn main() -> std::process::ExitCode {
     }
 }
 
-#[tokio::main]
-async fn start(config: Config) -> anyhow::Result<()> {
+/// How long the runtime waits, once the server has stopped, for blocking-pool threads:
+/// by then only plugin calls past their deadline can hold one, and those may never
+/// return, so the process must not wait for them.
+const STRAY_THREAD_GRACE: std::time::Duration = std::time::Duration::from_millis(250);
+
+fn start(config: Config) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(serve(config));
+    runtime.shutdown_timeout(STRAY_THREAD_GRACE);
+    result
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
     // Handlers first: a signal that arrives once `listening` is logged must already
     // mean "shut down gracefully", not the default "die".
     let shutdown = shutdown_signal().context("cannot install signal handlers")?;

@@ -39,6 +39,12 @@ pub struct Config {
     pub plugins: PathBuf,
     /// How often the plugin directory is polled for changes, in ms (0: only on SIGHUP).
     pub plugin_reload_ms: u64,
+    /// How long one action call (dynamic or static) or dynamic middleware hook may take
+    /// before the client gets a timeout error, in ms, unless the action sets its own.
+    pub plugin_call_timeout_ms: u64,
+    /// Calls in flight into one dynamic plugin library at most; more wait for a slot
+    /// (within their deadline).
+    pub plugin_max_concurrent_calls: usize,
     /// `serverInformation.serverName` in HTTP responses.
     pub server_name: String,
     /// `serverInformation.apiVersion` in HTTP responses.
@@ -107,6 +113,8 @@ impl Default for Config {
             public: PathBuf::from("public"),
             plugins: PathBuf::from("plugins"),
             plugin_reload_ms: 250,
+            plugin_call_timeout_ms: 30_000,
+            plugin_max_concurrent_calls: 64,
             server_name: "actionhero API".into(),
             api_version: "0.0.1".into(),
             welcome_message: "Hello! Welcome to the actionhero api".into(),
@@ -163,6 +171,14 @@ pub struct Flags {
     #[arg(long, value_name = "MS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plugin_reload_ms: Option<u64>,
+    /// Deadline of one action call or plugin hook in ms (an action may set its own).
+    #[arg(long, value_name = "MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugin_call_timeout_ms: Option<u64>,
+    /// Calls in flight into one dynamic plugin at most.
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugin_max_concurrent_calls: Option<usize>,
     /// Server name reported in responses.
     #[arg(long, value_name = "NAME")]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -200,6 +200,25 @@ pub fn bayeux_deliveries_restored(n: usize) {
     BAYEUX_DELIVERIES_RESTORED.inc_by(n as u64);
 }
 
+/// Plugin calls past their deadline still running, per plugin.
+static PLUGIN_CALLS_STUCK: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    gauges(
+        "hero_plugin_calls_stuck",
+        "Plugin calls past their deadline that have not returned yet",
+        &["plugin"],
+    )
+});
+
+/// Records a plugin call that passed its deadline while still running.
+pub fn plugin_call_stuck(plugin: &str) {
+    PLUGIN_CALLS_STUCK.with_label_values(&[plugin]).inc();
+}
+
+/// Records a stuck plugin call that returned at last.
+pub fn plugin_call_unstuck(plugin: &str) {
+    PLUGIN_CALLS_STUCK.with_label_values(&[plugin]).dec();
+}
+
 /// Records one socket refused at accept (`cap`: the setting it hit).
 pub fn connection_refused(cap: &str) {
     CONNECTIONS_REFUSED.with_label_values(&[cap]).inc();
@@ -255,6 +274,7 @@ pub async fn render(app: &App) -> String {
     LazyLock::force(&ACTION_SECONDS);
     LazyLock::force(&PLUGIN_CALL_SECONDS);
     LazyLock::force(&PLUGIN_EVENTS);
+    LazyLock::force(&PLUGIN_CALLS_STUCK);
     LazyLock::force(&SLOW_CONSUMER_EVICTIONS);
     LazyLock::force(&BAYEUX_DELIVERIES_RESTORED);
     let mut out = Vec::new();

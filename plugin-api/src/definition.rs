@@ -42,6 +42,10 @@ pub struct ActionDefinition {
     /// the JSON of plugins built before routes existed, hence the default).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<Route>,
+    /// How long one call may take before the host answers a timeout (milliseconds);
+    /// `None`: the host's `plugin_call_timeout_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
 }
 
 /// The HTTP method a route answers; `All` is every one of them.
@@ -108,6 +112,7 @@ impl ActionDefinition {
             blocked_connection_types: Vec::new(),
             middleware: Vec::new(),
             routes: Vec::new(),
+            timeout_ms: None,
         }
     }
 
@@ -148,6 +153,13 @@ impl ActionDefinition {
             method,
             path: path.into(),
         });
+        self
+    }
+
+    /// Gives each call at most `limit` (instead of the host's default) before the
+    /// client gets a timeout error.
+    pub fn timeout(mut self, limit: std::time::Duration) -> Self {
+        self.timeout_ms = Some(u64::try_from(limit.as_millis()).unwrap_or(u64::MAX));
         self
     }
 

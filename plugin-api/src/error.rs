@@ -36,6 +36,13 @@ pub enum ErrorKind {
     /// on a host service error with `?` (HTTP 500; the client reads the service error's
     /// message, and the host logs it with the action's name).
     Internal,
+    /// The action did not answer within its deadline, or the plugin had no free call
+    /// slot before it (HTTP 504).
+    Timeout,
+    /// A kind this build does not know (sent by a newer host or plugin): read as an
+    /// internal error (HTTP 500) rather than making the reply unreadable.
+    #[serde(other)]
+    Other,
 }
 
 impl ErrorKind {
@@ -47,7 +54,8 @@ impl ErrorKind {
             // PROTOCOL 3.1: every other action error is a 400, as actionhero answers.
             ErrorKind::InvalidParam | ErrorKind::Failed | ErrorKind::Forbidden => 400,
             ErrorKind::TooManyRequests => 429,
-            ErrorKind::Internal => 500,
+            ErrorKind::Internal | ErrorKind::Other => 500,
+            ErrorKind::Timeout => 504,
         }
     }
 }
@@ -96,6 +104,17 @@ impl ActionError {
         Self::with_kind(
             ErrorKind::Internal,
             "The server experienced an internal error",
+        )
+    }
+
+    /// `the action <name> did not answer within <ms> ms`.
+    pub fn timed_out(name: &str, limit: std::time::Duration) -> Self {
+        Self::with_kind(
+            ErrorKind::Timeout,
+            format!(
+                "the action {name} did not answer within {} ms",
+                limit.as_millis()
+            ),
         )
     }
 
@@ -152,5 +171,30 @@ mod tests {
             err.client_message(),
             "Error: host service unavailable: redis timed out"
         );
+    }
+
+    #[test]
+    fn kinds_have_a_pinned_wire_form_and_unknown_ones_read_as_other() {
+        let err = ActionError::timed_out("sleepy", std::time::Duration::from_millis(250));
+        assert_eq!(
+            serde_json::to_string(&err).unwrap(),
+            r#"{"kind":"timeout","message":"the action sleepy did not answer within 250 ms"}"#
+        );
+        assert_eq!(err.kind.http_status(), 504);
+        let newer: ActionError =
+            serde_json::from_str(r#"{"kind":"quota_exceeded","message":"m"}"#).unwrap();
+        assert_eq!(newer.kind, ErrorKind::Other);
+        assert_eq!(newer.kind.http_status(), 500);
+        for (kind, wire) in [
+            (ErrorKind::UnknownAction, "unknown_action"),
+            (ErrorKind::MissingParam, "missing_param"),
+            (ErrorKind::InvalidParam, "invalid_param"),
+            (ErrorKind::Failed, "failed"),
+            (ErrorKind::TooManyRequests, "too_many_requests"),
+            (ErrorKind::Forbidden, "forbidden"),
+            (ErrorKind::Internal, "internal"),
+        ] {
+            assert_eq!(serde_json::to_value(kind).unwrap(), wire);
+        }
     }
 }

@@ -6,6 +6,7 @@
 //! - `webBlockedTest`: refused to `web` connections.
 //! - `errorTest`: always fails with an [`ActionError`].
 //! - `echoTest`: returns the params it received (after scrubbing and defaults).
+//! - `hangTest`: never answers (the host's call deadline must).
 //! - `cacheSetTest`, `cacheGetTest`, `cacheDeleteTest`: one cache operation each.
 //! - [`middleware`]: middleware of every kind and the `mw*` actions that show it (the
 //!   same file is compiled into the dynamic test fixture).
@@ -136,7 +137,22 @@ impl Action for EchoTest {
     }
 }
 
+/// Never answers: only the host's deadline ends the call.
+#[derive(Debug, Default)]
+pub struct HangTest;
+
+impl Action for HangTest {
+    fn definition(&self) -> ActionDefinition {
+        ActionDefinition::new("hangTest").description("I never answer, to test call deadlines")
+    }
+
+    async fn run(&self, _ctx: Context) -> ActionResult {
+        std::future::pending().await
+    }
+}
+
 plugin_api::register_action!(
+    HangTest,
     PanicTest,
     VersionTest(1),
     VersionTest(2),

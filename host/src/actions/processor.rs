@@ -80,6 +80,8 @@ pub struct Processor {
     middleware: Arc<MiddlewareRegistry>,
     services: Arc<dyn HostServices>,
     stats: Stats,
+    /// Deadline of a call whose action sets none (`None`: no deadline).
+    call_timeout: Option<Duration>,
 }
 
 impl Processor {
@@ -99,7 +101,16 @@ impl Processor {
             middleware,
             services,
             stats: Stats::default(),
+            call_timeout: None,
         }
+    }
+
+    /// Gives every call at most `limit` unless its action sets its own (`ZERO`: no
+    /// deadline for those).
+    #[must_use]
+    pub fn with_call_timeout(mut self, limit: Duration) -> Self {
+        self.call_timeout = (!limit.is_zero()).then_some(limit);
+        self
     }
 
     /// The middleware it runs (and the rooms and websocket server run).
@@ -222,25 +233,46 @@ impl Processor {
         let ctx = Context::new(scrubbed.clone(), connection, Arc::clone(&self.services));
         span.in_scope(|| tracing::debug!("action started"));
         let run = AssertUnwindSafe(action.handler.invoke(ctx)).catch_unwind();
-        let result = match run.instrument(span.clone()).await {
-            Ok(Err(err)) if err.kind == ErrorKind::Internal => {
-                // A host service error passed on with `?`, or a host failure: the client
-                // reads the message; the log says which action it was.
+        let limit = definition
+            .timeout_ms
+            .map(Duration::from_millis)
+            .or(self.call_timeout);
+        // Past the deadline the call is dropped (a dynamic one goes on, counted as
+        // stuck, on its pool thread) and the client is answered.
+        let bounded = async {
+            match limit {
+                Some(limit) => tokio::time::timeout(limit, run).await.map_err(|_| limit),
+                None => Ok(run.await),
+            }
+        };
+        let result = match bounded.instrument(span.clone()).await {
+            Err(limit) => {
                 span.in_scope(|| {
                     tracing::warn!(action = %name, version = definition.version,
+                        limit_ms = limit.as_millis(), "action {name} timed out");
+                });
+                Err(ActionError::timed_out(&name, limit))
+            }
+            Ok(outcome) => match outcome {
+                Ok(Err(err)) if err.kind == ErrorKind::Internal => {
+                    // A host service error passed on with `?`, or a host failure: the client
+                    // reads the message; the log says which action it was.
+                    span.in_scope(|| {
+                        tracing::warn!(action = %name, version = definition.version,
                         "action {name} failed: {}", err.message);
-                });
-                Err(err)
-            }
-            Ok(result) => result,
-            Err(panic) => {
-                let reason = panic_message(panic.as_ref());
-                span.in_scope(|| {
-                    tracing::error!(%reason, action = %name, version = definition.version,
+                    });
+                    Err(err)
+                }
+                Ok(result) => result,
+                Err(panic) => {
+                    let reason = panic_message(panic.as_ref());
+                    span.in_scope(|| {
+                        tracing::error!(%reason, action = %name, version = definition.version,
                         "action panicked");
-                });
-                Err(ActionError::internal())
-            }
+                    });
+                    Err(ActionError::internal())
+                }
+            },
         };
         let result = match post_connection {
             Some(connection) => {

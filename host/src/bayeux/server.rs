@@ -682,11 +682,7 @@ impl Bayeux {
     /// of the same client arrives, the session ends, or the server shuts down. The
     /// committed deliveries come with their claim, which stays open until the reply is
     /// written (see [`Receipt`]); `None` when there are none.
-    async fn hold_poll(
-        &self,
-        client_id: &str,
-        hold: Duration,
-    ) -> Option<Taken> {
+    async fn hold_poll(&self, client_id: &str, hold: Duration) -> Option<Taken> {
         let engine = &self.inner.engine;
         let max = self.inner.config.max_batch;
         let mailbox = match engine.claim(client_id, ClaimKind::Poll).await {

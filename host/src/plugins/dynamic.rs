@@ -2,11 +2,20 @@
 //! and a dynamic middleware, whose hooks are calls of the same entry point under a
 //! reserved name.
 //!
-//! The request is encoded as JSON, passed through the library's `call` entry point
-//! with `block_in_place` (or the blocking pool on a current-thread runtime), and the
-//! reply decoded; the library stays loaded while any action of it is registered.
+//! The request is encoded as JSON, passed through the library's `call` entry point on
+//! the blocking pool, and the reply decoded; the library stays loaded while any action
+//! of it is registered.
+//!
+//! Every call is bounded. The caller's side owns the deadline (the processor's for an
+//! action, [`CallGate`]'s for a hook) and can always give up and answer, because the
+//! call runs on a pool thread rather than on the worker that awaits it. A call that
+//! never returns keeps its thread and its slot of the library's [`CallGate`] (so a
+//! library cannot pile up stuck threads without bound) and is counted as stuck until
+//! it does return; shutdown does not wait for it.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use plugin_api::ffi::{CallRequest, HostCall, MiddlewareCall, MiddlewareOutcome, Plugin};
 use plugin_api::middleware::{ChatHook, HookResult, MiddlewareKind};
@@ -14,24 +23,141 @@ use plugin_api::{
     ActionDefinition, ActionError, ActionResult, BoxFuture, ChatContext, ConnectionContext,
     Context, HostServices, MiddlewareDefinition, PostContext, PreContext,
 };
-use tokio::runtime::RuntimeFlavor;
+use tokio::sync::Semaphore;
 
 use crate::actions::Invoke;
 use crate::actions::middleware::{
     DynActionMiddleware, DynChatMiddleware, DynConnectionMiddleware, Hook,
 };
 
+/// How every library's calls are bounded (`plugin_call_timeout_ms`,
+/// `plugin_max_concurrent_calls`).
+#[derive(Debug, Clone, Copy)]
+pub struct CallLimits {
+    /// Deadline of one middleware hook (actions get theirs from the processor).
+    pub timeout: Duration,
+    /// Calls in flight into one library at most.
+    pub max_concurrent: usize,
+}
+
+impl Default for CallLimits {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(30),
+            max_concurrent: 64,
+        }
+    }
+}
+
+static LIMITS: OnceLock<CallLimits> = OnceLock::new();
+
+/// Sets the limits of libraries loaded from now on (once per process: the host's
+/// configuration; later calls are ignored).
+pub fn set_call_limits(limits: CallLimits) {
+    let _ = LIMITS.set(limits);
+}
+
+fn limits() -> CallLimits {
+    LIMITS.get().copied().unwrap_or_default()
+}
+
+/// Calls past their deadline that have not returned yet, over every library.
+static STUCK: AtomicU64 = AtomicU64::new(0);
+
+/// Calls into plugins that their caller gave up on and that are still running.
+pub fn stuck_calls() -> u64 {
+    STUCK.load(Ordering::Relaxed)
+}
+
+/// The call slots of one loaded library, shared by its actions and middleware.
+#[derive(Debug)]
+pub struct CallGate {
+    slots: Arc<Semaphore>,
+    limits: CallLimits,
+}
+
+impl CallGate {
+    /// A gate with the host's limits.
+    pub fn new() -> Arc<Self> {
+        let limits = limits();
+        Arc::new(Self {
+            slots: Arc::new(Semaphore::new(limits.max_concurrent.max(1))),
+            limits,
+        })
+    }
+
+    /// Runs `f` (one call into `plugin`) on the blocking pool once a slot is free. The
+    /// returned future may be dropped at any time (a deadline): the call then goes on
+    /// alone, counted as stuck until it returns, and keeps its slot till then.
+    async fn run<T: Send + 'static>(
+        &self,
+        plugin: Plugin,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, tokio::task::JoinError> {
+        // Waiting for a slot is inside the caller's deadline, like the call itself. (The
+        // semaphore is never closed, so a slot always comes.)
+        let slot = Arc::clone(&self.slots).acquire_owned().await.ok();
+        let state = Arc::new(AtomicU8::new(RUNNING));
+        let abandoned = Abandoned {
+            state: Arc::clone(&state),
+            plugin,
+        };
+        let joined = tokio::task::spawn_blocking(move || {
+            let out = f();
+            drop(slot);
+            if state.swap(DONE, Ordering::AcqRel) == ABANDONED {
+                STUCK.fetch_sub(1, Ordering::Relaxed);
+                crate::metrics::plugin_call_unstuck(&plugin.name());
+                tracing::info!(plugin = %plugin.name(), "a plugin call past its deadline returned");
+            }
+            out
+        })
+        .await;
+        drop(abandoned);
+        joined
+    }
+}
+
+const RUNNING: u8 = 0;
+const ABANDONED: u8 = 1;
+const DONE: u8 = 2;
+
+/// Marks a call abandoned when its caller stops waiting before it returned.
+struct Abandoned {
+    state: Arc<AtomicU8>,
+    plugin: Plugin,
+}
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        if self
+            .state
+            .compare_exchange(RUNNING, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            STUCK.fetch_add(1, Ordering::Relaxed);
+            crate::metrics::plugin_call_stuck(&self.plugin.name());
+            tracing::warn!(plugin = %self.plugin.name(), "a plugin call passed its deadline and is still running");
+        }
+    }
+}
+
 /// One action of a loaded library.
 #[derive(Debug)]
 pub struct DynamicAction {
     plugin: Plugin,
+    gate: Arc<CallGate>,
     definition: ActionDefinition,
 }
 
 impl DynamicAction {
-    /// The action `definition` served by `plugin`.
-    pub fn new(plugin: Plugin, definition: ActionDefinition) -> Arc<Self> {
-        Arc::new(Self { plugin, definition })
+    /// The action `definition` served by `plugin`, through the library's `gate`.
+    pub fn new(plugin: Plugin, gate: Arc<CallGate>, definition: ActionDefinition) -> Arc<Self> {
+        Arc::new(Self {
+            plugin,
+            gate,
+            definition,
+        })
     }
 }
 
@@ -42,6 +168,7 @@ impl Invoke for DynamicAction {
 
     fn invoke(&self, ctx: Context) -> BoxFuture<'static, ActionResult> {
         let plugin = self.plugin;
+        let gate = Arc::clone(&self.gate);
         let name = self.definition.name.clone();
         let request = CallRequest {
             version: self.definition.version,
@@ -50,22 +177,11 @@ impl Invoke for DynamicAction {
         };
         let services = Arc::clone(ctx.services());
         Box::pin(async move {
-            let handle = tokio::runtime::Handle::current();
-            let multi_thread = handle.runtime_flavor() == RuntimeFlavor::MultiThread;
-            let host = HostCall::new(services, handle);
-            // The plugin drives the action to completion on the calling thread: that
-            // thread must be one the reactor does not need. On the multi-threaded runtime
-            // `block_in_place` hands this worker's other tasks to another thread and runs
-            // the call right here; a hop to the blocking pool would cost two thread
-            // wake-ups per call (20+ µs when the cores are idle, against ~1 µs here).
+            let host = HostCall::new(services, tokio::runtime::Handle::current());
             let started = std::time::Instant::now();
-            let joined = if multi_thread {
-                Ok(tokio::task::block_in_place(|| {
-                    plugin.call(&name, &request, host)
-                }))
-            } else {
-                tokio::task::spawn_blocking(move || plugin.call(&name, &request, host)).await
-            };
+            let joined = gate
+                .run(plugin, move || plugin.call(&name, &request, host))
+                .await;
             crate::metrics::PLUGIN_CALL_SECONDS
                 .with_label_values(&[&plugin.name()])
                 .observe(started.elapsed().as_secs_f64());
@@ -84,31 +200,30 @@ impl Invoke for DynamicAction {
     }
 }
 
-/// Runs `f` (a call into a library) off the reactor, as [`DynamicAction`] does.
-async fn off_reactor<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, tokio::task::JoinError> {
-    let handle = tokio::runtime::Handle::current();
-    if handle.runtime_flavor() == RuntimeFlavor::MultiThread {
-        Ok(tokio::task::block_in_place(f))
-    } else {
-        tokio::task::spawn_blocking(f).await
-    }
-}
-
 /// One middleware of a loaded library: each hook is one `call` of the reserved name
 /// [`CALL_MIDDLEWARE`](plugin_api::ffi::CALL_MIDDLEWARE), with the JSON shapes of
 /// `plugin_api::ffi`.
 #[derive(Debug)]
 pub struct DynamicMiddleware {
     plugin: Plugin,
+    gate: Arc<CallGate>,
     definition: MiddlewareDefinition,
 }
 
 impl DynamicMiddleware {
-    /// The middleware `definition` served by `plugin`, as the registry's hook of `kind`.
-    pub fn hook(plugin: Plugin, kind: MiddlewareKind, definition: MiddlewareDefinition) -> Hook {
-        let m = Arc::new(Self { plugin, definition });
+    /// The middleware `definition` served by `plugin` through the library's `gate`, as
+    /// the registry's hook of `kind`.
+    pub fn hook(
+        plugin: Plugin,
+        gate: Arc<CallGate>,
+        kind: MiddlewareKind,
+        definition: MiddlewareDefinition,
+    ) -> Hook {
+        let m = Arc::new(Self {
+            plugin,
+            gate,
+            definition,
+        });
         match kind {
             MiddlewareKind::Action => Hook::Action(m),
             MiddlewareKind::Connection => Hook::Connection(m),
@@ -116,24 +231,49 @@ impl DynamicMiddleware {
         }
     }
 
-    /// One hook call: the plugin's outcome, or its refusal; a failure at the boundary
-    /// (a panic included) is logged and answered as an internal error.
+    /// What a hook's future keeps of this middleware (it outlives the borrow).
+    fn shared(&self) -> HookCaller {
+        HookCaller {
+            plugin: self.plugin,
+            gate: Arc::clone(&self.gate),
+            name: self.definition.name.clone(),
+        }
+    }
+}
+
+/// Calls the hooks of one dynamic middleware.
+struct HookCaller {
+    plugin: Plugin,
+    gate: Arc<CallGate>,
+    name: String,
+}
+
+impl HookCaller {
+    /// One hook call within the gate's deadline: the plugin's outcome, or its refusal;
+    /// a failure at the boundary (a panic included) is logged and answered as an
+    /// internal error, a hook past its deadline as a timeout.
     async fn call(
-        plugin: Plugin,
+        &self,
         call: MiddlewareCall,
         services: Arc<dyn HostServices>,
     ) -> Result<MiddlewareOutcome, ActionError> {
+        let plugin = self.plugin;
+        let limit = self.gate.limits.timeout;
         let host = HostCall::new(services, tokio::runtime::Handle::current());
-        match off_reactor(move || plugin.call_middleware(&call, host)).await {
-            Ok(Ok(reply)) => reply.into(),
-            Ok(Err(err)) => {
+        let run = self
+            .gate
+            .run(plugin, move || plugin.call_middleware(&call, host));
+        match tokio::time::timeout(limit, run).await {
+            Ok(Ok(Ok(reply))) => reply.into(),
+            Ok(Ok(Err(err))) => {
                 tracing::error!(plugin = %plugin.name(), error = %err, "dynamic middleware failed");
                 Err(ActionError::internal())
             }
-            Err(err) => {
+            Ok(Err(err)) => {
                 tracing::error!(plugin = %plugin.name(), error = %err, "dynamic middleware task failed");
                 Err(ActionError::internal())
             }
+            Err(_) => Err(ActionError::timed_out(&self.name, limit)),
         }
     }
 }
@@ -144,7 +284,7 @@ impl DynActionMiddleware for DynamicMiddleware {
     }
 
     fn pre(&self, ctx: PreContext) -> BoxFuture<'static, HookResult<PreContext>> {
-        let (plugin, middleware) = (self.plugin, self.definition.name.clone());
+        let (this, middleware) = (self.shared(), self.definition.name.clone());
         Box::pin(async move {
             let call = MiddlewareCall::Pre {
                 middleware,
@@ -152,7 +292,7 @@ impl DynActionMiddleware for DynamicMiddleware {
                 params: ctx.params().clone(),
                 connection: ctx.connection().clone(),
             };
-            match Self::call(plugin, call, Arc::clone(ctx.services())).await {
+            match this.call(call, Arc::clone(ctx.services())).await {
                 Ok(out) => {
                     let action = ctx.action().to_owned();
                     let services = Arc::clone(ctx.services());
@@ -171,7 +311,7 @@ impl DynActionMiddleware for DynamicMiddleware {
     }
 
     fn post(&self, ctx: PostContext) -> BoxFuture<'static, HookResult<PostContext>> {
-        let (plugin, middleware) = (self.plugin, self.definition.name.clone());
+        let (this, middleware) = (self.shared(), self.definition.name.clone());
         Box::pin(async move {
             let call = MiddlewareCall::Post {
                 middleware,
@@ -180,7 +320,7 @@ impl DynActionMiddleware for DynamicMiddleware {
                 connection: ctx.connection().clone(),
                 result: ctx.result().clone().into(),
             };
-            match Self::call(plugin, call, Arc::clone(ctx.services())).await {
+            match this.call(call, Arc::clone(ctx.services())).await {
                 Ok(out) => {
                     let mut ctx = ctx;
                     if let Some(result) = out.result {
@@ -204,7 +344,7 @@ impl DynConnectionMiddleware for DynamicMiddleware {
         create: bool,
         ctx: ConnectionContext,
     ) -> BoxFuture<'static, HookResult<ConnectionContext>> {
-        let (plugin, middleware) = (self.plugin, self.definition.name.clone());
+        let (this, middleware) = (self.shared(), self.definition.name.clone());
         Box::pin(async move {
             let connection = ctx.connection().clone();
             let call = if create {
@@ -219,7 +359,7 @@ impl DynConnectionMiddleware for DynamicMiddleware {
                 }
             };
             let services = Arc::clone(ctx.services());
-            match Self::call(plugin, call, Arc::clone(&services)).await {
+            match this.call(call, Arc::clone(&services)).await {
                 Ok(MiddlewareOutcome {
                     connection: Some(connection),
                     ..
@@ -237,7 +377,7 @@ impl DynChatMiddleware for DynamicMiddleware {
     }
 
     fn run(&self, hook: ChatHook, ctx: ChatContext) -> BoxFuture<'static, HookResult<ChatContext>> {
-        let (plugin, middleware) = (self.plugin, self.definition.name.clone());
+        let (this, middleware) = (self.shared(), self.definition.name.clone());
         Box::pin(async move {
             let call = MiddlewareCall::Chat {
                 middleware,
@@ -246,7 +386,7 @@ impl DynChatMiddleware for DynamicMiddleware {
                 connection: ctx.connection().clone(),
                 message: ctx.message().cloned(),
             };
-            match Self::call(plugin, call, Arc::clone(ctx.services())).await {
+            match this.call(call, Arc::clone(ctx.services())).await {
                 Ok(out) => {
                     let mut ctx = ctx;
                     if let Some(message) = out.message {

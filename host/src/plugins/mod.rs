@@ -27,7 +27,9 @@ use serde_json::Value;
 
 use crate::actions::{Hook, Invoke, MiddlewareRegistry, Origin, Registry};
 use crate::app::App;
-pub use dynamic::{DynamicAction, DynamicMiddleware};
+pub use dynamic::{
+    CallGate, CallLimits, DynamicAction, DynamicMiddleware, set_call_limits, stuck_calls,
+};
 pub use library::Refusal;
 
 /// What identifies a version of a file without reading it.
@@ -107,6 +109,7 @@ pub fn describe_file(path: &Path) -> Result<Described, Refusal> {
     let mut handlers: Vec<Arc<dyn Invoke>> = Vec::new();
     let mut middleware: Vec<Hook> = Vec::new();
     for plugin in opened.plugins {
+        let gate = CallGate::new();
         let failed = |reason| Refusal::Plugin {
             plugin: plugin.name(),
             reason,
@@ -124,14 +127,14 @@ pub fn describe_file(path: &Path) -> Result<Described, Refusal> {
         ] {
             middleware.extend(
                 defs.into_iter()
-                    .map(|d| DynamicMiddleware::hook(plugin, kind, d)),
+                    .map(|d| DynamicMiddleware::hook(plugin, Arc::clone(&gate), kind, d)),
             );
         }
         infos.push(info(&plugin, &definitions));
         handlers.extend(
             definitions
                 .into_iter()
-                .map(|d| DynamicAction::new(plugin, d) as Arc<dyn Invoke>),
+                .map(|d| DynamicAction::new(plugin, Arc::clone(&gate), d) as Arc<dyn Invoke>),
         );
     }
     Ok(Described {
@@ -264,7 +267,10 @@ impl Plugins {
                 refused.push(serde_json::json!({ "file": file, "reason": reason }));
             }
         }
-        serde_json::json!({ "dir": self.dir.display().to_string(), "loaded": loaded, "refused": refused })
+        serde_json::json!({
+            "dir": self.dir.display().to_string(), "loaded": loaded, "refused": refused,
+            "stuckCalls": stuck_calls(),
+        })
     }
 
     /// Brings the registry in line with the directory: loads new and changed files,
