@@ -96,7 +96,10 @@ impl App {
             rooms.set_middleware(Arc::clone(&middleware), Arc::clone(&services));
             App {
                 bayeux,
-                plugins: crate::plugins::Plugins::new(config.plugins.clone()),
+                plugins: crate::plugins::Plugins::new(
+                    config.plugins.clone(),
+                    config.max_plugin_generations,
+                ),
                 config,
                 processor: Processor::with_middleware(registry, middleware, services),
                 cache: backends.cache,

@@ -39,6 +39,10 @@ pub struct Config {
     pub plugins: PathBuf,
     /// How often the plugin directory is polled for changes, in ms (0: only on SIGHUP).
     pub plugin_reload_ms: u64,
+    /// Plugin libraries loaded at most over the host's life (0: no cap). Each load of a
+    /// new or changed file is one, kept until the host exits (libraries are never
+    /// unloaded); past the cap, changed files are refused until a restart.
+    pub max_plugin_generations: usize,
     /// `serverInformation.serverName` in HTTP responses.
     pub server_name: String,
     /// `serverInformation.apiVersion` in HTTP responses.
@@ -107,6 +111,7 @@ impl Default for Config {
             public: PathBuf::from("public"),
             plugins: PathBuf::from("plugins"),
             plugin_reload_ms: 250,
+            max_plugin_generations: 64,
             server_name: "actionhero API".into(),
             api_version: "0.0.1".into(),
             welcome_message: "Hello! Welcome to the actionhero api".into(),
@@ -163,6 +168,10 @@ pub struct Flags {
     #[arg(long, value_name = "MS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plugin_reload_ms: Option<u64>,
+    /// Plugin libraries loaded at most over the host's life (0: no cap).
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_plugin_generations: Option<usize>,
     /// Server name reported in responses.
     #[arg(long, value_name = "NAME")]
     #[serde(skip_serializing_if = "Option::is_none")]
