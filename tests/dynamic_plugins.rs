@@ -62,9 +62,13 @@ fn libs() -> &'static Libs {
 const WAIT: Duration = Duration::from_secs(15);
 
 fn plugin_dir(files: &[(&Path, &str)]) -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     for (from, name) in files {
-        std::fs::copy(from, dir.path().join(name)).unwrap();
+        let to = dir.path().join(name);
+        std::fs::copy(from, &to).unwrap();
+        // Whatever the umask of the build: the host refuses group-writable files.
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     dir
 }
