@@ -217,20 +217,18 @@ fn plugin_files_others_could_change_are_refused_with_the_reason() {
     let reason = "the file is writable by its group (mode 0664): they could change the code \
                   the host runs; chmod go-w it";
     assert!(line.contains(reason), "{line}");
-    let status = get(&hero, "/api/status");
-    assert_eq!(
-        status["plugins"]["refused"][0]["reason"], reason,
-        "{status}"
-    );
+    // `status` follows once the pass has recorded what it logged.
+    poll(&hero, "/api/status", |s| {
+        s["plugins"]["refused"][0]["reason"] == reason
+    });
     assert!(get(&hero, "/api/generation")["error"].is_string());
 
     // Fixed, it is looked at again (chmod moves the ctime) and loaded.
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
     poll(&hero, "/api/generation", |b| b["generation"] == 1);
-    assert_eq!(
-        get(&hero, "/api/status")["plugins"]["refused"],
-        serde_json::json!([])
-    );
+    poll(&hero, "/api/status", |s| {
+        s["plugins"]["refused"] == serde_json::json!([])
+    });
 
     // World-writable.
     let other = dir.path().join("libother.so");
@@ -345,8 +343,9 @@ fn a_same_size_rewrite_under_the_same_mtime_is_noticed() {
         "the rewrite must keep size, mtime and inode"
     );
     poll(&hero, "/api/generation", |b| b["generation"] == 2);
-    let status = get(&hero, "/api/status");
-    assert_eq!(status["plugins"]["loaded"][0]["generation"], 2, "{status}");
+    poll(&hero, "/api/status", |s| {
+        s["plugins"]["loaded"][0]["generation"] == 2
+    });
 }
 
 #[test]
@@ -375,12 +374,9 @@ fn a_file_refused_for_a_clash_is_loaded_once_the_clash_goes_away() {
             again.display()
         ),
     );
-    let status = get(&hero, "/api/status");
-    assert_eq!(
-        status["plugins"]["refused"],
-        serde_json::json!([]),
-        "{status}"
-    );
+    let status = poll(&hero, "/api/status", |s| {
+        s["plugins"]["refused"] == serde_json::json!([])
+    });
     assert_eq!(
         status["plugins"]["loaded"][0]["file"],
         again.display().to_string()

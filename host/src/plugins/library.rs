@@ -112,6 +112,15 @@ pub enum Refusal {
     },
 }
 
+impl Refusal {
+    /// Whether the cause may lie outside the file's content (reading it, copying it, a
+    /// library it needs): worth trying the same content again on SIGHUP. Nothing stays
+    /// loaded after such a refusal, so a retry costs no generation.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Read(_) | Self::Copy(_) | Self::Load(_))
+    }
+}
+
 /// Who besides the owner may write a file of `mode`.
 fn writers(mode: u32) -> &'static str {
     match (mode & 0o020 != 0, mode & 0o002 != 0) {
@@ -200,7 +209,12 @@ pub fn libraries_loaded() -> usize {
 ///
 /// The file cannot be read, is not a regular file, or is not safely owned.
 pub fn read_checked(path: &Path) -> Result<Vec<u8>, Refusal> {
-    let mut file = File::open(path).map_err(Refusal::Read)?;
+    // Non-blocking: a FIFO swapped in for the file must not hang the loader on open.
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits().cast_signed())
+        .open(path)
+        .map_err(Refusal::Read)?;
     let meta = file.metadata().map_err(Refusal::Read)?;
     if !meta.is_file() {
         return Err(Refusal::NotFile);

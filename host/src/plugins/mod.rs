@@ -23,7 +23,8 @@
 //!
 //! Loading runs plugin code (library initialisers, `init`, `describe`). It runs under
 //! the loader's own lock, which only passes take; `status` and the metrics read a
-//! snapshot published after each change and never wait for a load.
+//! snapshot published after each change and never wait for a load. A pass's log lines
+//! about a file are written once the snapshot shows what they say.
 pub mod commands;
 mod dynamic;
 pub mod library;
@@ -104,9 +105,12 @@ struct Loaded {
 /// Why the current content of a file is not the version registered.
 #[derive(Debug)]
 struct Refused {
-    /// The content's hash, if it was read: that content is not loaded again.
+    /// The content's hash, if it was read: that content is not loaded again (but on
+    /// SIGHUP, if the refusal was `transient`).
     hash: Option<Digest>,
     reason: String,
+    /// See [`Refusal::is_transient`].
+    transient: bool,
     /// Loaded and described, but clashing: registered once the clash is gone.
     waiting: Option<Waiting>,
 }
@@ -114,6 +118,7 @@ struct Refused {
 /// A described library waiting for a clash to go away.
 #[derive(Debug)]
 struct Waiting {
+    hash: Digest,
     described: Described,
     generation: u32,
 }
@@ -146,15 +151,57 @@ struct View {
     loaded_files: usize,
 }
 
-/// What one pass did, for its summary line.
+/// One pass: whether it is forced, and what it did, for its summary line.
 #[derive(Debug, Default)]
 struct Pass {
+    /// SIGHUP: unchanged files are looked at too.
+    force: bool,
     loaded: usize,
     reloaded: usize,
     unchanged: usize,
     /// Refusals logged (a file may get in later in the same pass).
     refused: usize,
     removed: usize,
+    /// Log lines not written yet: each is written once `status` shows what it says,
+    /// so whoever reads the line and then asks `status` sees the same.
+    lines: Vec<Line>,
+}
+
+/// One log line of a pass, about one file.
+#[derive(Debug)]
+struct Line {
+    warn: bool,
+    file: PathBuf,
+    text: String,
+}
+
+impl Pass {
+    fn info(&mut self, file: &Path, text: String) {
+        self.lines.push(Line {
+            warn: false,
+            file: file.to_path_buf(),
+            text,
+        });
+    }
+
+    fn warn(&mut self, file: &Path, text: String) {
+        self.lines.push(Line {
+            warn: true,
+            file: file.to_path_buf(),
+            text,
+        });
+    }
+
+    /// Writes the lines held (call after publishing).
+    fn flush(&mut self) {
+        for Line { warn, file, text } in self.lines.drain(..) {
+            if warn {
+                tracing::warn!(file = %file.display(), "{text}");
+            } else {
+                tracing::info!(file = %file.display(), "{text}");
+            }
+        }
+    }
 }
 
 /// The dynamic plugins of a running host.
@@ -402,7 +449,10 @@ impl Plugins {
             .filter_map(|p| stamp(&p).map(|s| (p, s)))
             .collect();
         let previous = std::mem::replace(&mut loader.seen, present.clone());
-        let mut pass = Pass::default();
+        let mut pass = Pass {
+            force,
+            ..Pass::default()
+        };
 
         // Removals first: what a removed file registered is free for the files below.
         let gone: Vec<PathBuf> = loader
@@ -418,11 +468,12 @@ impl Plugins {
                 middleware.remove(&Origin::Dynamic(path.clone()));
                 crate::metrics::plugin_event("removed");
                 pass.removed += 1;
-                tracing::info!(file = %path.display(), "plugin file removed; its actions are gone");
+                pass.info(&path, "plugin file removed; its actions are gone".into());
             }
         }
         if pass.removed > 0 {
             self.publish(&loader.files);
+            pass.flush();
         }
 
         for (path, now) in present {
@@ -442,17 +493,21 @@ impl Plugins {
             let state = self.examine(registry, middleware, &path, now, state, &mut pass);
             loader.files.insert(path, state);
             self.publish(&loader.files);
+            pass.flush();
         }
 
         if self.retry_waiting(registry, middleware, &mut loader.files, &mut pass) {
             self.publish(&loader.files);
+            pass.flush();
         }
         let Pass {
+            force,
             loaded,
             reloaded,
             unchanged,
             refused,
             removed,
+            lines: _,
         } = pass;
         if force || loaded + reloaded + refused + removed > 0 {
             let refused_now = loader
@@ -498,9 +553,14 @@ impl Plugins {
             tracing::debug!(file = %path.display(), "plugin file unchanged; not loaded again");
             return state;
         }
-        if state.refused.as_ref().is_some_and(|r| r.hash == Some(hash)) {
+        if state
+            .refused
+            .as_ref()
+            .is_some_and(|r| r.hash == Some(hash) && !(pass.force && r.transient))
+        {
             // Refused as it is already: loading it again would be refused again, but for
-            // a clash, which the retry below looks at every pass.
+            // a clash, which the retry below looks at every pass, or a cause outside the
+            // file (SIGHUP tries those again).
             pass.unchanged += 1;
             return state;
         }
@@ -524,6 +584,7 @@ impl Plugins {
             Ok(()) => Self::registered(&mut state, path, hash, generation, described, pass),
             Err(refusal) => {
                 let waiting = Waiting {
+                    hash,
                     described,
                     generation,
                 };
@@ -557,13 +618,14 @@ impl Plugins {
                     continue;
                 }
                 if let Some(Refused {
-                    hash: Some(hash),
-                    waiting: Some(w),
-                    ..
+                    waiting: Some(w), ..
                 }) = state.refused.take()
                 {
-                    tracing::info!(file = %path.display(), "the clash of plugin file {} is gone", path.display());
-                    Self::registered(state, path, hash, w.generation, w.described, pass);
+                    pass.info(
+                        path,
+                        format!("the clash of plugin file {} is gone", path.display()),
+                    );
+                    Self::registered(state, path, w.hash, w.generation, w.described, pass);
                 }
                 progress = true;
             }
@@ -593,12 +655,20 @@ impl Plugins {
         }
         let infos = described.infos;
         for p in &infos {
-            tracing::info!(
-                file = %path.display(),
-                "{} plugin {} {} from {} (ABI {}, plugin-api {}, {}, generation {generation}): {}",
-                if replacing { "reloaded" } else { "loaded" },
-                p.name, p.version, path.display(), p.abi, p.api_version, p.rustc,
-                p.actions.join(", "),
+            pass.info(
+                path,
+                format!(
+                    "{} plugin {} {} from {} (ABI {}, plugin-api {}, {}, generation \
+                     {generation}): {}",
+                    if replacing { "reloaded" } else { "loaded" },
+                    p.name,
+                    p.version,
+                    path.display(),
+                    p.abi,
+                    p.api_version,
+                    p.rustc,
+                    p.actions.join(", "),
+                ),
             );
         }
         if let Some(before) = before {
@@ -612,7 +682,10 @@ impl Plugins {
             let added: Vec<&String> = new.difference(&old).collect();
             let removed: Vec<&String> = old.difference(&new).collect();
             if !added.is_empty() || !removed.is_empty() {
-                tracing::info!(file = %path.display(), ?added, ?removed, "plugin actions changed");
+                pass.info(
+                    path,
+                    format!("plugin actions changed: added {added:?}, removed {removed:?}"),
+                );
             }
         }
         state.refused = None;
@@ -644,10 +717,14 @@ impl Plugins {
         };
         crate::metrics::plugin_event("refused");
         pass.refused += 1;
-        tracing::warn!(file = %path.display(), "refused plugin {}: {refusal}{keep}{retry}", path.display());
+        pass.warn(
+            path,
+            format!("refused plugin {}: {refusal}{keep}{retry}", path.display()),
+        );
         state.refused = Some(Refused {
             hash,
             reason: refusal.to_string(),
+            transient: refusal.is_transient(),
             waiting,
         });
     }
