@@ -41,6 +41,9 @@ fn build(package: &str, lib: &str, features: &str, stash: &str) -> PathBuf {
     std::fs::create_dir_all(&out).unwrap();
     let dest = out.join(format!("{stash}.so"));
     std::fs::copy(target.join("debug").join(format!("lib{lib}.so")), &dest).unwrap();
+    // 0755 whatever the umask: the host refuses group-writable plugin files, and the
+    // copies made of this one keep its mode.
+    std::fs::set_permissions(&dest, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     dest
 }
 
@@ -62,9 +65,13 @@ fn libs() -> &'static Libs {
 const WAIT: Duration = Duration::from_secs(15);
 
 fn plugin_dir(files: &[(&Path, &str)]) -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     for (from, name) in files {
-        std::fs::copy(from, dir.path().join(name)).unwrap();
+        let to = dir.path().join(name);
+        std::fs::copy(from, &to).unwrap();
+        // Whatever the umask of the build: the host refuses group-writable files.
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     dir
 }

@@ -33,6 +33,10 @@ fn fixture() -> &'static PathBuf {
         std::fs::create_dir_all(&out).unwrap();
         let dest = out.join("middleware.so");
         std::fs::copy(target.join("debug/libhero_test_plugin.so"), &dest).unwrap();
+        // 0755 whatever the umask: the host refuses group-writable plugin files, and the
+        // copies made of this one keep its mode.
+        std::fs::set_permissions(&dest, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
         dest
     })
 }

@@ -81,6 +81,9 @@ fn build(features: &str, stash: &str) -> PathBuf {
     std::fs::create_dir_all(&out).unwrap();
     let dest = out.join(format!("{stash}.so"));
     std::fs::copy(target.join("debug/libhero_test_plugin.so"), &dest).unwrap();
+    // 0755 whatever the umask: the host refuses group-writable plugin files, and the
+    // copies made of this one keep its mode.
+    std::fs::set_permissions(&dest, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     dest
 }
 

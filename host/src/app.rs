@@ -105,7 +105,10 @@ impl App {
             rooms.set_middleware(Arc::clone(&middleware), Arc::clone(&services));
             App {
                 bayeux,
-                plugins: crate::plugins::Plugins::new(config.plugins.clone()),
+                plugins: crate::plugins::Plugins::new(
+                    config.plugins.clone(),
+                    config.max_plugin_generations,
+                ),
                 config,
                 processor: Processor::with_middleware(registry, middleware, services)
                     .with_call_timeout(call_timeout),

@@ -45,6 +45,10 @@ pub struct Config {
     /// Calls in flight into one dynamic plugin library at most; more wait for a slot
     /// (within their deadline).
     pub plugin_max_concurrent_calls: usize,
+    /// Plugin libraries loaded at most over the host's life (0: no cap). Each load of a
+    /// new or changed file is one, kept until the host exits (libraries are never
+    /// unloaded); past the cap, changed files are refused until a restart.
+    pub max_plugin_generations: usize,
     /// `serverInformation.serverName` in HTTP responses.
     pub server_name: String,
     /// `serverInformation.apiVersion` in HTTP responses.
@@ -115,6 +119,7 @@ impl Default for Config {
             plugin_reload_ms: 250,
             plugin_call_timeout_ms: 30_000,
             plugin_max_concurrent_calls: 64,
+            max_plugin_generations: 64,
             server_name: "actionhero API".into(),
             api_version: "0.0.1".into(),
             welcome_message: "Hello! Welcome to the actionhero api".into(),
@@ -179,6 +184,10 @@ pub struct Flags {
     #[arg(long, value_name = "N")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plugin_max_concurrent_calls: Option<usize>,
+    /// Plugin libraries loaded at most over the host's life (0: no cap).
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_plugin_generations: Option<usize>,
     /// Server name reported in responses.
     #[arg(long, value_name = "NAME")]
     #[serde(skip_serializing_if = "Option::is_none")]
