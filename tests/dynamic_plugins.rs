@@ -858,3 +858,23 @@ fn plugin_calls_past_their_deadline_answer_504_and_shutdown_does_not_wait_for_th
         stopping.elapsed()
     );
 }
+
+#[test]
+fn a_plugin_s_runtime_runs_its_tasks_between_calls_and_host_services_are_futures() {
+    let libs = libs();
+    let dir = plugin_dir(&[(&libs.gen1, "libtest.so")]);
+    let hero = start(dir.path(), &[]);
+    assert_eq!(get(&hero, "/api/startTicker")["started"], true);
+    // No call for half a second: a runtime driven only during calls would not tick.
+    std::thread::sleep(Duration::from_millis(500));
+    let ticks = get(&hero, "/api/ticks")["ticks"].as_u64().unwrap();
+    assert!(
+        ticks >= 20,
+        "the background task ran {ticks} times in 500 ms"
+    );
+
+    // A host service call is pending while the host works, so the action can drop it.
+    let raced = get(&hero, "/api/raceService");
+    assert_eq!(raced["raced"], "pending", "{raced}");
+    assert_eq!(raced["value"], Value::Null, "{raced}");
+}

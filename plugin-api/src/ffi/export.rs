@@ -1,7 +1,7 @@
 //! The plugin side: the functions behind a plugin's header, generated per plugin by
 //! [`export_plugin!`](crate::export_plugin).
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::ffi::c_void;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, OnceLock};
@@ -93,11 +93,31 @@ pub const fn header<P: Exports>() -> PluginHeader {
 /// The host's table, once `init` ran (one per loaded library).
 static HOST: OnceLock<HostVTable> = OnceLock::new();
 
+/// Worker threads of a library's runtime: they run what the plugin spawns (timers,
+/// pooled connections, background loops); calls themselves are driven on the host's
+/// calling thread.
+const RUNTIME_WORKERS: usize = 1;
+
+/// The plugin's own runtime, one per loaded library (each copy of a library has its own
+/// statics), started at the first call and never stopped: libraries are never unloaded,
+/// and tasks a plugin spawns must go on running between calls, as in a static plugin.
+static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+
+fn runtime() -> Result<&'static tokio::runtime::Runtime, String> {
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(RUNTIME_WORKERS)
+                .thread_name("hero-plugin")
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start the plugin runtime: {e}"))
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
 thread_local! {
-    /// The plugin's own runtime, one per host thread that calls in: actions may use
-    /// `tokio::time` and spawn local tasks, and building a runtime per call would cost
-    /// more than the call.
-    static RUNTIME: RefCell<Option<tokio::runtime::Runtime>> = const { RefCell::new(None) };
     /// The host context of the call running on this thread (for [`raw_service_call`]).
     static CURRENT: Cell<*const c_void> = const { Cell::new(std::ptr::null()) };
 }
@@ -402,23 +422,12 @@ unsafe extern "C" fn free(buf: FfiBuf) {
     let _ = catch_unwind(AssertUnwindSafe(|| unsafe { buf.free_local() }));
 }
 
-/// Runs `future` on this thread's plugin runtime; a panic becomes its message.
+/// Drives `future` to completion on the calling thread, inside the library's runtime
+/// (what it spawns runs on the runtime's workers); a panic becomes its message.
 fn block_on<T>(future: BoxFuture<'static, T>) -> Result<T, String> {
-    RUNTIME.with(|cell| {
-        let mut slot = cell
-            .try_borrow_mut()
-            .map_err(|_| "re-entrant call into the plugin on one thread".to_owned())?;
-        if slot.is_none() {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| format!("cannot start the plugin runtime: {e}"))?;
-            *slot = Some(runtime);
-        }
-        let runtime = slot.as_ref().ok_or("no plugin runtime")?;
-        catch_unwind(AssertUnwindSafe(|| runtime.block_on(future)))
-            .map_err(|panic| panic_text(panic.as_ref()))
-    })
+    let runtime = runtime()?;
+    catch_unwind(AssertUnwindSafe(|| runtime.block_on(future)))
+        .map_err(|panic| panic_text(panic.as_ref()))
 }
 
 /// [`HostServices`] over the host's table: each call is one JSON round trip.
@@ -440,13 +449,34 @@ impl Remote {
         Self { host, ctx }
     }
 
-    fn request<T: DeserializeOwned>(&self, call: &ServiceCall) -> ServiceResult<T> {
-        let request = serde_json::to_vec(call)
-            .map_err(|e| ServiceError::Unavailable(format!("unserializable request: {e}")))?;
-        let reply = service_raw(self.host, self.ctx, &request)?;
-        let reply: Reply<T, ServiceError> = serde_json::from_slice(&reply)
-            .map_err(|e| ServiceError::Unavailable(format!("malformed host reply: {e}")))?;
-        reply.into()
+    /// One service call, awaitable like a static plugin's: the host's (blocking) entry
+    /// point runs on the library runtime's blocking pool, so the action's task is free
+    /// meanwhile, and a `select!` or timeout around the call can drop it. A dropped
+    /// call still completes on its thread, holding its own reference to the context.
+    fn request<T: DeserializeOwned + Send + 'static>(
+        &self,
+        call: ServiceCall,
+    ) -> BoxFuture<'static, ServiceResult<T>> {
+        let remote = Remote::new(self.host, self.ctx);
+        Box::pin(async move {
+            let request = serde_json::to_vec(&call)
+                .map_err(|e| ServiceError::Unavailable(format!("unserializable request: {e}")))?;
+            let runtime = runtime().map_err(ServiceError::Unavailable)?;
+            let reply = runtime
+                .spawn_blocking(move || {
+                    // Moved whole (not field by field): it is what is `Send`, and its
+                    // drop releases the context after the call.
+                    let remote = remote;
+                    service_raw(remote.host, remote.ctx, &request)
+                })
+                .await
+                .map_err(|e| {
+                    ServiceError::Unavailable(format!("host service call failed: {e}"))
+                })??;
+            let reply: Reply<T, ServiceError> = serde_json::from_slice(&reply)
+                .map_err(|e| ServiceError::Unavailable(format!("malformed host reply: {e}")))?;
+            reply.into()
+        })
     }
 }
 
@@ -493,13 +523,9 @@ pub fn raw_service_call(request: &[u8]) -> ServiceResult<Vec<u8>> {
     }
 }
 
-fn ready<'a, T: Send + 'a>(value: T) -> BoxFuture<'a, T> {
-    Box::pin(std::future::ready(value))
-}
-
 impl HostServices for Remote {
     fn cache_get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, ServiceResult<Option<Value>>> {
-        ready(self.request(&ServiceCall::CacheGet { key: key.into() }))
+        self.request(ServiceCall::CacheGet { key: key.into() })
     }
 
     fn cache_set<'a>(
@@ -509,15 +535,15 @@ impl HostServices for Remote {
         ttl: Option<Duration>,
     ) -> BoxFuture<'a, ServiceResult<()>> {
         let ttl_ms = ttl.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        ready(self.request(&ServiceCall::CacheSet {
+        self.request(ServiceCall::CacheSet {
             key: key.into(),
             value,
             ttl_ms,
-        }))
+        })
     }
 
     fn cache_delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, ServiceResult<bool>> {
-        ready(self.request(&ServiceCall::CacheDelete { key: key.into() }))
+        self.request(ServiceCall::CacheDelete { key: key.into() })
     }
 
     fn room_broadcast<'a>(
@@ -526,26 +552,26 @@ impl HostServices for Remote {
         from: &'a str,
         message: Value,
     ) -> BoxFuture<'a, ServiceResult<()>> {
-        ready(self.request(&ServiceCall::RoomBroadcast {
+        self.request(ServiceCall::RoomBroadcast {
             room: room.into(),
             from: from.into(),
             message,
-        }))
+        })
     }
 
     fn room_members<'a>(&'a self, room: &'a str) -> BoxFuture<'a, ServiceResult<Vec<String>>> {
-        ready(self.request(&ServiceCall::RoomMembers { room: room.into() }))
+        self.request(ServiceCall::RoomMembers { room: room.into() })
     }
 
     fn room_create<'a>(&'a self, room: &'a str, auth: Params) -> BoxFuture<'a, ServiceResult<()>> {
-        ready(self.request(&ServiceCall::RoomCreate {
+        self.request(ServiceCall::RoomCreate {
             room: room.into(),
             auth,
-        }))
+        })
     }
 
     fn room_delete<'a>(&'a self, room: &'a str) -> BoxFuture<'a, ServiceResult<()>> {
-        ready(self.request(&ServiceCall::RoomDelete { room: room.into() }))
+        self.request(ServiceCall::RoomDelete { room: room.into() })
     }
 
     fn room_add<'a>(
@@ -553,10 +579,10 @@ impl HostServices for Remote {
         connection: &'a str,
         room: &'a str,
     ) -> BoxFuture<'a, ServiceResult<()>> {
-        ready(self.request(&ServiceCall::RoomAdd {
+        self.request(ServiceCall::RoomAdd {
             connection: connection.into(),
             room: room.into(),
-        }))
+        })
     }
 
     fn room_remove<'a>(
@@ -564,10 +590,10 @@ impl HostServices for Remote {
         connection: &'a str,
         room: &'a str,
     ) -> BoxFuture<'a, ServiceResult<()>> {
-        ready(self.request(&ServiceCall::RoomRemove {
+        self.request(ServiceCall::RoomRemove {
             connection: connection.into(),
             room: room.into(),
-        }))
+        })
     }
 
     fn set_attribute<'a>(
@@ -576,14 +602,14 @@ impl HostServices for Remote {
         key: &'a str,
         value: Value,
     ) -> BoxFuture<'a, ServiceResult<()>> {
-        ready(self.request(&ServiceCall::SetAttribute {
+        self.request(ServiceCall::SetAttribute {
             connection: connection.into(),
             key: key.into(),
             value,
-        }))
+        })
     }
 
     fn host_status(&self) -> BoxFuture<'_, ServiceResult<Value>> {
-        ready(self.request(&ServiceCall::HostStatus))
+        self.request(ServiceCall::HostStatus)
     }
 }

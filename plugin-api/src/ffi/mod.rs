@@ -29,10 +29,15 @@
 //! - **`call(action, request, host_ctx, out)`** runs one action to completion on the
 //!   calling thread: `request` is a [`CallRequest`] (version, scrubbed params,
 //!   connection), the reply is a [`CallReply`]. The plugin prepares the params and
-//!   drives the async `run` on its own current-thread tokio runtime (one per calling
-//!   thread), so `tokio::time` works inside a dynamic action. The host calls it off the
-//!   reactor (`block_in_place` on its worker, or its blocking pool). `host_ctx` is valid for the call; a plugin
-//!   that keeps it longer (a cloned `Context`) holds a reference through `retain`.
+//!   drives the async `run` on the calling thread inside its own tokio runtime: one
+//!   multi-threaded runtime per loaded library, never stopped, whose workers run what
+//!   the plugin spawns between calls too (timers, pooled connections), exactly as in a
+//!   static plugin. The host calls it on its blocking pool, under a deadline it owns.
+//!   Host service calls from the action are futures: the blocking `service` entry
+//!   point runs on the library runtime's blocking pool, so a `select!` or timeout in
+//!   the plugin can drop them. `host_ctx` is valid for the call; a plugin that keeps it
+//!   longer (a cloned `Context`, an unfinished service call) holds a reference through
+//!   `retain`.
 //! - **Middleware** (see [`crate::middleware`]) crosses through the same `call`, under
 //!   names no action can have (prefix [`RESERVED_CALL_PREFIX`], `$hero/`), so the ABI
 //!   is unchanged and a plugin built before middleware existed keeps loading:
