@@ -170,17 +170,21 @@ impl Invoke for DynamicAction {
         let plugin = self.plugin;
         let gate = Arc::clone(&self.gate);
         let name = self.definition.name.clone();
-        let request = CallRequest {
-            version: self.definition.version,
-            params: ctx.params().clone(),
-            connection: ctx.connection().clone(),
-        };
+        // Encoded here, from borrows: the params are not copied on their way out.
+        let request = CallRequest::encode(self.definition.version, ctx.params(), ctx.connection());
         let services = Arc::clone(ctx.services());
         Box::pin(async move {
+            let request = match request {
+                Ok(bytes) => bytes,
+                Err(err) => {
+                    tracing::error!(plugin = %plugin.name(), error = %err, "dynamic action request unencodable");
+                    return Err(ActionError::internal());
+                }
+            };
             let host = HostCall::new(services, tokio::runtime::Handle::current());
             let started = std::time::Instant::now();
             let joined = gate
-                .run(plugin, move || plugin.call(&name, &request, host))
+                .run(plugin, move || plugin.call_encoded(&name, &request, host))
                 .await;
             crate::metrics::PLUGIN_CALL_SECONDS
                 .with_label_values(&[&plugin.name()])

@@ -275,6 +275,20 @@ impl Plugin {
         self.call_json(CALL_MIDDLEWARE, call, Some(host))
     }
 
+    /// Runs action `name` with a request already encoded by [`CallRequest::encode`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Plugin::call`].
+    pub fn call_encoded(
+        &self,
+        name: &str,
+        request: &[u8],
+        host: Arc<HostCall>,
+    ) -> Result<CallReply, CallError> {
+        self.call_bytes(name, request, Some(host))
+    }
+
     fn call_json<Q: serde::Serialize, R: serde::de::DeserializeOwned>(
         &self,
         name: &str,
@@ -283,6 +297,15 @@ impl Plugin {
     ) -> Result<R, CallError> {
         let request =
             serde_json::to_vec(request).map_err(|e| CallError::BadRequest(e.to_string()))?;
+        self.call_bytes(name, &request, host)
+    }
+
+    fn call_bytes<R: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+        request: &[u8],
+        host: Option<Arc<HostCall>>,
+    ) -> Result<R, CallError> {
         // No host context (null) for requests that need no host services.
         let ctx = host.map_or(std::ptr::null(), |h| Arc::into_raw(h).cast::<c_void>());
         let mut out = FfiBuf::EMPTY;
@@ -290,7 +313,7 @@ impl Plugin {
         let status = unsafe {
             (self.header.call)(
                 FfiStr::borrow(name.as_bytes()),
-                FfiStr::borrow(&request),
+                FfiStr::borrow(request),
                 ctx,
                 &mut out,
             )

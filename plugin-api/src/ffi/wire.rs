@@ -20,6 +20,34 @@ pub struct CallRequest {
     pub connection: ConnectionInfo,
 }
 
+impl CallRequest {
+    /// The JSON of a `CallRequest` with these fields, encoded from borrows: the host
+    /// sends a call without copying its params first.
+    ///
+    /// # Errors
+    ///
+    /// A param cannot be encoded (a map with non-string keys cannot occur in a `Value`,
+    /// so in practice never).
+    pub fn encode(
+        version: u32,
+        params: &Params,
+        connection: &ConnectionInfo,
+    ) -> Result<Vec<u8>, serde_json::Error> {
+        /// The same fields as [`CallRequest`], borrowed.
+        #[derive(Serialize)]
+        struct Borrowed<'a> {
+            version: u32,
+            params: &'a Params,
+            connection: &'a ConnectionInfo,
+        }
+        serde_json::to_vec(&Borrowed {
+            version,
+            params,
+            connection,
+        })
+    }
+}
+
 /// A reply: `{"ok": value}` or `{"error": error}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -290,3 +318,32 @@ pub struct MiddlewareOutcome {
 /// The reply of a hook: `{"ok": MiddlewareOutcome}`, or `{"error": ActionError}` when
 /// it refused (the outcome of a refusing hook is lost, as the chain stops there).
 pub type MiddlewareReply = Reply<MiddlewareOutcome, ActionError>;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_encoded_request_is_the_json_of_the_owned_one() {
+        let mut params = Params::new();
+        params.insert("name".into(), serde_json::json!("ada"));
+        params.insert("n".into(), serde_json::json!([1, {"x": null}]));
+        let connection = ConnectionInfo {
+            id: "c1".into(),
+            kind: "web".into(),
+            remote_ip: "127.0.0.1".into(),
+            remote_port: 4000,
+            ..ConnectionInfo::default()
+        };
+        let owned = CallRequest {
+            version: 2,
+            params: params.clone(),
+            connection: connection.clone(),
+        };
+        assert_eq!(
+            CallRequest::encode(2, &params, &connection).unwrap(),
+            serde_json::to_vec(&owned).unwrap()
+        );
+    }
+}
