@@ -17,7 +17,10 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use plugin_api::ffi::{CallRequest, HostCall, MiddlewareCall, MiddlewareOutcome, Plugin};
+use plugin_api::ffi::{
+    CallError, CallReply, CallRequest, HostCall, MiddlewareCall, MiddlewareOutcome,
+    MiddlewareReply, Plugin, Started,
+};
 use plugin_api::middleware::{ChatHook, HookResult, MiddlewareKind};
 use plugin_api::{
     ActionDefinition, ActionError, ActionResult, BoxFuture, ChatContext, ConnectionContext,
@@ -105,16 +108,82 @@ impl CallGate {
         let joined = tokio::task::spawn_blocking(move || {
             let out = f();
             drop(slot);
-            if state.swap(DONE, Ordering::AcqRel) == ABANDONED {
-                STUCK.fetch_sub(1, Ordering::Relaxed);
-                crate::metrics::plugin_call_unstuck(&plugin.name());
-                tracing::info!(plugin = %plugin.name(), "a plugin call past its deadline returned");
-            }
+            unstick(&state, plugin);
             out
         })
         .await;
         drop(abandoned);
         joined
+    }
+}
+
+impl CallGate {
+    /// One call into `plugin` (`name`: an action or a reserved name) with an encoded
+    /// request, once a slot is free: its first poll in place (on this worker, handed
+    /// off with `block_in_place`), so a call that needs no waiting costs no thread hop;
+    /// the rest on the plugin's runtime, awaited here. A plugin built before `start`
+    /// is called on the blocking pool instead. Dropping the future (a deadline) leaves
+    /// the call to finish alone, counted as stuck until it does.
+    async fn call<R: serde::de::DeserializeOwned>(
+        &self,
+        plugin: Plugin,
+        name: String,
+        request: Vec<u8>,
+        host: Arc<HostCall>,
+    ) -> Result<R, String> {
+        if !plugin.can_start() {
+            let bytes = self
+                .run(plugin, move || plugin.call_bytes_for(&name, &request, host))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            return decode(&bytes);
+        }
+        let slot = Arc::clone(&self.slots).acquire_owned().await.ok();
+        let state = Arc::new(AtomicU8::new(RUNNING));
+        let finished = {
+            let state = Arc::clone(&state);
+            Box::new(move || {
+                drop(slot);
+                unstick(&state, plugin);
+            })
+        };
+        let abandoned = Abandoned {
+            state: Arc::clone(&state),
+            plugin,
+        };
+        let start = move || plugin.start(&name, &request, host, finished);
+        let started = if tokio::runtime::Handle::current().runtime_flavor()
+            == tokio::runtime::RuntimeFlavor::MultiThread
+        {
+            tokio::task::block_in_place(start)
+        } else {
+            tokio::task::spawn_blocking(start)
+                .await
+                .map_err(|e| e.to_string())?
+        };
+        let bytes = match started {
+            Some(Started::Done(bytes)) => bytes,
+            Some(Started::Pending(pending)) => pending.await,
+            None => Err(CallError::BadRequest(
+                "the plugin cannot start calls".into(),
+            )),
+        };
+        drop(abandoned);
+        decode(&bytes.map_err(|e| e.to_string())?)
+    }
+}
+
+fn decode<R: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<R, String> {
+    serde_json::from_slice(bytes).map_err(|e| format!("malformed reply from the plugin: {e}"))
+}
+
+/// A call ended: a stuck one (its caller gave up) is stuck no more.
+fn unstick(state: &AtomicU8, plugin: Plugin) {
+    if state.swap(DONE, Ordering::AcqRel) == ABANDONED {
+        STUCK.fetch_sub(1, Ordering::Relaxed);
+        crate::metrics::plugin_call_unstuck(&plugin.name());
+        tracing::info!(plugin = %plugin.name(), "a plugin call past its deadline returned");
     }
 }
 
@@ -183,20 +252,14 @@ impl Invoke for DynamicAction {
             };
             let host = HostCall::new(services, tokio::runtime::Handle::current());
             let started = std::time::Instant::now();
-            let joined = gate
-                .run(plugin, move || plugin.call_encoded(&name, &request, host))
-                .await;
+            let reply: Result<CallReply, String> = gate.call(plugin, name, request, host).await;
             crate::metrics::PLUGIN_CALL_SECONDS
                 .with_label_values(&[&plugin.name()])
                 .observe(started.elapsed().as_secs_f64());
-            match joined {
-                Ok(Ok(reply)) => reply.into(),
-                Ok(Err(err)) => {
-                    tracing::error!(plugin = %plugin.name(), error = %err, "dynamic action failed");
-                    Err(ActionError::internal())
-                }
+            match reply {
+                Ok(reply) => reply.into(),
                 Err(err) => {
-                    tracing::error!(plugin = %plugin.name(), error = %err, "dynamic action task failed");
+                    tracing::error!(plugin = %plugin.name(), error = %err, "dynamic action failed");
                     Err(ActionError::internal())
                 }
             }
@@ -263,18 +326,24 @@ impl HookCaller {
     ) -> Result<MiddlewareOutcome, ActionError> {
         let plugin = self.plugin;
         let limit = self.gate.limits.timeout;
-        let host = HostCall::new(services, tokio::runtime::Handle::current());
-        let run = self
-            .gate
-            .run(plugin, move || plugin.call_middleware(&call, host));
-        match tokio::time::timeout(limit, run).await {
-            Ok(Ok(Ok(reply))) => reply.into(),
-            Ok(Ok(Err(err))) => {
-                tracing::error!(plugin = %plugin.name(), error = %err, "dynamic middleware failed");
-                Err(ActionError::internal())
+        let request = match serde_json::to_vec(&call) {
+            Ok(bytes) => bytes,
+            Err(err) => {
+                tracing::error!(plugin = %plugin.name(), error = %err, "middleware call unencodable");
+                return Err(ActionError::internal());
             }
+        };
+        let host = HostCall::new(services, tokio::runtime::Handle::current());
+        let run = self.gate.call::<MiddlewareReply>(
+            plugin,
+            plugin_api::ffi::CALL_MIDDLEWARE.to_owned(),
+            request,
+            host,
+        );
+        match tokio::time::timeout(limit, run).await {
+            Ok(Ok(reply)) => reply.into(),
             Ok(Err(err)) => {
-                tracing::error!(plugin = %plugin.name(), error = %err, "dynamic middleware task failed");
+                tracing::error!(plugin = %plugin.name(), error = %err, "dynamic middleware failed");
                 Err(ActionError::internal())
             }
             Err(_) => Err(ActionError::timed_out(&self.name, limit)),

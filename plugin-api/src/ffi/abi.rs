@@ -31,6 +31,8 @@ pub const STATUS_OK: i32 = 0;
 pub const STATUS_BAD_REQUEST: i32 = 1;
 /// The callee panicked; the output buffer holds the panic message.
 pub const STATUS_PANIC: i32 = 2;
+/// `start` did not finish the call in its first poll: `done` will be called once.
+pub const STATUS_PENDING: i32 = 3;
 
 /// A borrowed byte string: valid for the duration of the call it is passed to, or
 /// `'static` inside a [`PluginHeader`].
@@ -177,7 +179,29 @@ pub struct PluginHeader {
     pub call: CallFn,
     /// See [`FreeFn`].
     pub free: FreeFn,
+    /// See [`StartFn`]. Appended after ABI 1's first release: read only when
+    /// `struct_size` covers it (a plugin without it is called through `call`).
+    pub start: StartFn,
 }
+
+/// `start(action, request, host_ctx, done, token, out)`: begins one call (an action, or
+/// a reserved name, as `call` takes) and polls it once on the calling thread. Finished
+/// then: the reply is in `out` with its status, as `call` would answer. Otherwise:
+/// [`STATUS_PENDING`], the call goes on on the plugin's runtime (holding its own
+/// reference to `host_ctx`), and `done(token, status, reply)` is called exactly once,
+/// from a plugin thread, when it ends; `token` is the host's until then.
+pub type StartFn = unsafe extern "C" fn(
+    action: FfiStr,
+    request: FfiStr,
+    host_ctx: *const c_void,
+    done: DoneFn,
+    token: *mut c_void,
+    out: *mut FfiBuf,
+) -> i32;
+
+/// `done(token, status, reply)`: the end of a pending call; the host frees `reply` with
+/// the plugin's `free`.
+pub type DoneFn = unsafe extern "C" fn(token: *mut c_void, status: i32, reply: FfiBuf);
 
 // SAFETY: a header only points at `'static` immutable data and functions.
 unsafe impl Sync for PluginHeader {}
@@ -213,7 +237,7 @@ pub struct HostVTable {
     pub free: FreeFn,
 }
 
-/// Smallest header a host of this ABI accepts.
-pub const MIN_HEADER_SIZE: usize = std::mem::size_of::<PluginHeader>();
+/// Smallest header a host of this ABI accepts: ABI 1 as first released, up to `free`.
+pub const MIN_HEADER_SIZE: usize = std::mem::offset_of!(PluginHeader, start);
 /// Smallest host table a plugin of this ABI accepts.
 pub const MIN_HOST_SIZE: usize = std::mem::size_of::<HostVTable>();

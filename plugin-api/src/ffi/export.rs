@@ -87,6 +87,7 @@ pub const fn header<P: Exports>() -> PluginHeader {
         describe: describe::<P>,
         call: call::<P>,
         free,
+        start: start::<P>,
     }
 }
 
@@ -184,59 +185,138 @@ unsafe extern "C" fn describe<P: Exports>(out: *mut FfiBuf) -> i32 {
     })
 }
 
+/// The work of one call: an answer known at once, or the future of the encoded reply.
+enum Job {
+    Answer(i32, Vec<u8>),
+    Run(BoxFuture<'static, (i32, Vec<u8>)>),
+}
+
+/// Decodes one call (an action, or a reserved name) into its [`Job`].
+fn job<P: Exports>(action: FfiStr, request: FfiStr, host_ctx: *const c_void) -> Job {
+    // SAFETY: `action` and `request` are valid for this call (the `call` contract).
+    let (action, request) = unsafe { (action.as_bytes(), request.as_bytes()) };
+    let Ok(name) = std::str::from_utf8(action) else {
+        return Job::Answer(STATUS_BAD_REQUEST, b"action name is not UTF-8".to_vec());
+    };
+    if name.starts_with(RESERVED_CALL_PREFIX) {
+        return reserved_job::<P>(name, request, host_ctx);
+    }
+    let request: CallRequest = match serde_json::from_slice(request) {
+        Ok(r) => r,
+        Err(e) => {
+            return Job::Answer(
+                STATUS_BAD_REQUEST,
+                format!("malformed call request: {e}").into_bytes(),
+            );
+        }
+    };
+    let Some(handler) = P::handlers()
+        .iter()
+        .find(|h| h.definition().name == name && h.definition().version == request.version)
+    else {
+        let reply = CallReply::Error(ActionError::unknown_action(name));
+        return Job::Answer(STATUS_OK, serde_json::to_vec(&reply).unwrap_or_default());
+    };
+    let Some(host) = HOST.get().copied() else {
+        return Job::Answer(STATUS_BAD_REQUEST, b"plugin called before init".to_vec());
+    };
+    let services = Arc::new(Remote::new(host, host_ctx));
+    let ctx = Context::new(request.params, request.connection, services);
+    let run = handler.invoke(ctx);
+    Job::Run(Box::pin(async move {
+        let reply = CallReply::from(run.await);
+        match serde_json::to_vec(&reply) {
+            Ok(bytes) => (STATUS_OK, bytes),
+            Err(e) => (
+                STATUS_BAD_REQUEST,
+                format!("unserializable result: {e}").into_bytes(),
+            ),
+        }
+    }))
+}
+
 unsafe extern "C" fn call<P: Exports>(
     action: FfiStr,
     request: FfiStr,
     host_ctx: *const c_void,
     out: *mut FfiBuf,
 ) -> i32 {
-    guarded(out, || {
-        // SAFETY: `action` and `request` are valid for this call (the `call` contract).
-        let (action, request) = unsafe { (action.as_bytes(), request.as_bytes()) };
-        let Ok(name) = std::str::from_utf8(action) else {
-            return (STATUS_BAD_REQUEST, b"action name is not UTF-8".to_vec());
-        };
-        if name.starts_with(RESERVED_CALL_PREFIX) {
-            return reserved_call::<P>(name, request, host_ctx);
-        }
-        let request: CallRequest = match serde_json::from_slice(request) {
-            Ok(r) => r,
-            Err(e) => {
-                return (
-                    STATUS_BAD_REQUEST,
-                    format!("malformed call request: {e}").into_bytes(),
-                );
-            }
-        };
-        let Some(handler) = P::handlers()
-            .iter()
-            .find(|h| h.definition().name == name && h.definition().version == request.version)
-        else {
-            let reply = CallReply::Error(ActionError::unknown_action(name));
-            return (STATUS_OK, serde_json::to_vec(&reply).unwrap_or_default());
-        };
-        let Some(host) = HOST.get().copied() else {
-            return (STATUS_BAD_REQUEST, b"plugin called before init".to_vec());
-        };
-        let services = Arc::new(Remote::new(host, host_ctx));
-        let ctx = Context::new(request.params, request.connection, services);
-        let previous = CURRENT.replace(host_ctx);
-        let result = block_on(handler.invoke(ctx));
-        CURRENT.set(previous);
-        match result {
-            Ok(result) => {
-                let reply = CallReply::from(result);
-                match serde_json::to_vec(&reply) {
-                    Ok(bytes) => (STATUS_OK, bytes),
-                    Err(e) => (
-                        STATUS_BAD_REQUEST,
-                        format!("unserializable result: {e}").into_bytes(),
-                    ),
-                }
-            }
-            Err(message) => (STATUS_PANIC, message.into_bytes()),
+    guarded(out, || match job::<P>(action, request, host_ctx) {
+        Job::Answer(status, bytes) => (status, bytes),
+        Job::Run(run) => {
+            let previous = CURRENT.replace(host_ctx);
+            let done = block_on(run);
+            CURRENT.set(previous);
+            done.unwrap_or_else(|message| (STATUS_PANIC, message.into_bytes()))
         }
     })
+}
+
+/// A pointer handed back to the host from another thread (the host's `done` token).
+struct Token(*mut c_void);
+
+// SAFETY: the token is opaque to the plugin, which only hands it back once, to `done`;
+// the host made it for exactly that.
+unsafe impl Send for Token {}
+
+unsafe extern "C" fn start<P: Exports>(
+    action: FfiStr,
+    request: FfiStr,
+    host_ctx: *const c_void,
+    done: abi::DoneFn,
+    token: *mut c_void,
+    out: *mut FfiBuf,
+) -> i32 {
+    guarded(out, || {
+        let mut run = match job::<P>(action, request, host_ctx) {
+            Job::Answer(status, bytes) => return (status, bytes),
+            Job::Run(run) => run,
+        };
+        let runtime = match runtime() {
+            Ok(r) => r,
+            Err(message) => return (STATUS_PANIC, message.into_bytes()),
+        };
+        // The first poll here, inside the runtime (timers and spawns register with
+        // it): a call that needs no waiting, the usual case, costs no thread hop.
+        let polled = {
+            let _inside = runtime.enter();
+            let previous = CURRENT.replace(host_ctx);
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            let polled = catch_unwind(AssertUnwindSafe(|| run.as_mut().poll(&mut cx)));
+            CURRENT.set(previous);
+            polled
+        };
+        match polled {
+            Ok(std::task::Poll::Ready(answer)) => answer,
+            Err(panic) => (STATUS_PANIC, panic_text(panic.as_ref()).into_bytes()),
+            Ok(std::task::Poll::Pending) => {
+                // The rest on the runtime; a spawned task is polled again at once, so
+                // the no-op waker of the first poll loses no wake-up.
+                let token = Token(token);
+                runtime.spawn(async move {
+                    let token = token;
+                    let (status, bytes) = caught(run).await;
+                    // SAFETY: the host's `done` takes its token back exactly once, with a
+                    // buffer this library wrote (freed by the host through `free`).
+                    unsafe { done(token.0, status, FfiBuf::from_vec(bytes)) };
+                });
+                (abi::STATUS_PENDING, Vec::new())
+            }
+        }
+    })
+}
+
+/// Drives `run` with panics caught: a panic ends it as `STATUS_PANIC` and its message.
+async fn caught(mut run: BoxFuture<'static, (i32, Vec<u8>)>) -> (i32, Vec<u8>) {
+    std::future::poll_fn(
+        move |cx| match catch_unwind(AssertUnwindSafe(|| run.as_mut().poll(cx))) {
+            Ok(polled) => polled,
+            Err(panic) => {
+                std::task::Poll::Ready((STATUS_PANIC, panic_text(panic.as_ref()).into_bytes()))
+            }
+        },
+    )
+    .await
 }
 
 fn encoded<T: serde::Serialize>(reply: &T) -> (i32, Vec<u8>) {
@@ -251,11 +331,7 @@ fn encoded<T: serde::Serialize>(reply: &T) -> (i32, Vec<u8>) {
 
 /// The host's own requests (see [`RESERVED_CALL_PREFIX`]): middleware definitions and
 /// middleware hooks.
-fn reserved_call<P: Exports>(
-    name: &str,
-    request: &[u8],
-    host_ctx: *const c_void,
-) -> (i32, Vec<u8>) {
+fn reserved_job<P: Exports>(name: &str, request: &[u8], host_ctx: *const c_void) -> Job {
     if name == DESCRIBE_MIDDLEWARE {
         let mut list = MiddlewareList::default();
         for m in P::middleware() {
@@ -266,10 +342,11 @@ fn reserved_call<P: Exports>(
             };
             into.push(m.definition().clone());
         }
-        return encoded(&Reply::<_, ActionError>::Ok(list));
+        let (status, bytes) = encoded(&Reply::<_, ActionError>::Ok(list));
+        return Job::Answer(status, bytes);
     }
     if name != CALL_MIDDLEWARE {
-        return (
+        return Job::Answer(
             STATUS_BAD_REQUEST,
             format!("unknown reserved call {name}").into_bytes(),
         );
@@ -277,23 +354,18 @@ fn reserved_call<P: Exports>(
     let call: MiddlewareCall = match serde_json::from_slice(request) {
         Ok(c) => c,
         Err(e) => {
-            return (
+            return Job::Answer(
                 STATUS_BAD_REQUEST,
                 format!("malformed middleware call: {e}").into_bytes(),
             );
         }
     };
     let Some(host) = HOST.get().copied() else {
-        return (STATUS_BAD_REQUEST, b"plugin called before init".to_vec());
+        return Job::Answer(STATUS_BAD_REQUEST, b"plugin called before init".to_vec());
     };
     let services: Arc<dyn HostServices> = Arc::new(Remote::new(host, host_ctx));
-    let previous = CURRENT.replace(host_ctx);
-    let reply = block_on(run_hook::<P>(call, services));
-    CURRENT.set(previous);
-    match reply {
-        Ok(reply) => encoded(&reply),
-        Err(message) => (STATUS_PANIC, message.into_bytes()),
-    }
+    let hook = run_hook::<P>(call, services);
+    Job::Run(Box::pin(async move { encoded(&hook.await) }))
 }
 
 fn find<P: Exports>(kind: MiddlewareKind, name: &str) -> Option<&'static MiddlewareHandler> {

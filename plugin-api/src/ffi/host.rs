@@ -6,7 +6,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, OnceLock};
 
 use super::abi::{
-    ABI_VERSION, FfiBuf, FfiStr, HostVTable, MIN_HEADER_SIZE, PluginHeader, STATUS_OK, STATUS_PANIC,
+    ABI_VERSION, FfiBuf, FfiStr, FreeFn, HostVTable, MIN_HEADER_SIZE, PluginHeader, STATUS_OK,
+    STATUS_PANIC, STATUS_PENDING, StartFn,
 };
 use super::log::level_number;
 use super::wire::{
@@ -289,6 +290,21 @@ impl Plugin {
         self.call_bytes(name, request, Some(host))
     }
 
+    /// Runs call `name` (an action or a reserved name) with an encoded request on the
+    /// calling thread, to completion; the encoded reply.
+    ///
+    /// # Errors
+    ///
+    /// As [`Plugin::call`].
+    pub fn call_bytes_for(
+        &self,
+        name: &str,
+        request: &[u8],
+        host: Arc<HostCall>,
+    ) -> Result<Vec<u8>, CallError> {
+        self.call_raw(name, request, Some(host))
+    }
+
     fn call_json<Q: serde::Serialize, R: serde::de::DeserializeOwned>(
         &self,
         name: &str,
@@ -306,6 +322,16 @@ impl Plugin {
         request: &[u8],
         host: Option<Arc<HostCall>>,
     ) -> Result<R, CallError> {
+        let bytes = self.call_raw(name, request, host)?;
+        serde_json::from_slice(&bytes).map_err(|e| CallError::Malformed(e.to_string()))
+    }
+
+    fn call_raw(
+        &self,
+        name: &str,
+        request: &[u8],
+        host: Option<Arc<HostCall>>,
+    ) -> Result<Vec<u8>, CallError> {
         // No host context (null) for requests that need no host services.
         let ctx = host.map_or(std::ptr::null(), |h| Arc::into_raw(h).cast::<c_void>());
         let mut out = FfiBuf::EMPTY;
@@ -324,7 +350,66 @@ impl Plugin {
         }
         let bytes = self.take(out);
         check(status, &bytes)?;
-        serde_json::from_slice(&bytes).map_err(|e| CallError::Malformed(e.to_string()))
+        Ok(bytes)
+    }
+
+    /// Whether the plugin has `start` (built with a plugin-api that appended it).
+    pub fn can_start(&self) -> bool {
+        self.start_fn().is_some()
+    }
+
+    fn start_fn(&self) -> Option<StartFn> {
+        let end = std::mem::offset_of!(PluginHeader, start) + std::mem::size_of::<StartFn>();
+        // An older header ends before `start`: its bytes there are not ours to read.
+        (self.header.struct_size as usize >= end).then_some(self.header.start)
+    }
+
+    /// Begins call `name` (an action, or a reserved name) with an encoded request. Its
+    /// first poll runs on the calling thread (call it where blocking is allowed, e.g.
+    /// in `block_in_place`); the rest, if any, on the plugin's runtime. `finished` runs
+    /// once the plugin is done with the call, whether or not anyone still awaits it.
+    /// `None` if the plugin has no `start` (use [`Plugin::call`]).
+    pub fn start(
+        &self,
+        name: &str,
+        request: &[u8],
+        host: Arc<HostCall>,
+        finished: Box<dyn FnOnce() + Send>,
+    ) -> Option<Started> {
+        let start = self.start_fn()?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let waiting = Box::into_raw(Box::new(Waiting {
+            tx,
+            free: self.header.free,
+            finished,
+        }))
+        .cast::<c_void>();
+        let ctx = Arc::into_raw(host).cast::<c_void>();
+        let mut out = FfiBuf::EMPTY;
+        // SAFETY: the strings outlive the call, `ctx` holds one reference for it (the
+        // plugin retains its own for a pending call), `waiting` is the token `done`
+        // takes back, `out` is ours to be written.
+        let status = unsafe {
+            start(
+                FfiStr::borrow(name.as_bytes()),
+                FfiStr::borrow(request),
+                ctx,
+                done,
+                waiting,
+                &mut out,
+            )
+        };
+        // SAFETY: releases the reference taken by `into_raw` above.
+        drop(unsafe { Arc::from_raw(ctx.cast::<HostCall>()) });
+        let bytes = self.take(out);
+        if status == STATUS_PENDING {
+            return Some(Started::Pending(PendingCall(rx)));
+        }
+        // Finished in place: the token is still ours.
+        // SAFETY: `waiting` came from `Box::into_raw` above and `done` was not called.
+        let waiting = unsafe { Box::from_raw(waiting.cast::<Waiting>()) };
+        (waiting.finished)();
+        Some(Started::Done(check(status, &bytes).map(|()| bytes)))
     }
 
     /// Copies a plugin-written buffer out and frees it with the plugin's `free`.
@@ -344,6 +429,60 @@ fn check(status: i32, bytes: &[u8]) -> Result<(), CallError> {
         STATUS_PANIC => Err(CallError::Panic(message())),
         _ => Err(CallError::BadRequest(message())),
     }
+}
+
+/// How a started call goes on.
+#[derive(Debug)]
+pub enum Started {
+    /// It finished in its first poll: the encoded reply, or why the call failed.
+    Done(Result<Vec<u8>, CallError>),
+    /// It goes on on the plugin's runtime.
+    Pending(PendingCall),
+}
+
+/// A call going on on a plugin's runtime; resolves to its encoded reply when it ends.
+/// Dropping it stops waiting, not the call.
+#[derive(Debug)]
+pub struct PendingCall(tokio::sync::oneshot::Receiver<(i32, Vec<u8>)>);
+
+impl std::future::Future for PendingCall {
+    type Output = Result<Vec<u8>, CallError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|answer| match answer {
+                Ok((status, bytes)) => check(status, &bytes).map(|()| bytes),
+                Err(_) => Err(CallError::Panic("the plugin dropped the call".into())),
+            })
+    }
+}
+
+/// The token of a pending call: where `done` sends the reply.
+struct Waiting {
+    tx: tokio::sync::oneshot::Sender<(i32, Vec<u8>)>,
+    free: FreeFn,
+    finished: Box<dyn FnOnce() + Send>,
+}
+
+unsafe extern "C" fn done(token: *mut c_void, status: i32, reply: FfiBuf) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        if token.is_null() {
+            return;
+        }
+        // SAFETY: `token` is a `Waiting` from `Plugin::start`, handed back once.
+        let waiting = unsafe { Box::from_raw(token.cast::<Waiting>()) };
+        // SAFETY: the plugin wrote `reply`; it goes back to the plugin's `free`, once.
+        let bytes = unsafe { reply.to_vec() };
+        // SAFETY: as above.
+        unsafe { (waiting.free)(reply) };
+        let Waiting { tx, finished, .. } = *waiting;
+        let _ = tx.send((status, bytes));
+        finished();
+    }));
 }
 
 /// What a plugin's service requests run against during one call: the host's

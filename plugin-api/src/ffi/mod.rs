@@ -93,13 +93,14 @@ mod log;
 mod wire;
 
 pub use abi::{
-    ABI_VERSION, API_VERSION, CallFn, DescribeFn, ENTRY_PREFIX, FfiBuf, FfiStr, FreeFn, HostVTable,
-    InitFn, LogFn, MIN_HEADER_SIZE, MIN_HOST_SIZE, PluginHeader, RUSTC_VERSION, RefFn,
-    STATUS_BAD_REQUEST, STATUS_OK, STATUS_PANIC, ServiceFn, TARGET,
+    ABI_VERSION, API_VERSION, CallFn, DescribeFn, DoneFn, ENTRY_PREFIX, FfiBuf, FfiStr, FreeFn,
+    HostVTable, InitFn, LogFn, MIN_HEADER_SIZE, MIN_HOST_SIZE, PluginHeader, RUSTC_VERSION, RefFn,
+    STATUS_BAD_REQUEST, STATUS_OK, STATUS_PANIC, STATUS_PENDING, ServiceFn, StartFn, TARGET,
 };
 pub use export::{Exports, header, package_actions, package_middleware, raw_service_call};
 pub use host::{
-    CallError, EntryFn, HeaderError, HostCall, Plugin, declared_api_version, host_vtable,
+    CallError, EntryFn, HeaderError, HostCall, PendingCall, Plugin, Started, declared_api_version,
+    host_vtable,
 };
 pub use wire::{
     CALL_MIDDLEWARE, CallReply, CallRequest, DESCRIBE_MIDDLEWARE, MiddlewareCall, MiddlewareList,
