@@ -32,12 +32,21 @@
 //!   drives the async `run` on the calling thread inside its own tokio runtime: one
 //!   multi-threaded runtime per loaded library, never stopped, whose workers run what
 //!   the plugin spawns between calls too (timers, pooled connections), exactly as in a
-//!   static plugin. The host calls it on its blocking pool, under a deadline it owns.
+//!   static plugin. A host calls it on its blocking pool, under a deadline it owns, when
+//!   the plugin has no `start`.
 //!   Host service calls from the action are futures: the blocking `service` entry
 //!   point runs on the library runtime's blocking pool, so a `select!` or timeout in
 //!   the plugin can drop them. `host_ctx` is valid for the call; a plugin that keeps it
 //!   longer (a cloned `Context`, an unfinished service call) holds a reference through
 //!   `retain`.
+//! - **`start(action, request, host_ctx, done, token, out)`** (appended to the header
+//!   after ABI 1's first release; a host reads it only when `struct_size` covers it)
+//!   begins the same call and polls it once on the calling thread. A call that needs
+//!   no waiting answers at once, as `call` would; otherwise `start` answers
+//!   [`STATUS_PENDING`], the rest runs on the library's runtime, and the plugin calls
+//!   `done(token, status, reply)` once when it ends. The host awaits that under its
+//!   deadline, so a waiting plugin call holds no host thread. (Blocking inside the
+//!   first poll holds the host's calling thread, as a static action that blocks does.)
 //! - **Middleware** (see [`crate::middleware`]) crosses through the same `call`, under
 //!   names no action can have (prefix [`RESERVED_CALL_PREFIX`], `$hero/`), so the ABI
 //!   is unchanged and a plugin built before middleware existed keeps loading:
