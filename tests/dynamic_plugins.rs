@@ -26,12 +26,18 @@ struct Libs {
 /// Builds `package` with `features` into a separate target dir (the outer cargo holds
 /// the build lock of the normal one) and stashes the library as `<stash>.so`.
 fn build(package: &str, lib: &str, features: &str, stash: &str) -> PathBuf {
+    build_with(package, lib, features, &[], stash)
+}
+
+/// [`build`], with extra arguments for cargo (`--config` overrides).
+fn build_with(package: &str, lib: &str, features: &str, extra: &[&str], stash: &str) -> PathBuf {
     let root = repo_root();
     let target = root.join("target/plugin-tests");
     let mut cmd = Command::new(option_env!("CARGO").unwrap_or("cargo"));
     cmd.current_dir(&root)
         .env("CARGO_TARGET_DIR", &target)
-        .args(["build", "--quiet", "--lib", "-p", package]);
+        .args(["build", "--quiet", "--lib", "-p", package])
+        .args(extra);
     if !features.is_empty() {
         cmd.args(["--features", features]);
     }
@@ -60,6 +66,31 @@ fn libs() -> &'static Libs {
             "wrong_abi",
         ),
     })
+}
+
+/// Builds of the test plugin against other layouts of the boundary, each built once
+/// per test binary, on first use (the `panic = "abort"` build recompiles its
+/// dependencies: only the test that needs it pays for it).
+fn abi_lib(which: &'static str) -> PathBuf {
+    static V1: OnceLock<PathBuf> = OnceLock::new();
+    static NEXT: OnceLock<PathBuf> = OnceLock::new();
+    static ABORT: OnceLock<PathBuf> = OnceLock::new();
+    let (lock, features, extra): (_, _, &[&str]) = match which {
+        "abi-v1" => (&V1, "abi-v1", &[]),
+        "abi-next" => (&NEXT, "abi-next", &[]),
+        "panic-abort" => (&ABORT, "", &["--config", "profile.dev.panic=\"abort\""]),
+        other => panic!("no such build: {other}"),
+    };
+    lock.get_or_init(|| {
+        build_with(
+            "hero-test-plugin",
+            "hero_test_plugin",
+            features,
+            extra,
+            which,
+        )
+    })
+    .clone()
 }
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -877,4 +908,61 @@ fn a_plugin_s_runtime_runs_its_tasks_between_calls_and_host_services_are_futures
     let raced = get(&hero, "/api/raceService");
     assert_eq!(raced["raced"], "pending", "{raced}");
     assert_eq!(raced["value"], Value::Null, "{raced}");
+}
+
+#[test]
+fn plugins_built_against_the_v1_header_or_a_longer_one_load_and_serve() {
+    // The host is "next" to a v1 build (its header has the flags appended; the v1 build
+    // declares the v1 size, ones past it) and "v1" to a next build (whose header and
+    // host table carry a field this host does not know, and which gets a host table
+    // shorter than its own).
+    for build in ["abi-v1", "abi-next"] {
+        let dir = plugin_dir(&[(&abi_lib(build), "libtest.so")]);
+        let hero = start(dir.path(), &[]);
+        hero.wait_for_log("loaded plugin hero-test-plugin", WAIT)
+            .unwrap_or_else(|| panic!("{build} not loaded:\n{}", hero.logs().join("\n")));
+        assert_eq!(get(&hero, "/api/generation")["generation"], 1, "{build}");
+        // Host services work: the plugin kept the host's table whatever its length.
+        assert_eq!(get(&hero, "/api/cacheCount")["count"], 1, "{build}");
+        assert_eq!(get(&hero, "/api/cacheCount")["count"], 2, "{build}");
+        let status = get(&hero, "/api/status");
+        assert_eq!(status["plugins"]["refused"], json!([]), "{build}: {status}");
+        assert_eq!(
+            status["plugins"]["loaded"][0]["name"], "hero-test-plugin",
+            "{build}: {status}"
+        );
+        if build == "abi-next" {
+            // The host's table is too short to carry the appended field: the plugin
+            // read its default, not the bytes past the table's end.
+            assert_eq!(get(&hero, "/api/abiNext")["hostNext"], 0);
+        }
+    }
+}
+
+#[test]
+fn a_plugin_built_with_panic_abort_is_refused_with_the_reason() {
+    let abort = abi_lib("panic-abort");
+    let dir = plugin_dir(&[(&abort, "libabort.so")]);
+    let hero = start(dir.path(), &[]);
+    let reason = "built with panic = \"abort\": a panic in it would kill the host; build it \
+                  with panic = \"unwind\"";
+    let line = hero
+        .wait_for_log(
+            &format!(
+                "refused plugin {}",
+                dir.path().join("libabort.so").display()
+            ),
+            WAIT,
+        )
+        .unwrap_or_else(|| panic!("not refused:\n{}", hero.logs().join("\n")));
+    assert!(line.contains(reason), "{line}");
+    let status = get(&hero, "/api/status");
+    let refused = &status["plugins"]["refused"][0];
+    assert!(
+        refused["reason"].as_str().unwrap().contains(reason),
+        "{status}"
+    );
+    assert_eq!(status["plugins"]["loaded"], json!([]), "{status}");
+    // Nothing of it is served.
+    assert!(get(&hero, "/api/generation").get("error").is_some());
 }

@@ -1,6 +1,12 @@
 //! Errors an action returns, and errors of the host services it calls.
+//!
+//! Both cross the dynamic boundary as JSON, between builds of different plugin-api
+//! versions, so each reads values a newer build may add: [`ErrorKind`] falls back to
+//! [`ErrorKind::Other`], [`ServiceError`] to [`ServiceError::Other`] carrying the
+//! unknown variant as text.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
 
 /// What went wrong in an action, as the client will see it.
 ///
@@ -136,7 +142,10 @@ impl From<ServiceError> for ActionError {
 }
 
 /// A host service (cache, rooms, connection attributes) could not do what was asked.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+///
+/// On the wire it is externally tagged (`"NoSuchRoom"`, `{"Refused": "text"}`); a
+/// variant this build does not know reads as [`ServiceError::Other`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServiceError {
     /// The room does not exist.
@@ -151,6 +160,50 @@ pub enum ServiceError {
     /// The backend (Redis, the plugin boundary) failed.
     #[error("host service unavailable: {0}")]
     Unavailable(String),
+    /// An error this build does not know (sent by a newer host): its variant name, and
+    /// its data if it has any (`QuotaExceeded: {"limit":5}`).
+    #[error("host service error: {0}")]
+    Other(String),
+}
+
+/// Reads the externally tagged form by hand, so that a variant added by a newer host
+/// (or a known one whose data changed shape) becomes a readable [`ServiceError::Other`]
+/// instead of failing the whole reply.
+impl<'de> Deserialize<'de> for ServiceError {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        /// The two forms of an externally tagged variant: a unit variant's name, or a
+        /// one-entry map from the name to the data.
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Wire {
+            Unit(String),
+            Tagged(serde_json::Map<String, Value>),
+        }
+        let (variant, data) = match Wire::deserialize(deserializer)? {
+            Wire::Unit(name) => (name, Value::Null),
+            Wire::Tagged(map) => {
+                let entries = map.len();
+                match map.into_iter().next() {
+                    Some(entry) if entries == 1 => entry,
+                    _ => {
+                        return Err(serde::de::Error::custom(format!(
+                            "a service error is a map of one variant, not of {entries}"
+                        )));
+                    }
+                }
+            }
+        };
+        Ok(match (variant.as_str(), data) {
+            ("NoSuchRoom", Value::Null) => ServiceError::NoSuchRoom,
+            ("NoSuchConnection", Value::Null) => ServiceError::NoSuchConnection,
+            ("Refused", Value::String(text)) => ServiceError::Refused(text),
+            ("Unavailable", Value::String(text)) => ServiceError::Unavailable(text),
+            ("Other", Value::String(text)) => ServiceError::Other(text),
+            (_, Value::Null) => ServiceError::Other(variant),
+            (_, Value::String(text)) => ServiceError::Other(format!("{variant}: {text}")),
+            (_, data) => ServiceError::Other(format!("{variant}: {data}")),
+        })
+    }
 }
 
 #[cfg(test)]

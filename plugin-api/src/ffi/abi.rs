@@ -1,4 +1,11 @@
 //! The `#[repr(C)]` types that cross the boundary, and the numbers that version them.
+//!
+//! [`PluginHeader`] and [`HostVTable`] grow by appending fields. Their first layouts are
+//! frozen as [`PluginHeaderV1`] and [`HostVTableV1`]: those, not today's structs, set the
+//! smallest size each side accepts ([`MIN_HEADER_SIZE`], [`MIN_HOST_SIZE`]), so a field
+//! appended later does not lock out the builds made before it. A field past the v1
+//! prefix is read only when the other side's `struct_size` covers it; compile-time
+//! checks below keep today's structs a strict extension of v1.
 
 use std::ffi::c_void;
 
@@ -179,9 +186,19 @@ pub struct PluginHeader {
     pub call: CallFn,
     /// See [`FreeFn`].
     pub free: FreeFn,
+    // --- end of v1: fields below are appended, read only when `struct_size` covers them.
+    /// How the plugin was built: [`HEADER_FLAG_PANIC_ABORT`]. A header too old to carry
+    /// it reads as 0 (built to unwind, the only way before the flag existed). A host
+    /// ignores bits it does not know, so a bit added later must be one an older host
+    /// may safely overlook.
+    pub flags: u64,
     /// See [`StartFn`]. Appended after ABI 1's first release: read only when
     /// `struct_size` covers it (a plugin without it is called through `call`).
     pub start: StartFn,
+    /// Test builds only: a field appended after every real one, as a newer plugin-api
+    /// would, to prove older hosts ignore what they do not know.
+    #[cfg(feature = "__test-abi-next")]
+    pub abi_next: u64,
 }
 
 /// `start(action, request, host_ctx, done, token, out)`: begins one call (an action, or
@@ -205,6 +222,42 @@ pub type DoneFn = unsafe extern "C" fn(token: *mut c_void, status: i32, reply: F
 
 // SAFETY: a header only points at `'static` immutable data and functions.
 unsafe impl Sync for PluginHeader {}
+
+/// [`PluginHeader::flags`] bit: the plugin was built with `panic = "abort"`, so a panic
+/// in it would abort the host instead of being caught at the boundary.
+pub const HEADER_FLAG_PANIC_ABORT: u64 = 1;
+
+/// The header as ABI version 1 first shipped it: frozen, never to change. Every later
+/// [`PluginHeader`] starts with exactly these fields; its size is [`MIN_HEADER_SIZE`].
+#[repr(C)]
+#[derive(Debug)]
+pub struct PluginHeaderV1 {
+    /// See [`PluginHeader::abi_version`].
+    pub abi_version: u32,
+    /// See [`PluginHeader::struct_size`].
+    pub struct_size: u32,
+    /// See [`PluginHeader::api_version`].
+    pub api_version: FfiStr,
+    /// See [`PluginHeader::rustc_version`].
+    pub rustc_version: FfiStr,
+    /// See [`PluginHeader::target`].
+    pub target: FfiStr,
+    /// See [`PluginHeader::name`].
+    pub name: FfiStr,
+    /// See [`PluginHeader::version`].
+    pub version: FfiStr,
+    /// See [`PluginHeader::init`].
+    pub init: InitFn,
+    /// See [`PluginHeader::describe`].
+    pub describe: DescribeFn,
+    /// See [`PluginHeader::call`].
+    pub call: CallFn,
+    /// See [`PluginHeader::free`].
+    pub free: FreeFn,
+}
+
+// SAFETY: as for `PluginHeader`, whose prefix this is.
+unsafe impl Sync for PluginHeaderV1 {}
 
 /// `service(host_ctx, request, out)`: runs one host service call (`request` is a
 /// [`ServiceCall`](super::ServiceCall) as JSON) and writes `{"ok": ..}` or `{"error": ServiceError}`.
@@ -235,9 +288,130 @@ pub struct HostVTable {
     pub log: LogFn,
     /// Frees a buffer the host wrote.
     pub free: FreeFn,
+    // --- end of v1: fields below are appended, read only when `struct_size` covers them.
+    /// Test builds only: a field appended after every real one, as a newer host would,
+    /// to prove older plugins ignore it and newer ones do without it.
+    #[cfg(feature = "__test-abi-next")]
+    pub abi_next: u64,
 }
 
-/// Smallest header a host of this ABI accepts: ABI 1 as first released, up to `free`.
-pub const MIN_HEADER_SIZE: usize = std::mem::offset_of!(PluginHeader, start);
-/// Smallest host table a plugin of this ABI accepts.
-pub const MIN_HOST_SIZE: usize = std::mem::size_of::<HostVTable>();
+/// The host table as ABI version 1 first shipped it: frozen, never to change. Every
+/// later [`HostVTable`] starts with exactly these fields; its size is [`MIN_HOST_SIZE`].
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct HostVTableV1 {
+    /// See [`HostVTable::struct_size`].
+    pub struct_size: u32,
+    /// See [`HostVTable::max_log_level`].
+    pub max_log_level: u32,
+    /// See [`HostVTable::service`].
+    pub service: ServiceFn,
+    /// See [`HostVTable::retain`].
+    pub retain: RefFn,
+    /// See [`HostVTable::release`].
+    pub release: RefFn,
+    /// See [`HostVTable::log`].
+    pub log: LogFn,
+    /// See [`HostVTable::free`].
+    pub free: FreeFn,
+}
+
+/// Size of the v1 header (120 bytes on 64-bit targets): the smallest a host of this
+/// ABI accepts, whatever fields later versions appended.
+pub const MIN_HEADER_SIZE: usize = std::mem::size_of::<PluginHeaderV1>();
+/// Size of the v1 host table (48 bytes on 64-bit targets): the smallest a plugin of
+/// this ABI accepts, whatever fields later versions appended.
+pub const MIN_HOST_SIZE: usize = std::mem::size_of::<HostVTableV1>();
+
+/// Fails the build unless each listed field sits at the same offset in both structs
+/// and the first field of `$grown` past the prefix starts after the frozen struct ends:
+/// a field reordered, retyped to another size or inserted before the end of v1 would
+/// silently break every build on the other side of the boundary.
+macro_rules! extends {
+    ($grown:ty, $frozen:ty, [$($field:ident),+], first appended: $next:ident) => {
+        const _: () = {
+            $(assert!(
+                std::mem::offset_of!($grown, $field) == std::mem::offset_of!($frozen, $field)
+            );)+
+            assert!(std::mem::offset_of!($grown, $next) >= std::mem::size_of::<$frozen>());
+        };
+    };
+}
+
+extends!(
+    PluginHeader,
+    PluginHeaderV1,
+    [
+        abi_version, struct_size, api_version, rustc_version, target, name, version, init,
+        describe, call, free
+    ],
+    first appended: flags
+);
+
+// The host table has no appended field yet outside test builds: then it is v1 exactly.
+#[cfg(not(feature = "__test-abi-next"))]
+const _: () = assert!(std::mem::size_of::<HostVTable>() == MIN_HOST_SIZE);
+#[cfg(feature = "__test-abi-next")]
+extends!(
+    HostVTable,
+    HostVTableV1,
+    [struct_size, max_log_level, service, retain, release, log, free],
+    first appended: abi_next
+);
+
+/// Reads the appended field of type `T` at `offset` of a struct the other side declared
+/// `struct_size` bytes long: `None` when that struct (an older build's) ends before the
+/// field does, so an older peer's missing field is never read out of bounds.
+///
+/// # Safety
+///
+/// `base` points at a struct at least `struct_size` bytes long, and the `T` at `offset`
+/// (when covered) holds a valid `T`.
+pub(crate) unsafe fn appended<T: Copy>(
+    base: *const u8,
+    struct_size: u32,
+    offset: usize,
+) -> Option<T> {
+    let end = offset.checked_add(std::mem::size_of::<T>())?;
+    // SAFETY: the field lies within the struct's declared size (the caller's contract).
+    (end <= struct_size as usize).then(|| unsafe { base.add(offset).cast::<T>().read_unaligned() })
+}
+
+impl HostVTable {
+    /// Copies a host's table of any size from v1 up: its v1 fields, and each appended
+    /// field only if the host's `struct_size` covers it (a default otherwise). `None`
+    /// when the table is smaller than v1.
+    ///
+    /// # Safety
+    ///
+    /// `table` is non-null and points at a host table at least as long as the
+    /// `struct_size` it starts with.
+    pub(crate) unsafe fn read(table: *const HostVTable) -> Option<HostVTable> {
+        // SAFETY: every table starts with its size (the caller's contract).
+        let size = unsafe { table.cast::<u32>().read() };
+        if (size as usize) < MIN_HOST_SIZE {
+            return None;
+        }
+        // SAFETY: the table is at least v1 long.
+        let v1 = unsafe { table.cast::<HostVTableV1>().read() };
+        Some(HostVTable {
+            struct_size: v1.struct_size,
+            max_log_level: v1.max_log_level,
+            service: v1.service,
+            retain: v1.retain,
+            release: v1.release,
+            log: v1.log,
+            free: v1.free,
+            // SAFETY: read only within the declared size.
+            #[cfg(feature = "__test-abi-next")]
+            abi_next: unsafe {
+                appended(
+                    table.cast(),
+                    size,
+                    std::mem::offset_of!(HostVTable, abi_next),
+                )
+            }
+            .unwrap_or(0),
+        })
+    }
+}

@@ -11,8 +11,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::abi::{
-    self, FfiBuf, FfiStr, HostVTable, MIN_HOST_SIZE, PluginHeader, STATUS_BAD_REQUEST, STATUS_OK,
-    STATUS_PANIC,
+    self, FfiBuf, FfiStr, HostVTable, PluginHeader, STATUS_BAD_REQUEST, STATUS_OK, STATUS_PANIC,
 };
 use super::log;
 use super::wire::{
@@ -34,6 +33,10 @@ pub trait Exports: 'static {
     const NAME: &'static str;
     /// Package version.
     const VERSION: &'static str;
+    /// Whether the plugin crate is built with `panic = "abort"`. `export_plugin!` sets
+    /// it from `cfg!(panic = "abort")` in the plugin crate itself, which is what decides
+    /// whether its panics unwind to the boundary's `catch_unwind`.
+    const PANIC_ABORT: bool = cfg!(panic = "abort");
     /// The plugin's actions (built once).
     fn handlers() -> &'static [ActionHandler];
     /// The plugin's middleware (built once); none unless the plugin has some.
@@ -72,12 +75,32 @@ pub fn package_middleware(package: &str) -> Vec<MiddlewareHandler> {
         .collect()
 }
 
+/// The `struct_size` this build declares: its own header's, or (test builds) v1's, as
+/// a plugin built before the appended fields would.
+#[cfg(not(feature = "__test-abi-v1"))]
+const DECLARED_HEADER_SIZE: usize = std::mem::size_of::<PluginHeader>();
+#[cfg(feature = "__test-abi-v1")]
+const DECLARED_HEADER_SIZE: usize = abi::MIN_HEADER_SIZE;
+
+/// The flags this build declares. A test build posing as v1 fills the bytes past its
+/// declared size with ones: a host reading them anyway would see `panic = "abort"`
+/// and refuse it.
+const fn flags<P: Exports>() -> u64 {
+    if cfg!(feature = "__test-abi-v1") {
+        u64::MAX
+    } else if P::PANIC_ABORT {
+        abi::HEADER_FLAG_PANIC_ABORT
+    } else {
+        0
+    }
+}
+
 /// The header of plugin `P`; `export_plugin!` puts it in a static.
 pub const fn header<P: Exports>() -> PluginHeader {
     PluginHeader {
         abi_version: abi::ABI_VERSION,
         // The header is a few dozen bytes: the cast cannot truncate.
-        struct_size: std::mem::size_of::<PluginHeader>() as u32,
+        struct_size: DECLARED_HEADER_SIZE as u32,
         api_version: FfiStr::from_static(abi::API_VERSION),
         rustc_version: FfiStr::from_static(abi::RUSTC_VERSION),
         target: FfiStr::from_static(abi::TARGET),
@@ -87,8 +110,24 @@ pub const fn header<P: Exports>() -> PluginHeader {
         describe: describe::<P>,
         call: call::<P>,
         free,
+        flags: flags::<P>(),
         start: start::<P>,
+        #[cfg(feature = "__test-abi-next")]
+        abi_next: ABI_NEXT_PROBE,
     }
+}
+
+/// Test builds only: what a "next" build puts in its appended `abi_next` fields.
+#[cfg(feature = "__test-abi-next")]
+pub const ABI_NEXT_PROBE: u64 = 0x6e65_7874;
+
+/// Test builds only: the host table's appended `abi_next` field as this plugin read it,
+/// 0 when the host's table is too short to carry it (an older host's), `None` before
+/// `init`.
+#[cfg(feature = "__test-abi-next")]
+#[doc(hidden)]
+pub fn host_abi_next() -> Option<u64> {
+    HOST.get().map(|host| host.abi_next)
 }
 
 /// The host's table, once `init` ran (one per loaded library).
@@ -157,14 +196,13 @@ unsafe extern "C" fn init(host: *const HostVTable) -> i32 {
         if host.is_null() {
             return STATUS_BAD_REQUEST;
         }
-        // SAFETY: the host passes a table that lives for the rest of the process; read
-        // its size first, and the rest only if it is at least as large as ours.
-        let size = unsafe { host.cast::<u32>().read() };
-        if (size as usize) < MIN_HOST_SIZE {
+        // SAFETY: the host passes a table that lives for the rest of the process, as
+        // long as its `struct_size`; `read` checks it is at least v1 and reads appended
+        // fields only when that size covers them (an older host's table is shorter
+        // than this build's `HostVTable`).
+        let Some(table) = (unsafe { HostVTable::read(host) }) else {
             return STATUS_BAD_REQUEST;
-        }
-        // SAFETY: as above; the table is large enough.
-        let table = unsafe { *host };
+        };
         let host = *HOST.get_or_init(|| table);
         log::install(host);
         STATUS_OK

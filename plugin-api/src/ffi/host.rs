@@ -6,8 +6,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, OnceLock};
 
 use super::abi::{
-    ABI_VERSION, FfiBuf, FfiStr, FreeFn, HostVTable, MIN_HEADER_SIZE, PluginHeader, STATUS_OK,
-    STATUS_PANIC, STATUS_PENDING, StartFn,
+    ABI_VERSION, FfiBuf, FfiStr, FreeFn, HEADER_FLAG_PANIC_ABORT, HostVTable, MIN_HEADER_SIZE,
+    PluginHeader, PluginHeaderV1, STATUS_OK, STATUS_PANIC, STATUS_PENDING, StartFn, appended,
 };
 use super::log::level_number;
 use super::wire::{
@@ -50,6 +50,13 @@ pub enum HeaderError {
         /// The host's.
         expected: String,
     },
+    /// Built with `panic = "abort"`: the boundary's `catch_unwind` cannot stop its panics.
+    #[error(
+        "built with panic = \"abort\": a panic in it would kill the host; build it with \
+         panic = \"unwind\" (the default: remove panic = \"abort\" from the [profile] it is \
+         built with)"
+    )]
+    PanicAbort,
 }
 
 /// A call across the boundary failed (as opposed to an action returning an error).
@@ -68,9 +75,16 @@ pub enum CallError {
 }
 
 /// A loaded plugin's checked header. Copyable; the library is never unloaded.
+///
+/// Only the frozen v1 prefix is held by reference (every accepted header is at least
+/// that long); fields appended since are copied out at [`Plugin::from_raw`], when the
+/// header's `struct_size` covers them.
 #[derive(Debug, Clone, Copy)]
 pub struct Plugin {
-    header: &'static PluginHeader,
+    header: &'static PluginHeaderV1,
+    flags: u64,
+    /// The appended `start`, when the header carries it.
+    start: Option<StartFn>,
 }
 
 fn text(s: FfiStr) -> String {
@@ -89,7 +103,7 @@ fn text(s: FfiStr) -> String {
 /// As for [`Plugin::from_raw`]: `header` is what a loaded library's entry symbol
 /// returned, and that library is never unloaded.
 pub unsafe fn declared_api_version(header: *const PluginHeader) -> Option<String> {
-    const END: usize = std::mem::offset_of!(PluginHeader, api_version) + size_of::<FfiStr>();
+    const END: usize = std::mem::offset_of!(PluginHeaderV1, api_version) + size_of::<FfiStr>();
     if header.is_null() {
         return None;
     }
@@ -100,7 +114,7 @@ pub unsafe fn declared_api_version(header: *const PluginHeader) -> Option<String
         if (struct_size as usize) < END {
             return None;
         }
-        std::ptr::addr_of!((*header).api_version).read()
+        std::ptr::addr_of!((*header.cast::<PluginHeaderV1>()).api_version).read()
     };
     if version.len == 0 || version.len > 64 || version.ptr.is_null() {
         return None;
@@ -115,8 +129,8 @@ pub unsafe fn declared_api_version(header: *const PluginHeader) -> Option<String
 }
 
 impl Plugin {
-    /// Checks the header an entry symbol returned: not null, this ABI version, large
-    /// enough, same target.
+    /// Checks the header an entry symbol returned: not null, this ABI version, at least
+    /// v1 long, same target, built to unwind.
     ///
     /// # Safety
     ///
@@ -149,9 +163,32 @@ impl Plugin {
                 expected: MIN_HEADER_SIZE,
             });
         }
-        // SAFETY: same ABI and large enough: the struct is ours, static, immutable.
+        // SAFETY: same ABI and at least v1 long: its v1 prefix is ours, static,
+        // immutable. Nothing past that prefix is referenced, only read when covered.
+        let v1 = unsafe { &*header.cast::<PluginHeaderV1>() };
+        // SAFETY: the header is `struct_size` bytes long; the field is read only if
+        // that covers it. A header too old to carry the flags was built to unwind: the
+        // only way before they existed (the boundary never supported anything else).
+        let flags = unsafe {
+            appended::<u64>(
+                header.cast(),
+                struct_size,
+                std::mem::offset_of!(PluginHeader, flags),
+            )
+        }
+        .unwrap_or(0);
+        // SAFETY: as for the flags; a function pointer in a header of this ABI is one.
+        let start = unsafe {
+            appended::<StartFn>(
+                header.cast(),
+                struct_size,
+                std::mem::offset_of!(PluginHeader, start),
+            )
+        };
         let plugin = Self {
-            header: unsafe { &*header },
+            header: v1,
+            flags,
+            start,
         };
         let target = plugin.target();
         if target != super::abi::TARGET {
@@ -159,6 +196,9 @@ impl Plugin {
                 found: target,
                 expected: super::abi::TARGET.into(),
             });
+        }
+        if plugin.flags & HEADER_FLAG_PANIC_ABORT != 0 {
+            return Err(HeaderError::PanicAbort);
         }
         Ok(plugin)
     }
@@ -355,13 +395,7 @@ impl Plugin {
 
     /// Whether the plugin has `start` (built with a plugin-api that appended it).
     pub fn can_start(&self) -> bool {
-        self.start_fn().is_some()
-    }
-
-    fn start_fn(&self) -> Option<StartFn> {
-        let end = std::mem::offset_of!(PluginHeader, start) + std::mem::size_of::<StartFn>();
-        // An older header ends before `start`: its bytes there are not ours to read.
-        (self.header.struct_size as usize >= end).then_some(self.header.start)
+        self.start.is_some()
     }
 
     /// Begins call `name` (an action, or a reserved name) with an encoded request. Its
@@ -376,7 +410,7 @@ impl Plugin {
         host: Arc<HostCall>,
         finished: Box<dyn FnOnce() + Send>,
     ) -> Option<Started> {
-        let start = self.start_fn()?;
+        let start = self.start?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         let waiting = Box::into_raw(Box::new(Waiting {
             tx,
@@ -513,6 +547,8 @@ pub fn host_vtable() -> &'static HostVTable {
         release,
         log,
         free,
+        #[cfg(feature = "__test-abi-next")]
+        abi_next: super::export::ABI_NEXT_PROBE,
     })
 }
 
@@ -648,6 +684,151 @@ mod tests {
         assert_eq!(
             (good.name(), good.version()),
             ("echo-plugin".into(), "1.2.3".into())
+        );
+    }
+
+    /// The v1 prefix of a header of this build, as a plugin built before any appended
+    /// field would have made it.
+    fn v1_of(h: &PluginHeader) -> PluginHeaderV1 {
+        PluginHeaderV1 {
+            abi_version: h.abi_version,
+            struct_size: MIN_HEADER_SIZE as u32,
+            api_version: h.api_version,
+            rustc_version: h.rustc_version,
+            target: h.target,
+            name: h.name,
+            version: h.version,
+            init: h.init,
+            describe: h.describe,
+            call: h.call,
+            free: h.free,
+        }
+    }
+
+    #[test]
+    fn the_v1_layouts_are_frozen() {
+        // Pinned on 64-bit targets: a change here breaks every plugin and host built
+        // before it, whatever `ABI_VERSION` says.
+        #[cfg(target_pointer_width = "64")]
+        assert_eq!((MIN_HEADER_SIZE, super::super::MIN_HOST_SIZE), (120, 48));
+        // The flags are the first field appended to the header, right after v1.
+        assert_eq!(std::mem::offset_of!(PluginHeader, flags), MIN_HEADER_SIZE);
+        let header = super::super::header::<Exported>();
+        assert!(header.struct_size as usize > MIN_HEADER_SIZE);
+        assert_eq!(header.flags & HEADER_FLAG_PANIC_ABORT, 0);
+    }
+
+    #[test]
+    fn a_v1_header_is_accepted_and_nothing_past_it_is_read() {
+        // A v1 header followed by bytes that are all ones: a host reading the flags of
+        // a header too short to carry them would see `panic = "abort"` and refuse it.
+        #[repr(C)]
+        struct V1ThenOnes {
+            v1: PluginHeaderV1,
+            ones: [u64; 4],
+        }
+        let old = |struct_size: usize| -> *const PluginHeader {
+            let mut v1 = v1_of(&super::super::header::<Exported>());
+            v1.struct_size = struct_size as u32;
+            let leaked = Box::leak(Box::new(V1ThenOnes {
+                v1,
+                ones: [u64::MAX; 4],
+            }));
+            (&raw const *leaked).cast()
+        };
+        // SAFETY (both): leaked, so they live for the rest of the test process.
+        let plugin = unsafe { Plugin::from_raw(old(MIN_HEADER_SIZE)) }.unwrap();
+        assert_eq!(plugin.flags, 0, "read as built to unwind");
+        assert_eq!(plugin.name(), "echo-plugin");
+        assert_eq!(plugin.describe().unwrap()[0].name, "echo");
+        // One byte short of v1 is too small.
+        assert!(matches!(
+            unsafe { Plugin::from_raw(old(MIN_HEADER_SIZE - 1)) },
+            Err(HeaderError::TooSmall {
+                expected: MIN_HEADER_SIZE,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_header_longer_than_this_build_s_is_accepted() {
+        // A newer plugin-api appended fields this host does not know: it reads its own.
+        #[repr(C)]
+        struct Newer {
+            current: PluginHeader,
+            unknown: [u64; 2],
+        }
+        let mut current = super::super::header::<Exported>();
+        current.struct_size = size_of::<Newer>() as u32;
+        let newer = Box::leak(Box::new(Newer {
+            current,
+            unknown: [u64::MAX; 2],
+        }));
+        // SAFETY: leaked, so it lives for the rest of the test process.
+        let plugin = unsafe { Plugin::from_raw((&raw const *newer).cast()) }.unwrap();
+        assert_eq!(plugin.flags, 0);
+        assert_eq!(plugin.version(), "1.2.3");
+    }
+
+    struct AbortBuilt;
+    impl super::super::Exports for AbortBuilt {
+        const NAME: &'static str = "abort-plugin";
+        const VERSION: &'static str = "0.1.0";
+        const PANIC_ABORT: bool = true;
+        fn handlers() -> &'static [ActionHandler] {
+            Exported::handlers()
+        }
+    }
+
+    #[test]
+    fn a_panic_abort_build_is_refused_unless_its_header_predates_the_flag() {
+        let header = super::super::header::<AbortBuilt>();
+        assert_eq!(header.flags, HEADER_FLAG_PANIC_ABORT);
+        let abort = Box::leak(Box::new(header));
+        // SAFETY (both): leaked headers live for the rest of the test process.
+        let refused = unsafe { Plugin::from_raw(&raw const *abort) }.unwrap_err();
+        assert_eq!(refused, HeaderError::PanicAbort);
+        assert!(
+            refused.to_string().starts_with(
+                "built with panic = \"abort\": a panic in it would kill the host; build it \
+                 with panic = \"unwind\""
+            ),
+            "{refused}"
+        );
+        // Declared as v1, the flags are not part of the header: accepted as unwind.
+        abort.struct_size = MIN_HEADER_SIZE as u32;
+        assert!(unsafe { Plugin::from_raw(&raw const *abort) }.is_ok());
+    }
+
+    #[test]
+    fn a_plugin_accepts_host_tables_from_v1_up_and_refuses_shorter_ones() {
+        // A newer host's table: longer than this build's, its extra fields unknown.
+        #[repr(C)]
+        struct Newer {
+            current: HostVTable,
+            unknown: [u64; 2],
+        }
+        let mut current = *host_vtable();
+        current.struct_size = size_of::<Newer>() as u32;
+        let newer = Box::leak(Box::new(Newer {
+            current,
+            unknown: [u64::MAX; 2],
+        }));
+        let plugin = unsafe { Plugin::from_raw(leaked(|_| ())) }.unwrap();
+        // SAFETY (all): the header's `init` takes any table that lives for the process.
+        let init = plugin.header.init;
+        assert_eq!(unsafe { init((&raw const *newer).cast()) }, STATUS_OK);
+        let mut short = *host_vtable();
+        short.struct_size = super::super::MIN_HOST_SIZE as u32 - 1;
+        let short = Box::leak(Box::new(short));
+        assert_eq!(
+            unsafe { init(&raw const *short) },
+            super::super::STATUS_BAD_REQUEST
+        );
+        assert_eq!(
+            unsafe { init(std::ptr::null()) },
+            super::super::STATUS_BAD_REQUEST
         );
     }
 

@@ -18,7 +18,10 @@
 //!   plugin-api version (an [`FfiStr`]) first (the only fields every ABI version shares,
 //!   so a host can say which plugin-api to rebuild a refused plugin against), then the
 //!   `rustc -V` and target triple of the build (for logs and refusals), the plugin's
-//!   name and version, and the vtable: `init`, `describe`, `call`, `free`.
+//!   name and version, and the vtable: `init`, `describe`, `call`, `free` (the v1
+//!   layout, frozen as [`PluginHeaderV1`]); then, appended, `flags`
+//!   ([`HEADER_FLAG_PANIC_ABORT`]: the plugin was built with `panic = "abort"`, which
+//!   the host refuses, since no `catch_unwind` can stop such a panic from killing it).
 //! - **`init(host)`** hands over the host's [`HostVTable`] (lives for the process):
 //!   `service` (one [`ServiceCall`] as JSON in, `{"ok":..}`/`{"error":ServiceError}`
 //!   out), `retain`/`release` of the per-call host context, `log` (records of the
@@ -75,20 +78,36 @@
 //! # What may change, and how
 //!
 //! A **minor** version of `plugin-api` may append fields at the end of
-//! [`PluginHeader`] and [`HostVTable`] (each side reads `struct_size` and only uses
-//! fields that fit: a host refuses a header smaller than it needs, a plugin refuses a
-//! host table smaller than it needs), add [`ServiceCall`] methods (an older host
-//! answers an unknown one with an error), and add optional JSON fields. Anything
-//! else — reordering, removing or retyping a field, changing a function signature,
-//! the meaning of a status, or the JSON shape of an existing message — needs a new
-//! [`ABI_VERSION`], which hosts refuse with a log line naming both ABI versions and both
-//! plugin-api versions (hence the shared prefix of the header).
+//! [`PluginHeader`] and [`HostVTable`]. The v1 layouts are frozen as
+//! [`PluginHeaderV1`] and [`HostVTableV1`], and their sizes are the smallest each side
+//! accepts, whatever has been appended since: [`MIN_HEADER_SIZE`] (120 bytes on 64-bit
+//! targets) and [`MIN_HOST_SIZE`] (48 bytes). The rule for an appended field:
+//!
+//! - the side that writes the struct sets `struct_size` to its own `size_of` and fills
+//!   every field it has;
+//! - the side that reads it accepts any `struct_size` from the v1 size up, reads a field
+//!   past v1 only when `struct_size` covers the field's end, and otherwise uses the
+//!   field's documented default (so the default must mean "what a build before the
+//!   field did": `flags` reads as 0, built to unwind);
+//! - a field is never moved, removed or retyped, and the v1 structs never change (the
+//!   build checks the current structs extend them).
+//!
+//! It may also add [`ServiceCall`] methods (an older host answers an unknown one with
+//! an error), add optional JSON fields, and add enum values: a reader maps one it does
+//! not know to a fallback ([`ErrorKind::Other`](crate::ErrorKind::Other),
+//! [`ServiceError::Other`](crate::ServiceError::Other)) instead of failing the message.
+//! The JSON of the messages is pinned by golden tests (`plugin-api/tests/wire_golden.rs`).
+//! Anything else — reordering, removing or retyping a field, changing a function
+//! signature, the meaning of a status, or the JSON shape of an existing message — needs
+//! a new [`ABI_VERSION`], which hosts refuse with a log line naming both ABI versions
+//! and both plugin-api versions (hence the shared prefix of the header).
 //! `ABI_VERSION` is decoupled from the crate version on purpose.
 //!
 //! # Rules for the library
 //!
-//! Build the plugin with the same `plugin-api` ABI and target as the host; the
-//! compiler may differ (nothing `repr(Rust)` crosses). Do not install a custom global
+//! Build the plugin with the same `plugin-api` ABI and target as the host, and with
+//! `panic = "unwind"` (the default); the compiler may differ (nothing `repr(Rust)`
+//! crosses). Do not install a custom global
 //! allocator expecting the host to free your buffers: each side frees its own.
 //! Libraries are never unloaded (`dlclose` is unsound with thread-locals); a reload
 //! loads a copy under a new name.
@@ -103,9 +122,12 @@ mod wire;
 
 pub use abi::{
     ABI_VERSION, API_VERSION, CallFn, DescribeFn, DoneFn, ENTRY_PREFIX, FfiBuf, FfiStr, FreeFn,
-    HostVTable, InitFn, LogFn, MIN_HEADER_SIZE, MIN_HOST_SIZE, PluginHeader, RUSTC_VERSION, RefFn,
-    STATUS_BAD_REQUEST, STATUS_OK, STATUS_PANIC, STATUS_PENDING, ServiceFn, StartFn, TARGET,
+    HEADER_FLAG_PANIC_ABORT, HostVTable, HostVTableV1, InitFn, LogFn, MIN_HEADER_SIZE,
+    MIN_HOST_SIZE, PluginHeader, PluginHeaderV1, RUSTC_VERSION, RefFn, STATUS_BAD_REQUEST,
+    STATUS_OK, STATUS_PANIC, STATUS_PENDING, ServiceFn, StartFn, TARGET,
 };
+#[cfg(feature = "__test-abi-next")]
+pub use export::{ABI_NEXT_PROBE, host_abi_next};
 pub use export::{Exports, header, package_actions, package_middleware, raw_service_call};
 pub use host::{
     CallError, EntryFn, HeaderError, HostCall, PendingCall, Plugin, Started, declared_api_version,
@@ -189,6 +211,8 @@ macro_rules! export_plugin {
             impl $crate::ffi::Exports for Exports {
                 const NAME: &'static str = ::core::env!("CARGO_PKG_NAME");
                 const VERSION: &'static str = ::core::env!("CARGO_PKG_VERSION");
+                // Expanded in the plugin crate: its own panic strategy, not plugin-api's.
+                const PANIC_ABORT: bool = ::core::cfg!(panic = "abort");
 
                 fn handlers() -> &'static [$crate::ActionHandler] {
                     static HANDLERS: ::std::sync::OnceLock<::std::vec::Vec<$crate::ActionHandler>> =
