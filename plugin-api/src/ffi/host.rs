@@ -564,9 +564,18 @@ unsafe extern "C" fn service(ctx: *const c_void, request: FfiStr, out: *mut FfiB
         let call = unsafe { &*ctx.cast::<HostCall>() };
         // SAFETY: `request` is valid for this call.
         let request = unsafe { request.as_bytes() };
-        let reply = call
-            .handle
-            .block_on(dispatch(call.services.as_ref(), request));
+        let run = || {
+            call.handle
+                .block_on(dispatch(call.services.as_ref(), request))
+        };
+        // A plugin normally calls in from its own blocking pool; a synchronous call
+        // from inside a call's first poll arrives on a host worker, which may block
+        // only once handed off.
+        let reply = if tokio::runtime::Handle::try_current().is_ok() {
+            tokio::task::block_in_place(run)
+        } else {
+            run()
+        };
         (STATUS_OK, reply)
     });
     let (status, bytes) = match catch_unwind(run) {
