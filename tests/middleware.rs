@@ -20,24 +20,13 @@ use support::{Hero, Options, WAIT, repo_root, testbed};
 fn fixture() -> &'static PathBuf {
     static LIB: OnceLock<PathBuf> = OnceLock::new();
     LIB.get_or_init(|| {
-        let root = repo_root();
-        let target = root.join("target/plugin-tests");
-        let status = Command::new(option_env!("CARGO").unwrap_or("cargo"))
-            .current_dir(&root)
-            .env("CARGO_TARGET_DIR", &target)
-            .args(["build", "--quiet", "--lib", "-p", "hero-test-plugin"])
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building the fixture failed");
-        let out = target.join("stash");
-        std::fs::create_dir_all(&out).unwrap();
-        let dest = out.join("middleware.so");
-        std::fs::copy(target.join("debug/libhero_test_plugin.so"), &dest).unwrap();
-        // 0755 whatever the umask: the host refuses group-writable plugin files, and the
-        // copies made of this one keep its mode.
-        std::fs::set_permissions(&dest, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
-        dest
+        support::build_plugin(
+            "hero-test-plugin",
+            "hero_test_plugin",
+            "",
+            &[],
+            "middleware",
+        )
     })
 }
 

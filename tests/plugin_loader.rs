@@ -45,25 +45,7 @@ struct Libs {
 /// Builds `package` with `features` into a separate target dir (the outer cargo holds
 /// the build lock of the normal one) and stashes the library as `<stash>.so`.
 fn build(package: &str, lib: &str, features: &str, stash: &str) -> PathBuf {
-    let root = repo_root();
-    let target = root.join("target/plugin-tests");
-    let mut cmd = Command::new(option_env!("CARGO").unwrap_or("cargo"));
-    cmd.current_dir(&root)
-        .env("CARGO_TARGET_DIR", &target)
-        .args(["build", "--quiet", "--lib", "-p", package]);
-    if !features.is_empty() {
-        cmd.args(["--features", features]);
-    }
-    let status = cmd.status().expect("cargo runs");
-    assert!(status.success(), "building {package} {features} failed");
-    let out = target.join("stash");
-    std::fs::create_dir_all(&out).unwrap();
-    let dest = out.join(format!("{stash}.so"));
-    std::fs::copy(target.join("debug").join(format!("lib{lib}.so")), &dest).unwrap();
-    // 0755 whatever the umask: the host refuses group-writable plugin files, and the
-    // copies made of this one keep its mode.
-    std::fs::set_permissions(&dest, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    dest
+    support::build_plugin(package, lib, features, &[], stash)
 }
 
 fn libs() -> &'static Libs {

@@ -64,27 +64,7 @@ action = "rtPlain"
 /// Builds the fixture with `features` into a separate target dir (the outer cargo
 /// holds the build lock of the normal one) and stashes the library as `<stash>.so`.
 fn build(features: &str, stash: &str) -> PathBuf {
-    let root = repo_root();
-    let target = root.join("target/plugin-tests");
-    let mut cmd = Command::new(option_env!("CARGO").unwrap_or("cargo"));
-    cmd.current_dir(&root)
-        .env("CARGO_TARGET_DIR", &target)
-        .args(["build", "--quiet", "--lib", "-p", "hero-test-plugin"]);
-    if !features.is_empty() {
-        cmd.args(["--features", features]);
-    }
-    assert!(
-        cmd.status().unwrap().success(),
-        "building the fixture failed"
-    );
-    let out = target.join("stash");
-    std::fs::create_dir_all(&out).unwrap();
-    let dest = out.join(format!("{stash}.so"));
-    std::fs::copy(target.join("debug/libhero_test_plugin.so"), &dest).unwrap();
-    // 0755 whatever the umask: the host refuses group-writable plugin files, and the
-    // copies made of this one keep its mode.
-    std::fs::set_permissions(&dest, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    dest
+    support::build_plugin("hero-test-plugin", "hero_test_plugin", features, &[], stash)
 }
 
 /// The fixture's two generations, built once per test binary.

@@ -222,3 +222,36 @@ pub fn repo_root() -> PathBuf {
         .unwrap()
         .to_path_buf()
 }
+
+/// Builds plugin `package` (library `lib<lib>.so`) as a `cdylib` with `features` and
+/// `extra` cargo arguments, into the plugin tests' own target dir (the outer cargo
+/// holds the build lock of the normal one), and stashes it as `<stash>.so`, mode 0755
+/// whatever the umask (the host refuses group-writable plugin files, and the copies
+/// made of this one keep its mode).
+#[allow(dead_code)] // not every test binary builds plugins
+pub fn build_plugin(
+    package: &str,
+    lib: &str,
+    features: &str,
+    extra: &[&str],
+    stash: &str,
+) -> PathBuf {
+    let root = repo_root();
+    let target = root.join("target/plugin-tests");
+    let mut cmd = Command::new(option_env!("CARGO").unwrap_or("cargo"));
+    cmd.current_dir(&root)
+        .env("CARGO_TARGET_DIR", &target)
+        .args(["build", "--quiet", "--lib", "-p", package])
+        .args(extra);
+    if !features.is_empty() {
+        cmd.args(["--features", features]);
+    }
+    let status = cmd.status().expect("cargo runs");
+    assert!(status.success(), "building {package} {features} failed");
+    let out = target.join("stash");
+    std::fs::create_dir_all(&out).unwrap();
+    let dest = out.join(format!("{stash}.so"));
+    std::fs::copy(target.join("debug").join(format!("lib{lib}.so")), &dest).unwrap();
+    std::fs::set_permissions(&dest, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    dest
+}
