@@ -9,11 +9,10 @@
 mod support;
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::OnceLock;
 
 use serde_json::{Value, json};
-use support::{Hero, Options, WAIT, repo_root, testbed};
+use support::{Hero, Options, WAIT, testbed};
 
 /// Builds the fixture as a `cdylib` (into the plugin tests' own target dir, as
 /// `tests/dynamic_plugins.rs` does) and stashes it under a name of this test alone.

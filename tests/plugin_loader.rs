@@ -17,12 +17,11 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{Hero, Options, repo_root};
+use support::{Hero, Options};
 
 const WAIT: Duration = Duration::from_secs(15);
 

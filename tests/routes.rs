@@ -9,13 +9,12 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::{Hero, Options, WAIT, repo_root, testbed};
+use support::{Hero, Options, WAIT, testbed};
 
 /// The config routes both builds run with.
 const CONFIG: &str = r#"
