@@ -7,19 +7,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::Hero;
-
-async fn faye(hero: &Hero, body: Value) -> Value {
-    reqwest::Client::new()
-        .post(hero.at("/faye"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
+use support::{Hero, faye};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn huge_and_deep_channels_are_refused_naming_the_limit() {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use support::{Hero, Options};
+use support::{Hero, Options, faye};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -21,18 +21,6 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 /// reader that stops reading (a small receive window, the sender's few MB, hyper's).
 const MESSAGES: usize = 40;
 const PAYLOAD: usize = 500 * 1024;
-
-async fn faye(hero: &Hero, body: Value) -> Value {
-    reqwest::Client::new()
-        .post(hero.at("/faye"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
 
 fn start() -> Hero {
     Hero::start_with(Options::default().env("HERO_WRITE_TIMEOUT_MS", "500"))

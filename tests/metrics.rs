@@ -7,8 +7,8 @@ mod support;
 
 use std::collections::BTreeMap;
 
-use serde_json::{Value, json};
-use support::Hero;
+use serde_json::json;
+use support::{Hero, faye};
 
 /// One scrape: `# TYPE` per family, and every sample `series -> value`.
 struct Scrape {
@@ -61,16 +61,6 @@ async fn scrape(hero: &Hero) -> Scrape {
         "text/plain; version=0.0.4; charset=utf-8"
     );
     Scrape::parse(&res.text().await.unwrap())
-}
-
-async fn faye(hero: &Hero, body: Value) -> Value {
-    let res = reqwest::Client::new()
-        .post(hero.at("/faye"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    res.json().await.unwrap()
 }
 
 #[tokio::test]

@@ -255,3 +255,17 @@ pub fn build_plugin(
     std::fs::set_permissions(&dest, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     dest
 }
+
+/// Posts one Bayeux batch to `hero`'s `/faye` as JSON and returns the reply array.
+#[allow(dead_code)] // not every test binary speaks Bayeux
+pub async fn faye(hero: &Hero, body: serde_json::Value) -> serde_json::Value {
+    reqwest::Client::new()
+        .post(hero.at("/faye"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
