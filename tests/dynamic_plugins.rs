@@ -781,33 +781,55 @@ fn hero_new_plugin_refuses_the_names_of_heros_crates() {
 }
 
 #[test]
-fn metrics_time_dynamic_plugin_calls_and_count_loads() {
+fn metrics_count_dynamic_plugin_calls_by_crossing_and_loads() {
     let libs = libs();
     let dir = plugin_dir(&[(&libs.gen1, "libtest.so")]);
     let hero = start(dir.path(), &[]);
-    for _ in 0..2 {
-        get(&hero, "/api/ping");
-    }
-    let mut conn = TcpStream::connect(("127.0.0.1", hero.port)).unwrap();
-    conn.set_read_timeout(Some(WAIT)).unwrap();
-    conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut text = String::new();
-    conn.read_to_string(&mut text).unwrap();
-    let sample = |series: &str| -> Option<f64> {
+    let metrics = || {
+        let mut conn = TcpStream::connect(("127.0.0.1", hero.port)).unwrap();
+        conn.set_read_timeout(Some(WAIT)).unwrap();
+        conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut text = String::new();
+        conn.read_to_string(&mut text).unwrap();
+        text
+    };
+    let sample = |text: &str, series: &str| -> Option<f64> {
         text.lines()
             .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
     };
+    let calls = |text: &str, call: &str| {
+        sample(
+            text,
+            &format!(
+                r#"hero_plugin_call_duration_seconds_count{{call="{call}",plugin="hero-test-plugin"}} "#
+            ),
+        )
+    };
+    for _ in 0..2 {
+        get(&hero, "/api/ping");
+    }
+    // The fixture's global action middleware (three), its connection middleware and
+    // `ping` are one library's: each web request crosses once, for all of them.
+    let text = metrics();
+    assert_eq!(calls(&text, "chain"), Some(2.0), "{text}");
+    assert_eq!(calls(&text, "action"), Some(0.0), "{text}");
+    assert_eq!(calls(&text, "hook"), Some(0.0), "{text}");
     assert_eq!(
-        sample(r#"hero_plugin_call_duration_seconds_count{plugin="hero-test-plugin"} "#),
-        Some(2.0),
-        "{text}"
-    );
-    assert_eq!(
-        sample(r#"hero_plugin_events_total{event="loaded"} "#),
+        sample(&text, r#"hero_plugin_events_total{event="loaded"} "#),
         Some(1.0)
     );
-    assert_eq!(sample(r#"hero_plugin_files{state="loaded"} "#), Some(1.0));
+    assert_eq!(
+        sample(&text, r#"hero_plugin_files{state="loaded"} "#),
+        Some(1.0)
+    );
+    // A static action with the same middleware runs it hook by hook: three pre-, three
+    // post-processors and the two connection hooks.
+    let status = get(&hero, "/api/status");
+    assert!(status.get("error").is_none(), "{status}");
+    let text = metrics();
+    assert_eq!(calls(&text, "hook"), Some(8.0), "{text}");
+    assert_eq!(calls(&text, "chain"), Some(2.0), "{text}");
 }
 
 /// One request on its own connection: (status, JSON body).

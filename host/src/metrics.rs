@@ -83,12 +83,13 @@ pub static ACTION_SECONDS: LazyLock<HistogramVec> = LazyLock::new(|| {
     )
 });
 
-/// Time spent inside a dynamic plugin's `call`, by plugin.
+/// Time spent inside a dynamic plugin's calls, by plugin and call (`action`, `chain`:
+/// an action inside its middleware chain, `hook`: one middleware hook).
 pub static PLUGIN_CALL_SECONDS: LazyLock<HistogramVec> = LazyLock::new(|| {
     histogram(
         "hero_plugin_call_duration_seconds",
-        "Time inside a dynamic plugin call, by plugin",
-        &["plugin"],
+        "Time inside a dynamic plugin call, by plugin and call (action, chain, hook)",
+        &["plugin", "call"],
     )
 });
 

@@ -183,6 +183,15 @@ impl ActionDefinition {
         params
     }
 
+    /// The params a call of this action carries: `params` [scrubbed](Self::scrub), with
+    /// `apiVersion` set to this version (what the action, its post-processors and the
+    /// reply's `receivedParams` see).
+    pub fn prepare(&self, params: Params) -> Params {
+        let mut params = self.scrub(params);
+        params.insert("apiVersion".into(), serde_json::Value::from(self.version));
+        params
+    }
+
     /// Refuses a connection type the action blocks, with the error the host answers.
     ///
     /// # Errors

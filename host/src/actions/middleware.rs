@@ -35,6 +35,9 @@ pub trait DynActionMiddleware: Send + Sync + fmt::Debug {
     fn pre(&self, ctx: PreContext) -> BoxFuture<'static, HookResult<PreContext>>;
     /// Runs the post-processor.
     fn post(&self, ctx: PostContext) -> BoxFuture<'static, HookResult<PostContext>>;
+    /// Itself, for an action that can run a chain in one step to recognise its own
+    /// library's middleware ([`Invoke::invoke_chained`](super::Invoke::invoke_chained)).
+    fn as_any(&self) -> &dyn std::any::Any;
 }
 
 /// A connection middleware the host can call, linked in or loaded.
@@ -47,6 +50,8 @@ pub trait DynConnectionMiddleware: Send + Sync + fmt::Debug {
         create: bool,
         ctx: ConnectionContext,
     ) -> BoxFuture<'static, HookResult<ConnectionContext>>;
+    /// Itself (see [`DynActionMiddleware::as_any`]).
+    fn as_any(&self) -> &dyn std::any::Any;
 }
 
 /// A chat middleware the host can call, linked in or loaded.
@@ -67,6 +72,9 @@ impl DynActionMiddleware for ActionMiddlewareHandler {
     fn post(&self, ctx: PostContext) -> BoxFuture<'static, HookResult<PostContext>> {
         ActionMiddlewareHandler::post(self, ctx)
     }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
 }
 
 impl DynConnectionMiddleware for ConnectionMiddlewareHandler {
@@ -83,6 +91,9 @@ impl DynConnectionMiddleware for ConnectionMiddlewareHandler {
         } else {
             self.destroy(ctx)
         }
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 }
 
@@ -399,6 +410,11 @@ impl MiddlewareRegistry {
         !self.current.load().connection.is_empty()
     }
 
+    /// The connection middleware, in run order.
+    pub fn connection_chain(&self) -> Vec<Arc<dyn DynConnectionMiddleware>> {
+        self.current.load().connection.clone()
+    }
+
     /// Runs every connection middleware's `create` (`true`) or `destroy` hook in order;
     /// returns the connection with the attributes they set. Failures are logged.
     pub async fn run_connection(
@@ -408,12 +424,23 @@ impl MiddlewareRegistry {
         services: &Arc<dyn HostServices>,
     ) -> ConnectionInfo {
         let chain = self.current.load().connection.clone();
+        Self::run_connection_hooks(&chain, create, connection, services).await
+    }
+
+    /// Runs the `create` (`true`) or `destroy` hook of each of `chain` in order, as
+    /// [`run_connection`](Self::run_connection) does with every registered one.
+    pub async fn run_connection_hooks(
+        chain: &[Arc<dyn DynConnectionMiddleware>],
+        create: bool,
+        connection: ConnectionInfo,
+        services: &Arc<dyn HostServices>,
+    ) -> ConnectionInfo {
         if chain.is_empty() {
             return connection;
         }
         let what = if create { "create" } else { "destroy" };
         let mut connection = connection;
-        for m in &chain {
+        for m in chain {
             let name = &m.definition().name;
             let ctx = ConnectionContext::new(connection.clone(), Arc::clone(services));
             match AssertUnwindSafe(m.run(create, ctx)).catch_unwind().await {

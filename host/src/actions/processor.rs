@@ -14,12 +14,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
-use plugin_api::{ActionError, ConnectionInfo, Context, ErrorKind, HostServices, Params, Value};
+use plugin_api::{
+    ActionError, ActionResult, ConnectionInfo, Context, ErrorKind, HostServices, Params, Value,
+};
 use tracing::Instrument;
 
-use super::middleware::MiddlewareRegistry;
+use super::middleware::{DynActionMiddleware, MiddlewareRegistry};
 use super::params::requested_version;
-use super::registry::Registry;
+use super::registry::{Registered, Registry};
 use super::stats::Stats;
 
 /// Counts a connection's actions in flight, to enforce `simultaneousActions`.
@@ -134,30 +136,9 @@ impl Processor {
     }
 
     /// Runs one action call to completion. Never panics, whatever the action or its
-    /// middleware does.
+    /// middleware does. A web request's connection lives for this one call, so the
+    /// connection middleware's `create` and `destroy` hooks run around it.
     pub async fn process(&self, request: ActionRequest) -> ActionOutcome {
-        // A `web` connection is created and destroyed with its request (as actionhero's
-        // `web` server does for each request): its connection hooks run around the call.
-        let web = request.connection.kind == "web" && self.middleware.has_connection_hooks();
-        if !web {
-            return self.process_call(request).await;
-        }
-        let ActionRequest { params, connection } = request;
-        let connection = self
-            .middleware
-            .run_connection(true, connection, &self.services)
-            .await;
-        let kept = connection.clone();
-        let outcome = self
-            .process_call(ActionRequest { params, connection })
-            .await;
-        self.middleware
-            .run_connection(false, kept, &self.services)
-            .await;
-        outcome
-    }
-
-    async fn process_call(&self, request: ActionRequest) -> ActionOutcome {
         let started = Instant::now();
         let ActionRequest { params, connection } = request;
         let transport = transport_label(&connection.kind);
@@ -166,120 +147,143 @@ impl Processor {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
+        let hooks = if connection.kind == "web" {
+            self.middleware.connection_chain()
+        } else {
+            Vec::new()
+        };
+        let resolved = self.resolve(&name, &params, &connection.kind);
 
-        let Ok(version) = requested_version(&params) else {
-            return self.finish(
-                &name,
-                transport,
-                params,
-                Err(ActionError::unknown_action(&name)),
-                started,
-            );
-        };
-        let Some(action) = self.registry.lookup(&name, version) else {
-            return self.finish(
-                &name,
-                transport,
-                params,
-                Err(ActionError::unknown_action(&name)),
-                started,
-            );
-        };
-        let definition = action.handler.definition();
-        if let Err(err) = definition.check_connection_type(&connection.kind) {
-            let mut scrubbed = definition.scrub(params);
-            scrubbed.insert("apiVersion".into(), Value::from(definition.version));
-            return self.finish(&name, transport, scrubbed, Err(err), started);
+        // Everything in one call where the action and its middleware live together (one
+        // loaded library); the action's deadline then bounds them all.
+        if let Ok((action, chain)) = &resolved
+            && (!chain.is_empty() || !hooks.is_empty())
+            && let Some(run) =
+                action
+                    .handler
+                    .invoke_chained(chain, &hooks, &params, &connection, &self.services)
+        {
+            let definition = action.handler.definition();
+            let span = action_span(&name, definition.version, &connection.id);
+            span.in_scope(|| tracing::debug!("action started with its middleware"));
+            let (params, result) = match within(self.limit(definition), run)
+                .instrument(span.clone())
+                .await
+            {
+                Ok(Ok((params, result))) => (params, result),
+                Ok(Err(err)) => (definition.prepare(params), Err(err)),
+                Err(limit) => (
+                    definition.prepare(params),
+                    Err(timed_out(&span, &name, definition.version, limit)),
+                ),
+            };
+            let result = logged(&span, &name, definition.version, result);
+            return self.finish(&name, transport, params, result, started);
         }
 
-        let chain = match self.middleware.action_chain(definition) {
-            Ok(chain) => chain,
-            Err(missing) => {
-                tracing::warn!(action = %name, "{missing}");
-                let scrubbed = definition.scrub(params);
-                return self.finish(
-                    &name,
-                    transport,
-                    scrubbed,
-                    Err(ActionError::internal()),
-                    started,
-                );
+        let (connection, kept) = if hooks.is_empty() {
+            (connection, None)
+        } else {
+            let connection =
+                MiddlewareRegistry::run_connection_hooks(&hooks, true, connection, &self.services)
+                    .await;
+            let kept = connection.clone();
+            (connection, Some(kept))
+        };
+        let (params, result) = match resolved {
+            Ok((action, chain)) => self.run(&name, &action, &chain, params, connection).await,
+            Err(Unresolved::Unknown) => (params, Err(ActionError::unknown_action(&name))),
+            Err(Unresolved::Refused(action, err)) => {
+                (action.handler.definition().prepare(params), Err(err))
             }
         };
-        // Pre-processors see every param the client sent, before scrubbing (actionhero).
+        if let Some(kept) = kept {
+            MiddlewareRegistry::run_connection_hooks(&hooks, false, kept, &self.services).await;
+        }
+        self.finish(&name, transport, params, result, started)
+    }
+
+    /// The action a call names and its middleware chain, or why it cannot run.
+    fn resolve(
+        &self,
+        name: &str,
+        params: &Params,
+        connection_kind: &str,
+    ) -> Result<(Registered, Vec<Arc<dyn DynActionMiddleware>>), Unresolved> {
+        let version = requested_version(params).map_err(|_| Unresolved::Unknown)?;
+        let action = self
+            .registry
+            .lookup(name, version)
+            .ok_or(Unresolved::Unknown)?;
+        let definition = action.handler.definition();
+        if let Err(err) = definition.check_connection_type(connection_kind) {
+            return Err(Unresolved::Refused(action, err));
+        }
+        match self.middleware.action_chain(definition) {
+            Ok(chain) => Ok((action, chain)),
+            Err(missing) => {
+                tracing::warn!(action = %name, "{missing}");
+                Err(Unresolved::Refused(action, ActionError::internal()))
+            }
+        }
+    }
+
+    /// The deadline of one call of `definition`: its own, else the host's.
+    fn limit(&self, definition: &plugin_api::ActionDefinition) -> Option<Duration> {
+        definition
+            .timeout_ms
+            .map(Duration::from_millis)
+            .or(self.call_timeout)
+    }
+
+    /// Runs a resolved action hook by hook: its pre-processors, the action within its
+    /// deadline, its post-processors. Yields the params of the reply and the result.
+    async fn run(
+        &self,
+        name: &str,
+        action: &Registered,
+        chain: &[Arc<dyn DynActionMiddleware>],
+        params: Params,
+        connection: ConnectionInfo,
+    ) -> (Params, ActionResult) {
+        let definition = action.handler.definition();
         let (params, connection) = if chain.is_empty() {
             (params, connection)
         } else {
-            match MiddlewareRegistry::run_pre(&chain, &name, params, connection, &self.services)
-                .await
+            match MiddlewareRegistry::run_pre(chain, name, params, connection, &self.services).await
             {
                 Ok(passed) => passed,
-                Err((params, err)) => {
-                    let mut scrubbed = definition.scrub(params);
-                    scrubbed.insert("apiVersion".into(), Value::from(definition.version));
-                    return self.finish(&name, transport, scrubbed, Err(err), started);
-                }
+                Err((params, err)) => return (definition.prepare(params), Err(err)),
             }
         };
-        let mut scrubbed = definition.scrub(params);
-        scrubbed.insert("apiVersion".into(), Value::from(definition.version));
+        let prepared = definition.prepare(params);
         let post_connection = (!chain.is_empty()).then(|| connection.clone());
 
-        // One span per call, at `debug` (`RUST_LOG=info,hero::actions=debug` shows them):
-        // an enabled span costs ~8% of a whole HTTP request under the fmt subscriber.
-        // The failure events below name the action, so they stand alone at `info`.
-        let span = tracing::debug_span!("action", action = %name, version = definition.version,
-            connection = %connection.id);
-        let ctx = Context::new(scrubbed.clone(), connection, Arc::clone(&self.services));
+        let span = action_span(name, definition.version, &connection.id);
+        let ctx = Context::new(prepared.clone(), connection, Arc::clone(&self.services));
         span.in_scope(|| tracing::debug!("action started"));
         let run = AssertUnwindSafe(action.handler.invoke(ctx)).catch_unwind();
-        let limit = definition
-            .timeout_ms
-            .map(Duration::from_millis)
-            .or(self.call_timeout);
-        // Past the deadline the call is dropped (a dynamic one goes on, counted as
-        // stuck, on its pool thread) and the client is answered.
-        let bounded = async {
-            match limit {
-                Some(limit) => tokio::time::timeout(limit, run).await.map_err(|_| limit),
-                None => Ok(run.await),
-            }
-        };
-        let result = match bounded.instrument(span.clone()).await {
-            Err(limit) => {
+        let result = match within(self.limit(definition), run)
+            .instrument(span.clone())
+            .await
+        {
+            Err(limit) => Err(timed_out(&span, name, definition.version, limit)),
+            Ok(Ok(result)) => logged(&span, name, definition.version, result),
+            Ok(Err(panic)) => {
+                let reason = panic_message(panic.as_ref());
                 span.in_scope(|| {
-                    tracing::warn!(action = %name, version = definition.version,
-                        limit_ms = limit.as_millis(), "action {name} timed out");
-                });
-                Err(ActionError::timed_out(&name, limit))
-            }
-            Ok(outcome) => match outcome {
-                Ok(Err(err)) if err.kind == ErrorKind::Internal => {
-                    // A host service error passed on with `?`, or a host failure: the client
-                    // reads the message; the log says which action it was.
-                    span.in_scope(|| {
-                        tracing::warn!(action = %name, version = definition.version,
-                        "action {name} failed: {}", err.message);
-                    });
-                    Err(err)
-                }
-                Ok(result) => result,
-                Err(panic) => {
-                    let reason = panic_message(panic.as_ref());
-                    span.in_scope(|| {
-                        tracing::error!(%reason, action = %name, version = definition.version,
+                    tracing::error!(%reason, action = %name, version = definition.version,
                         "action panicked");
-                    });
-                    Err(ActionError::internal())
-                }
-            },
+                });
+                Err(ActionError::internal())
+            }
         };
         let result = match post_connection {
             Some(connection) => {
                 MiddlewareRegistry::run_post(
-                    &chain,
-                    &name,
-                    scrubbed.clone(),
+                    chain,
+                    name,
+                    prepared.clone(),
                     connection,
                     result,
                     &self.services,
@@ -289,7 +293,7 @@ impl Processor {
             }
             None => result,
         };
-        self.finish(&name, transport, scrubbed, result, started)
+        (prepared, result)
     }
 
     fn finish(
@@ -312,6 +316,48 @@ impl Processor {
             duration,
         }
     }
+}
+
+/// Why a call cannot run.
+enum Unresolved {
+    /// No such action (or version).
+    Unknown,
+    /// The action refuses it (the connection type, a missing middleware).
+    Refused(Registered, ActionError),
+}
+
+/// The span of one action call.
+fn action_span(name: &str, version: u32, connection: &str) -> tracing::Span {
+    tracing::debug_span!("action", action = %name, version, connection = %connection)
+}
+
+/// `run` within `limit` (none: unbounded), or the limit it passed.
+async fn within<T>(limit: Option<Duration>, run: impl Future<Output = T>) -> Result<T, Duration> {
+    match limit {
+        Some(limit) => tokio::time::timeout(limit, run).await.map_err(|_| limit),
+        None => Ok(run.await),
+    }
+}
+
+/// The error of a call past its deadline, logged.
+fn timed_out(span: &tracing::Span, name: &str, version: u32, limit: Duration) -> ActionError {
+    span.in_scope(|| {
+        tracing::warn!(action = %name, version, limit_ms = limit.as_millis(),
+            "action {name} timed out");
+    });
+    ActionError::timed_out(name, limit)
+}
+
+/// `result`, with an internal error logged (the client sees only "internal error").
+fn logged(span: &tracing::Span, name: &str, version: u32, result: ActionResult) -> ActionResult {
+    if let Err(err) = &result
+        && err.kind == ErrorKind::Internal
+    {
+        span.in_scope(|| {
+            tracing::warn!(action = %name, version, "action {name} failed: {}", err.message);
+        });
+    }
+    result
 }
 
 /// The metrics label of a connection type: the two the host makes, else `other` (the

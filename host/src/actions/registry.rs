@@ -15,8 +15,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use plugin_api::{ActionDefinition, ActionHandler, ActionResult, BoxFuture, Context};
+use plugin_api::{
+    ActionDefinition, ActionError, ActionHandler, ActionResult, BoxFuture, ConnectionInfo, Context,
+    HostServices, Params,
+};
 
+use super::middleware::{DynActionMiddleware, DynConnectionMiddleware};
 use super::routes::{BadRoute, Route, RouteClash, RouteTable, declared_routes};
 
 /// An action the host can call, whether linked in or loaded from a library.
@@ -25,6 +29,23 @@ pub trait Invoke: Send + Sync + fmt::Debug {
     fn definition(&self) -> &ActionDefinition;
     /// Prepares the (already scrubbed) params and runs the action.
     fn invoke(&self, ctx: Context) -> BoxFuture<'static, ActionResult>;
+    /// Runs the action inside its middleware `chain`, and inside `connection_hooks` (a
+    /// web request's connection middleware: `create` before, `destroy` after), in one
+    /// step, when the action and every one of them live where one call can run them
+    /// all (one loaded library: one boundary crossing instead of one per hook and one
+    /// for the action). `None` otherwise: the host then runs them hook by hook. The
+    /// future yields the params of the reply (prepared) and the result, or the error of
+    /// a call that could not run.
+    fn invoke_chained(
+        &self,
+        _chain: &[Arc<dyn DynActionMiddleware>],
+        _connection_hooks: &[Arc<dyn DynConnectionMiddleware>],
+        _params: &Params,
+        _connection: &ConnectionInfo,
+        _services: &Arc<dyn HostServices>,
+    ) -> Option<BoxFuture<'static, Result<(Params, ActionResult), ActionError>>> {
+        None
+    }
 }
 
 impl Invoke for ActionHandler {

@@ -18,13 +18,13 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use plugin_api::ffi::{
-    CallError, CallReply, CallRequest, HostCall, MiddlewareCall, MiddlewareOutcome,
-    MiddlewareReply, Plugin, Started,
+    CALL_CHAIN, CallError, CallReply, CallRequest, ChainCall, ChainOutcome, ChainReply, HostCall,
+    MiddlewareCall, MiddlewareOutcome, MiddlewareReply, Plugin, Reply, Started,
 };
 use plugin_api::middleware::{ChatHook, HookResult, MiddlewareKind};
 use plugin_api::{
     ActionDefinition, ActionError, ActionResult, BoxFuture, ChatContext, ConnectionContext,
-    Context, HostServices, MiddlewareDefinition, PostContext, PreContext,
+    ConnectionInfo, Context, HostServices, MiddlewareDefinition, Params, PostContext, PreContext,
 };
 use tokio::sync::Semaphore;
 
@@ -72,20 +72,42 @@ pub fn stuck_calls() -> u64 {
     STUCK.load(Ordering::Relaxed)
 }
 
-/// The call slots of one loaded library, shared by its actions and middleware.
+/// What one crossing of the boundary is (the `call` label of the call-time metric).
+#[derive(Debug, Clone, Copy)]
+enum Crossing {
+    /// An action alone.
+    Action,
+    /// An action inside its middleware chain.
+    Chain,
+    /// One middleware hook.
+    Hook,
+}
+
+/// The call slots of one loaded library, shared by its actions and middleware, and what
+/// the host knows of how to call it.
 #[derive(Debug)]
 pub struct CallGate {
     slots: Arc<Semaphore>,
     limits: CallLimits,
+    /// Whether the library runs an action inside its chain in one call.
+    chains: bool,
+    /// The call-time histograms of this library, by [`Crossing`].
+    seconds: [prometheus::Histogram; 3],
 }
 
 impl CallGate {
-    /// A gate with the host's limits.
-    pub fn new() -> Arc<Self> {
+    /// A gate for `plugin` with the host's limits; `chains`: whether it runs chained
+    /// calls ([`MiddlewareList::chain`](plugin_api::ffi::MiddlewareList::chain)).
+    pub fn new(plugin: &Plugin, chains: bool) -> Arc<Self> {
         let limits = limits();
+        let name = plugin.name();
+        let seconds = ["action", "chain", "hook"]
+            .map(|call| crate::metrics::PLUGIN_CALL_SECONDS.with_label_values(&[&name, call]));
         Arc::new(Self {
             slots: Arc::new(Semaphore::new(limits.max_concurrent.max(1))),
             limits,
+            chains,
+            seconds,
         })
     }
 
@@ -125,6 +147,20 @@ impl CallGate {
     /// is called on the blocking pool instead. Dropping the future (a deadline) leaves
     /// the call to finish alone, counted as stuck until it does.
     async fn call<R: serde::de::DeserializeOwned>(
+        &self,
+        plugin: Plugin,
+        crossing: Crossing,
+        name: String,
+        request: Vec<u8>,
+        host: Arc<HostCall>,
+    ) -> Result<R, String> {
+        let timer = self.seconds[crossing as usize].start_timer();
+        let reply = self.cross(plugin, name, request, host).await;
+        timer.observe_duration();
+        reply
+    }
+
+    async fn cross<R: serde::de::DeserializeOwned>(
         &self,
         plugin: Plugin,
         name: String,
@@ -246,11 +282,9 @@ impl Invoke for DynamicAction {
                 }
             };
             let host = HostCall::new(services, tokio::runtime::Handle::current());
-            let started = std::time::Instant::now();
-            let reply: Result<CallReply, String> = gate.call(plugin, name, request, host).await;
-            crate::metrics::PLUGIN_CALL_SECONDS
-                .with_label_values(&[&plugin.name()])
-                .observe(started.elapsed().as_secs_f64());
+            let reply: Result<CallReply, String> = gate
+                .call(plugin, Crossing::Action, name, request, host)
+                .await;
             match reply {
                 Ok(reply) => reply.into(),
                 Err(err) => {
@@ -259,6 +293,64 @@ impl Invoke for DynamicAction {
                 }
             }
         })
+    }
+
+    fn invoke_chained(
+        &self,
+        chain: &[Arc<dyn DynActionMiddleware>],
+        connection_hooks: &[Arc<dyn DynConnectionMiddleware>],
+        params: &Params,
+        connection: &ConnectionInfo,
+        services: &Arc<dyn HostServices>,
+    ) -> Option<BoxFuture<'static, Result<(Params, ActionResult), ActionError>>> {
+        if !self.gate.chains {
+            return None;
+        }
+        // Only when every one of them is this library's own.
+        fn own<'a>(gate: &Arc<CallGate>, m: &'a dyn std::any::Any) -> Option<&'a str> {
+            let m = m.downcast_ref::<DynamicMiddleware>()?;
+            Arc::ptr_eq(&m.gate, gate).then_some(m.definition.name.as_str())
+        }
+        let names = chain
+            .iter()
+            .map(|m| own(&self.gate, m.as_any()))
+            .collect::<Option<Vec<_>>>()?;
+        let connection_names = connection_hooks
+            .iter()
+            .map(|m| own(&self.gate, m.as_any()))
+            .collect::<Option<Vec<_>>>()?;
+        let request = ChainCall::encode(
+            &self.definition.name,
+            self.definition.version,
+            &names,
+            &connection_names,
+            params,
+            connection,
+        );
+        let (plugin, gate) = (self.plugin, Arc::clone(&self.gate));
+        let services = Arc::clone(services);
+        Some(Box::pin(async move {
+            let failed = |err: String| {
+                tracing::error!(plugin = %plugin.name(), error = %err, "dynamic action chain failed");
+                ActionError::internal()
+            };
+            let request = request.map_err(|e| failed(e.to_string()))?;
+            let host = HostCall::new(services, tokio::runtime::Handle::current());
+            let reply: ChainReply = gate
+                .call(
+                    plugin,
+                    Crossing::Chain,
+                    CALL_CHAIN.to_owned(),
+                    request,
+                    host,
+                )
+                .await
+                .map_err(failed)?;
+            match reply {
+                Reply::Ok(ChainOutcome { params, result }) => Ok((params, result.into())),
+                Reply::Error(err) => Err(failed(err.message)),
+            }
+        }))
     }
 }
 
@@ -331,6 +423,7 @@ impl HookCaller {
         let host = HostCall::new(services, tokio::runtime::Handle::current());
         let run = self.gate.call::<MiddlewareReply>(
             plugin,
+            Crossing::Hook,
             plugin_api::ffi::CALL_MIDDLEWARE.to_owned(),
             request,
             host,
@@ -400,6 +493,10 @@ impl DynActionMiddleware for DynamicMiddleware {
             }
         })
     }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
 }
 
 impl DynConnectionMiddleware for DynamicMiddleware {
@@ -436,6 +533,10 @@ impl DynConnectionMiddleware for DynamicMiddleware {
                 Err(err) => (ctx, Err(err)),
             }
         })
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 }
 

@@ -246,7 +246,6 @@ fn describe_bytes(path: &Path, bytes: &[u8]) -> Result<Described, Refusal> {
     let mut handlers: Vec<Arc<dyn Invoke>> = Vec::new();
     let mut middleware: Vec<Hook> = Vec::new();
     for plugin in opened.plugins {
-        let gate = CallGate::new();
         let failed = |reason| Refusal::Plugin {
             plugin: plugin.name(),
             reason,
@@ -254,6 +253,7 @@ fn describe_bytes(path: &Path, bytes: &[u8]) -> Result<Described, Refusal> {
         };
         let definitions = plugin.describe().map_err(failed)?;
         let list = plugin.describe_middleware().map_err(failed)?;
+        let gate = CallGate::new(&plugin, list.chain);
         for (kind, defs) in [
             (plugin_api::middleware::MiddlewareKind::Action, list.action),
             (

@@ -15,8 +15,9 @@ use super::abi::{
 };
 use super::log;
 use super::wire::{
-    CALL_MIDDLEWARE, CallReply, CallRequest, DESCRIBE_MIDDLEWARE, MiddlewareCall, MiddlewareList,
-    MiddlewareOutcome, MiddlewareReply, RESERVED_CALL_PREFIX, Reply, ServiceCall,
+    CALL_CHAIN, CALL_MIDDLEWARE, CallReply, CallRequest, ChainCall, ChainOutcome, ChainReply,
+    DESCRIBE_MIDDLEWARE, MiddlewareCall, MiddlewareList, MiddlewareOutcome, MiddlewareReply,
+    RESERVED_CALL_PREFIX, Reply, ServiceCall,
 };
 use crate::middleware::{
     ChatContext, ConnectionContext, MiddlewareHandler, MiddlewareKind, PostContext, PreContext,
@@ -333,7 +334,9 @@ unsafe extern "C" fn start<P: Exports>(
                 let token = Token(token);
                 runtime.spawn(async move {
                     let token = token;
-                    let (status, bytes) = caught(run).await;
+                    let (status, bytes) = caught(run)
+                        .await
+                        .unwrap_or_else(|message| (STATUS_PANIC, message.into_bytes()));
                     // SAFETY: the host's `done` takes its token back exactly once, with a
                     // buffer this library wrote (freed by the host through `free`).
                     unsafe { done(token.0, status, FfiBuf::from_vec(bytes)) };
@@ -344,14 +347,12 @@ unsafe extern "C" fn start<P: Exports>(
     })
 }
 
-/// Drives `run` with panics caught: a panic ends it as `STATUS_PANIC` and its message.
-async fn caught(mut run: BoxFuture<'static, (i32, Vec<u8>)>) -> (i32, Vec<u8>) {
+/// Drives `run` with panics caught: its output, or the panic's message.
+async fn caught<T>(mut run: BoxFuture<'_, T>) -> Result<T, String> {
     std::future::poll_fn(
         move |cx| match catch_unwind(AssertUnwindSafe(|| run.as_mut().poll(cx))) {
-            Ok(polled) => polled,
-            Err(panic) => {
-                std::task::Poll::Ready((STATUS_PANIC, panic_text(panic.as_ref()).into_bytes()))
-            }
+            Ok(polled) => polled.map(Ok),
+            Err(panic) => std::task::Poll::Ready(Err(panic_text(panic.as_ref()))),
         },
     )
     .await
@@ -367,11 +368,14 @@ fn encoded<T: serde::Serialize>(reply: &T) -> (i32, Vec<u8>) {
     }
 }
 
-/// The host's own requests (see [`RESERVED_CALL_PREFIX`]): middleware definitions and
-/// middleware hooks.
+/// The host's own requests (see [`RESERVED_CALL_PREFIX`]): middleware definitions,
+/// middleware hooks, and actions run inside their chain.
 fn reserved_job<P: Exports>(name: &str, request: &[u8], host_ctx: *const c_void) -> Job {
     if name == DESCRIBE_MIDDLEWARE {
-        let mut list = MiddlewareList::default();
+        let mut list = MiddlewareList {
+            chain: true,
+            ..MiddlewareList::default()
+        };
         for m in P::middleware() {
             let into = match m.kind() {
                 MiddlewareKind::Action => &mut list.action,
@@ -383,27 +387,197 @@ fn reserved_job<P: Exports>(name: &str, request: &[u8], host_ctx: *const c_void)
         let (status, bytes) = encoded(&Reply::<_, ActionError>::Ok(list));
         return Job::Answer(status, bytes);
     }
-    if name != CALL_MIDDLEWARE {
+    if name != CALL_MIDDLEWARE && name != CALL_CHAIN {
         return Job::Answer(
             STATUS_BAD_REQUEST,
             format!("unknown reserved call {name}").into_bytes(),
         );
     }
-    let call: MiddlewareCall = match serde_json::from_slice(request) {
-        Ok(c) => c,
-        Err(e) => {
-            return Job::Answer(
-                STATUS_BAD_REQUEST,
-                format!("malformed middleware call: {e}").into_bytes(),
-            );
-        }
-    };
     let Some(host) = HOST.get().copied() else {
         return Job::Answer(STATUS_BAD_REQUEST, b"plugin called before init".to_vec());
+    };
+    let malformed = |e: serde_json::Error| {
+        Job::Answer(
+            STATUS_BAD_REQUEST,
+            format!("malformed {name} request: {e}").into_bytes(),
+        )
+    };
+    if name == CALL_CHAIN {
+        let call: ChainCall = match serde_json::from_slice(request) {
+            Ok(c) => c,
+            Err(e) => return malformed(e),
+        };
+        let services: Arc<dyn HostServices> = Arc::new(Remote::new(host, host_ctx));
+        let chain = run_chain::<P>(call, services);
+        return Job::Run(Box::pin(async move { encoded(&chain.await) }));
+    }
+    let call: MiddlewareCall = match serde_json::from_slice(request) {
+        Ok(c) => c,
+        Err(e) => return malformed(e),
     };
     let services: Arc<dyn HostServices> = Arc::new(Remote::new(host, host_ctx));
     let hook = run_hook::<P>(call, services);
     Job::Run(Box::pin(async move { encoded(&hook.await) }))
+}
+
+/// Runs an action inside its chain of this plugin's action middleware, as the host runs
+/// a chain hook by hook (`hero::actions`), in one call: a web request's connection
+/// `create` hooks, the pre-processors in order, the action on the prepared params (a
+/// panic of the action is an internal error, and the post-processors still run), the
+/// post-processors in order, the `destroy` hooks. Panics are caught hook by hook, with
+/// the host's outcome: a pre- or post-processor's ends the chain with an internal
+/// error, a connection hook's is logged and the request goes on; the `destroy` hooks
+/// run whatever happened in between.
+fn run_chain<P: Exports>(
+    call: ChainCall,
+    services: Arc<dyn HostServices>,
+) -> BoxFuture<'static, ChainReply> {
+    Box::pin(async move {
+        let ChainCall {
+            action,
+            version,
+            middleware,
+            connection_middleware,
+            params,
+            connection,
+        } = call;
+        let Some(handler) = P::handlers()
+            .iter()
+            .find(|h| h.definition().name == action && h.definition().version == version)
+        else {
+            return Reply::Error(ActionError::unknown_action(&action));
+        };
+        let mut chain = Vec::with_capacity(middleware.len());
+        for name in &middleware {
+            let Some(MiddlewareHandler::Action(m)) = find::<P>(MiddlewareKind::Action, name) else {
+                return Reply::Error(missing_error(MiddlewareKind::Action, name));
+            };
+            chain.push(m);
+        }
+        let mut hooks = Vec::with_capacity(connection_middleware.len());
+        for name in &connection_middleware {
+            let Some(MiddlewareHandler::Connection(m)) =
+                find::<P>(MiddlewareKind::Connection, name)
+            else {
+                return Reply::Error(missing_error(MiddlewareKind::Connection, name));
+            };
+            hooks.push(m);
+        }
+        let connection = connection_hooks(true, &hooks, connection, &services).await;
+        let kept = (!hooks.is_empty()).then(|| connection.clone());
+        let outcome = run_action(handler, &chain, action, params, connection, &services).await;
+        if let Some(kept) = kept {
+            connection_hooks(false, &hooks, kept, &services).await;
+        }
+        Reply::Ok(outcome)
+    })
+}
+
+/// The action of a chain call between its pre- and post-processors.
+async fn run_action(
+    handler: &ActionHandler,
+    chain: &[&crate::middleware::ActionMiddlewareHandler],
+    action: String,
+    params: Params,
+    connection: crate::ConnectionInfo,
+    services: &Arc<dyn HostServices>,
+) -> ChainOutcome {
+    let definition = handler.definition();
+    // Kept for the outcome, should a pre-processor panic with the params inside (as the
+    // host keeps them).
+    let original = (!chain.is_empty()).then(|| params.clone());
+    let mut pre = PreContext::new(action.clone(), params, connection, Arc::clone(services));
+    for m in chain {
+        let refused = match caught(m.pre(pre)).await {
+            Ok((next, Ok(()))) => {
+                pre = next;
+                continue;
+            }
+            Ok((next, Err(err))) => (next.into_parts().0, err),
+            Err(reason) => (
+                original.unwrap_or_default(),
+                panicked(&m.definition().name, &reason),
+            ),
+        };
+        return ChainOutcome {
+            params: definition.prepare(refused.0),
+            result: Reply::Error(refused.1),
+        };
+    }
+    let (params, connection) = pre.into_parts();
+    let params = definition.prepare(params);
+    let ctx = Context::new(params.clone(), connection.clone(), Arc::clone(services));
+    let result = match caught(handler.invoke(ctx)).await {
+        Ok(result) => result,
+        Err(reason) => {
+            tracing::error!(%reason, %action, version = definition.version, "action panicked");
+            Err(ActionError::internal())
+        }
+    };
+    let mut post = PostContext::new(
+        action,
+        params.clone(),
+        connection,
+        result,
+        Arc::clone(services),
+    );
+    for m in chain {
+        let err = match caught(m.post(post)).await {
+            Ok((next, Ok(()))) => {
+                post = next;
+                continue;
+            }
+            Ok((_, Err(err))) => err,
+            Err(reason) => panicked(&m.definition().name, &reason),
+        };
+        return ChainOutcome {
+            params,
+            result: Reply::Error(err),
+        };
+    }
+    ChainOutcome {
+        params,
+        result: post.into_result().into(),
+    }
+}
+
+/// Logs a caught panic of an action middleware and answers what the client sees of it.
+fn panicked(name: &str, reason: &str) -> ActionError {
+    tracing::error!(middleware = %name, %reason, "action middleware {name} panicked");
+    ActionError::internal()
+}
+
+/// Runs each connection hook's `create` (`true`) or `destroy` in order; a failure or a
+/// panic is logged and the next one gets the connection as it was.
+async fn connection_hooks(
+    create: bool,
+    hooks: &[&crate::middleware::ConnectionMiddlewareHandler],
+    mut connection: crate::ConnectionInfo,
+    services: &Arc<dyn HostServices>,
+) -> crate::ConnectionInfo {
+    let what = if create { "create" } else { "destroy" };
+    for m in hooks {
+        let name = &m.definition().name;
+        let ctx = ConnectionContext::new(connection.clone(), Arc::clone(services));
+        let run = if create {
+            m.create(ctx)
+        } else {
+            m.destroy(ctx)
+        };
+        match caught(run).await {
+            Ok((ctx, passed)) => {
+                if let Err(err) = passed {
+                    tracing::warn!(middleware = %name, connection = %connection.id,
+                        "connection middleware {name} failed in {what}: {}", err.message);
+                }
+                connection = ctx.into_connection();
+            }
+            Err(reason) => {
+                tracing::error!(middleware = %name, %reason, "connection middleware {name} panicked");
+            }
+        }
+    }
+    connection
 }
 
 fn find<P: Exports>(kind: MiddlewareKind, name: &str) -> Option<&'static MiddlewareHandler> {
@@ -412,11 +586,15 @@ fn find<P: Exports>(kind: MiddlewareKind, name: &str) -> Option<&'static Middlew
         .find(|m| m.kind() == kind && m.definition().name == name)
 }
 
-fn missing(kind: MiddlewareKind, name: &str) -> MiddlewareReply {
-    Reply::Error(ActionError::with_kind(
+fn missing_error(kind: MiddlewareKind, name: &str) -> ActionError {
+    ActionError::with_kind(
         ErrorKind::Internal,
         format!("the plugin has no {kind} middleware {name}"),
-    ))
+    )
+}
+
+fn missing(kind: MiddlewareKind, name: &str) -> MiddlewareReply {
+    Reply::Error(missing_error(kind, name))
 }
 
 /// Runs one hook of this plugin's middleware and encodes what it changed.

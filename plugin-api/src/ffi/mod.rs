@@ -134,8 +134,9 @@ pub use host::{
     host_vtable,
 };
 pub use wire::{
-    CALL_MIDDLEWARE, CallReply, CallRequest, DESCRIBE_MIDDLEWARE, MiddlewareCall, MiddlewareList,
-    MiddlewareOutcome, MiddlewareReply, RESERVED_CALL_PREFIX, Reply, ServiceCall, dispatch,
+    CALL_CHAIN, CALL_MIDDLEWARE, CallReply, CallRequest, ChainCall, ChainOutcome, ChainReply,
+    DESCRIBE_MIDDLEWARE, MiddlewareCall, MiddlewareList, MiddlewareOutcome, MiddlewareReply,
+    RESERVED_CALL_PREFIX, Reply, ServiceCall, dispatch,
 };
 
 /// Registers actions (and middleware) statically, like

@@ -236,7 +236,89 @@ pub struct MiddlewareList {
     /// Chat middleware.
     #[serde(default)]
     pub chat: Vec<MiddlewareDefinition>,
+    /// Whether the plugin runs [`CALL_CHAIN`] (a plugin built before it did not).
+    #[serde(default)]
+    pub chain: bool,
 }
+
+/// `call` name of an action run inside its middleware chain, all of one library, in one
+/// call: the request is a [`ChainCall`], the reply a [`ChainReply`].
+pub const CALL_CHAIN: &str = "$hero/chain/call";
+
+/// An action and its chain of action middleware (every one in this library), to run as
+/// the host would run them one by one: each pre-processor in order (the first refusal
+/// ends the call), the action with the [prepared](crate::ActionDefinition::prepare)
+/// params, then each post-processor in order on its result. For a web request, the
+/// connection middleware's `create` hooks run first and their `destroy` hooks last
+/// (their failures are logged, as the host logs them).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChainCall {
+    /// The action.
+    pub action: String,
+    /// Its version.
+    pub version: u32,
+    /// The action middleware names, in run order.
+    pub middleware: Vec<String>,
+    /// The connection middleware names, in run order (a web request's: its connection
+    /// lives for this one call).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connection_middleware: Vec<String>,
+    /// The params before the pre-processors (and before scrubbing).
+    pub params: Params,
+    /// The calling connection.
+    pub connection: ConnectionInfo,
+}
+
+impl ChainCall {
+    /// The JSON of a `ChainCall` with these fields, encoded from borrows.
+    ///
+    /// # Errors
+    ///
+    /// A param cannot be encoded (in practice never, as for [`CallRequest::encode`]).
+    pub fn encode(
+        action: &str,
+        version: u32,
+        middleware: &[&str],
+        connection_middleware: &[&str],
+        params: &Params,
+        connection: &ConnectionInfo,
+    ) -> Result<Vec<u8>, serde_json::Error> {
+        /// The same fields as [`ChainCall`], borrowed.
+        #[derive(Serialize)]
+        struct Borrowed<'a> {
+            action: &'a str,
+            version: u32,
+            middleware: &'a [&'a str],
+            #[serde(skip_serializing_if = "<[_]>::is_empty")]
+            connection_middleware: &'a [&'a str],
+            params: &'a Params,
+            connection: &'a ConnectionInfo,
+        }
+        serde_json::to_vec(&Borrowed {
+            action,
+            version,
+            middleware,
+            connection_middleware,
+            params,
+            connection,
+        })
+    }
+}
+
+/// How a chain call ended: the params of the reply (those the action ran with, or
+/// those a refusing pre-processor left, prepared alike), and the result after the
+/// post-processors (or the refusal).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChainOutcome {
+    /// The params, prepared.
+    pub params: Params,
+    /// The result.
+    pub result: Reply<Value, ActionError>,
+}
+
+/// The reply of a chain call: `{"ok": ChainOutcome}`, or `{"error": ActionError}` when
+/// the call could not run (an action or middleware the library does not have).
+pub type ChainReply = Reply<ChainOutcome, ActionError>;
 
 /// One middleware hook to run, tagged by `hook`, naming the middleware.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -323,6 +405,36 @@ pub type MiddlewareReply = Reply<MiddlewareOutcome, ActionError>;
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_encoded_chain_call_is_the_json_of_the_owned_one() {
+        let mut params = Params::new();
+        params.insert("word".into(), serde_json::json!("hi"));
+        let connection = ConnectionInfo {
+            id: "c1".into(),
+            ..ConnectionInfo::default()
+        };
+        let owned = ChainCall {
+            action: "echo".into(),
+            version: 2,
+            middleware: vec!["a".into(), "b".into()],
+            connection_middleware: Vec::new(),
+            params: params.clone(),
+            connection: connection.clone(),
+        };
+        assert_eq!(
+            ChainCall::encode("echo", 2, &["a", "b"], &[], &params, &connection).unwrap(),
+            serde_json::to_vec(&owned).unwrap()
+        );
+        let owned = ChainCall {
+            connection_middleware: vec!["c".into()],
+            ..owned
+        };
+        assert_eq!(
+            ChainCall::encode("echo", 2, &["a", "b"], &["c"], &params, &connection).unwrap(),
+            serde_json::to_vec(&owned).unwrap()
+        );
+    }
 
     #[test]
     fn an_encoded_request_is_the_json_of_the_owned_one() {
