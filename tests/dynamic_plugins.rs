@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -911,6 +911,48 @@ fn a_plugin_s_runtime_runs_its_tasks_between_calls_and_host_services_are_futures
     let raced = get(&hero, "/api/raceService");
     assert_eq!(raced["raced"], "pending", "{raced}");
     assert_eq!(raced["value"], Value::Null, "{raced}");
+}
+
+#[test]
+fn a_plugin_keeps_a_pooled_connection_alive_across_calls() {
+    // An echo server that counts the connections it accepts.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    {
+        let accepted = Arc::clone(&accepted);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                std::thread::spawn(move || {
+                    let mut writer = stream.try_clone().unwrap();
+                    for line in BufReader::new(stream).lines() {
+                        let Ok(line) = line else { return };
+                        if writeln!(writer, "{line}").is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+    }
+    let libs = libs();
+    let dir = plugin_dir(&[(&libs.gen1, "libtest.so")]);
+    let hero = start(dir.path(), &[]);
+    for (i, word) in ["one", "two", "three"].into_iter().enumerate() {
+        let reply = get(&hero, &format!("/api/pooled?port={port}&word={word}"));
+        assert_eq!(reply["echo"], word, "{reply}");
+        assert_eq!(
+            reply["connects"], 1,
+            "one connection for every call: {reply}"
+        );
+        if i == 0 {
+            // Idle between calls, as a pool is.
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
 
 #[test]
