@@ -3,11 +3,13 @@
 #   1. in-process: N calls through the host's Invoke (and the bare boundary);
 #   2. over HTTP on loopback with wrk (bounded: DURATION seconds, CONNS connections).
 # Usage: bench/run.sh [N] [DURATION] [CONNS]     (release builds; ~1 minute of load)
+#        ROUNDS=5 bench/run.sh ...               (HTTP rounds, alternating; default 3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-200000}
 DURATION=${2:-10}
 CONNS=${3:-16}
+ROUNDS=${ROUNDS:-3}
 
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
 cargo build --release -q -p hero -p hero-bench -p hero-test-plugin
@@ -41,8 +43,29 @@ start "$dir/dynamic.log" target/release/hero --plugins "$dir"; dport=$port
 curl -sf "http://127.0.0.1:$sport/api/ping" | grep -q pong
 curl -sf "http://127.0.0.1:$dport/api/ping" | grep -q pong
 
-for kind in static dynamic; do
-  port=$sport; [ $kind = dynamic ] && port=$dport
-  echo "== HTTP $kind: wrk -t2 -c$CONNS -d${DURATION}s http://127.0.0.1:$port/api/ping"
-  wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:$port/api/ping" | grep -E 'Requests/sec|Latency|50%|99%'
+# cpu PID: the process's user+system CPU so far, in clock ticks.
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+spid=$(echo $pids | awk '{print $1}'); dpid=$(echo $pids | awk '{print $2}')
+ticks=$(getconf CLK_TCK)
+
+# ROUNDS rounds, the order alternating, so drift on a shared machine favours neither.
+echo "== HTTP: wrk -t2 -c$CONNS -d${DURATION}s /api/ping, $ROUNDS rounds (req/s, server CPU per request)"
+ratios=()
+for round in $(seq "$ROUNDS"); do
+  order="static dynamic"; [ $((round % 2)) -eq 0 ] && order="dynamic static"
+  declare -A rps=() us=()
+  for kind in $order; do
+    port=$sport; pid=$spid
+    [ $kind = dynamic ] && { port=$dport; pid=$dpid; }
+    before=$(cpu "$pid")
+    out=$(wrk -t2 -c"$CONNS" -d"${DURATION}s" "http://127.0.0.1:$port/api/ping")
+    after=$(cpu "$pid")
+    requests=$(echo "$out" | grep -o '[0-9]* requests in' | grep -o '^[0-9]*')
+    rps[$kind]=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+    us[$kind]=$(awk -v t=$((after - before)) -v hz="$ticks" -v n="$requests" 'BEGIN {printf "%.1f", t * 1e6 / hz / n}')
+  done
+  ratio=$(awk -v d="${rps[dynamic]}" -v s="${rps[static]}" 'BEGIN {printf "%.3f", d / s}')
+  ratios+=("$ratio")
+  echo "round $round: static ${rps[static]} req/s ${us[static]} us/req, dynamic ${rps[dynamic]} req/s ${us[dynamic]} us/req, dynamic/static $ratio"
 done
+printf '%s\n' "${ratios[@]}" | sort -n | awk '{r[NR] = $1} END {printf "dynamic/static req/s: median %s, range %s-%s over %d rounds\n", r[int((NR + 1) / 2)], r[1], r[NR], NR}'
