@@ -785,15 +785,7 @@ fn metrics_count_dynamic_plugin_calls_by_crossing_and_loads() {
     let libs = libs();
     let dir = plugin_dir(&[(&libs.gen1, "libtest.so")]);
     let hero = start(dir.path(), &[]);
-    let metrics = || {
-        let mut conn = TcpStream::connect(("127.0.0.1", hero.port)).unwrap();
-        conn.set_read_timeout(Some(WAIT)).unwrap();
-        conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-            .unwrap();
-        let mut text = String::new();
-        conn.read_to_string(&mut text).unwrap();
-        text
-    };
+    let metrics = || support::http_get(&hero, "/metrics").1;
     let sample = |text: &str, series: &str| -> Option<f64> {
         text.lines()
             .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
@@ -834,18 +826,8 @@ fn metrics_count_dynamic_plugin_calls_by_crossing_and_loads() {
 
 /// One request on its own connection: (status, JSON body).
 fn get_with_status(hero: &Hero, path: &str) -> (u16, Value) {
-    let mut conn = TcpStream::connect(("127.0.0.1", hero.port)).unwrap();
-    conn.set_read_timeout(Some(WAIT)).unwrap();
-    write!(
-        conn,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    conn.read_to_string(&mut text).unwrap();
-    let status = text.split(' ').nth(1).unwrap().parse().unwrap();
-    let body = text.split_once("\r\n\r\n").unwrap().1;
-    (status, serde_json::from_str(body).unwrap())
+    let (status, body) = support::http_get(hero, path);
+    (status, serde_json::from_str(&body).unwrap())
 }
 
 #[test]

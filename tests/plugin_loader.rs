@@ -13,8 +13,7 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -93,19 +92,8 @@ fn start(dir: &Path, opts: Options) -> Hero {
 
 /// One GET on a fresh connection; the JSON body.
 fn get(hero: &Hero, path: &str) -> Value {
-    let mut stream = TcpStream::connect(("127.0.0.1", hero.port)).unwrap();
-    stream.set_read_timeout(Some(WAIT)).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).unwrap();
-    let (_, body) = text
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no body: {text:?}"));
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body:?}"))
+    let (_, body) = support::http_get(hero, path);
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body:?}"))
 }
 
 /// Polls `path` until `done` holds, or fails after `WAIT`.

@@ -3,7 +3,7 @@
 
 #![allow(dead_code, unreachable_pub, missing_docs, clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
@@ -268,4 +268,27 @@ pub async fn faye(hero: &Hero, body: serde_json::Value) -> serde_json::Value {
         .json()
         .await
         .unwrap()
+}
+
+/// One `GET path` on a fresh connection (`Connection: close`), read to the end within
+/// [`WAIT`]: the status and the body.
+pub fn http_get(hero: &Hero, path: &str) -> (u16, String) {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", hero.port)).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line: {text:?}"));
+    let (_, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no body: {text:?}"));
+    (status, body.to_owned())
 }
