@@ -783,21 +783,25 @@ fn hero_new_plugin_refuses_the_names_of_heros_crates() {
 #[test]
 fn metrics_count_dynamic_plugin_calls_by_crossing_and_loads() {
     let libs = libs();
-    let dir = plugin_dir(&[(&libs.gen1, "libtest.so")]);
+    let dir = plugin_dir(&[
+        (&libs.gen1, "libtest.so"),
+        (&libs.example, "libdynamic_plugin.so"),
+    ]);
     let hero = start(dir.path(), &[]);
     let metrics = || support::http_get(&hero, "/metrics").1;
     let sample = |text: &str, series: &str| -> Option<f64> {
         text.lines()
             .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
     };
-    let calls = |text: &str, call: &str| {
+    let calls_of = |text: &str, plugin: &str, call: &str| {
         sample(
             text,
             &format!(
-                r#"hero_plugin_call_duration_seconds_count{{call="{call}",plugin="hero-test-plugin"}} "#
+                r#"hero_plugin_call_duration_seconds_count{{call="{call}",plugin="{plugin}"}} "#
             ),
         )
     };
+    let calls = |text: &str, call: &str| calls_of(text, "hero-test-plugin", call);
     for _ in 0..2 {
         get(&hero, "/api/ping");
     }
@@ -809,11 +813,11 @@ fn metrics_count_dynamic_plugin_calls_by_crossing_and_loads() {
     assert_eq!(calls(&text, "hook"), Some(0.0), "{text}");
     assert_eq!(
         sample(&text, r#"hero_plugin_events_total{event="loaded"} "#),
-        Some(1.0)
+        Some(2.0)
     );
     assert_eq!(
         sample(&text, r#"hero_plugin_files{state="loaded"} "#),
-        Some(1.0)
+        Some(2.0)
     );
     // A static action with the same middleware runs it hook by hook: three pre-, three
     // post-processors and the two connection hooks.
@@ -822,6 +826,22 @@ fn metrics_count_dynamic_plugin_calls_by_crossing_and_loads() {
     let text = metrics();
     assert_eq!(calls(&text, "hook"), Some(8.0), "{text}");
     assert_eq!(calls(&text, "chain"), Some(2.0), "{text}");
+    // So does an action of another library: its own call, and the eight hooks.
+    let greet = get(&hero, "/api/greet?name=ada");
+    assert_eq!(greet["greeting"], "Hello, ada!", "{greet}");
+    let text = metrics();
+    assert_eq!(calls(&text, "hook"), Some(16.0), "{text}");
+    assert_eq!(calls(&text, "chain"), Some(2.0), "{text}");
+    assert_eq!(
+        calls_of(&text, "dynamic-plugin", "action"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        calls_of(&text, "dynamic-plugin", "chain"),
+        Some(0.0),
+        "{text}"
+    );
 }
 
 /// One request on its own connection: (status, JSON body).
