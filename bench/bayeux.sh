@@ -2,7 +2,8 @@
 # Bayeux throughput, latency and memory of hero against the npm faye server, measured
 # in one run with the same load generator (../shared/tools/bayeux-bench), loopback only.
 #
-#   bench/bayeux.sh            # fan-out 1000x1000, pairs 50, idle clients 5000 and 10000
+#   bench/bayeux.sh            # fan-out 1000x1000, pairs 50, idle clients 10000 and 50000
+#   IDLE="10000 19000" bench/bayeux.sh   # other idle-client counts
 #   QUICK=1 bench/bayeux.sh    # smaller scenarios, for a smoke run
 #
 # Also measures bench/bayeux-floor (the least work a fan-out server can do, with and
@@ -28,7 +29,8 @@ bench=$out/bayeux-bench-target/release/bayeux-bench
 if [ -n "${QUICK:-}" ]; then
   fanout=(-n 200 -m 200 --window 10); pairs=(-k 20 --duration-s 3 --window 10); idle=(1000)
 else
-  fanout=(-n 1000 -m 1000 --window 10); pairs=(-k 50 --duration-s 10 --window 10); idle=(5000 10000)
+  fanout=(-n 1000 -m 1000 --window 10); pairs=(-k 50 --duration-s 10 --window 10)
+  read -r -a idle <<<"${IDLE:-10000 50000}"
 fi
 
 pid=
@@ -77,8 +79,15 @@ for _ in $(seq "${ROUNDS:-1}"); do
     stop
   done
 done
+# Each idle client takes a file descriptor in the server and one in the generator: a
+# count over the limit is measured at the largest that fits, and says so.
+fd_room=$(( $(ulimit -n) - 500 ))
 for server in hero faye; do
   for c in "${idle[@]}"; do
+    if [ "$c" -gt "$fd_room" ]; then
+      echo "idle $c: over the open-file limit here ($(ulimit -n), hard $(ulimit -Hn)); measuring $fd_room clients" >&2
+      c=$fd_room
+    fi
     start_server $server
     scenario $server connections -c "$c"
     stop
@@ -89,24 +98,40 @@ python3 - "$results" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 labels = ["hero", "faye", "floor", "floor-1ms"]
-def value(label, scenario, metric, clients=None):
-    vs = [r.get(metric) for r in rows if r.get("label") == label and r.get("scenario") == scenario
-          and (clients is None or r["params"].get("clients") == clients) and r.get(metric) is not None]
-    return statistics.median(vs) if vs else None
+def per_delivery(r, cpu):
+    return cpu * 1e6 / r["delivered"] if r.get("delivered") else None
+metrics = {
+    "msgs_per_s": lambda r: r.get("msgs_per_s"),
+    "p99_us": lambda r: r.get("p99_us"),
+    # Server CPU from /proc over the run (setup included), per delivered message: it
+    # does not depend on how fast the generator is.
+    "server_cpu_us_per_delivery": lambda r: per_delivery(r, (r.get("server") or {}).get("cpu_s", 0)),
+    "generator_cpu_us_per_delivery": lambda r: per_delivery(r, r.get("client_cpu_s", 0)),
+    "per_conn_bytes": lambda r: r.get("per_conn_bytes"),
+}
+def values(label, scenario, metric, clients=None):
+    return [v for r in rows if r.get("label") == label and r.get("scenario") == scenario
+            and (clients is None or r["params"].get("clients") == clients)
+            for v in [metrics[metric](r)] if v is not None]
 def ok(label, scenario):
     return all(r.get("ok", True) for r in rows if r.get("label") == label and r.get("scenario") == scenario)
+def fmt(v):
+    return f"{v:,.2f}" if v < 100 else f"{v:,.0f}"
 def cell(label, scenario, metric, clients=None):
-    v, f = value(label, scenario, metric, clients), value("faye", scenario, metric, clients)
-    if v is None:
+    vs, fs = values(label, scenario, metric, clients), values("faye", scenario, metric, clients)
+    if not vs:
         return "-"
-    text = f"{v:,.0f}" + ("" if ok(label, scenario) else " (NOT OK)")
-    return text if label == "faye" or not f else f"{text} ({v / f:.2f}x)"
+    v = statistics.median(vs)
+    text = fmt(v) + (f" [{fmt(min(vs))}-{fmt(max(vs))}]" if len(vs) > 1 else "")
+    text += "" if ok(label, scenario) else " (NOT OK)"
+    return text if label == "faye" or not fs else f"{text} ({v / statistics.median(fs):.2f}x)"
 print()
 print("| scenario | metric | " + " | ".join(labels) + " |")
 print("|---|---|" + "---|" * len(labels))
-for scenario, metric in [("fanout", "msgs_per_s"), ("fanout", "p99_us"), ("pairs", "msgs_per_s"), ("pairs", "p99_us")]:
-    print(f"| {scenario} | {metric} | " + " | ".join(cell(l, scenario, metric) for l in labels) + " |")
+for scenario in ["fanout", "pairs"]:
+    for metric in ["msgs_per_s", "p99_us", "server_cpu_us_per_delivery", "generator_cpu_us_per_delivery"]:
+        print(f"| {scenario} | {metric} | " + " | ".join(cell(l, scenario, metric) for l in labels) + " |")
 for c in sorted({r["params"]["clients"] for r in rows if r.get("scenario") == "connections"}):
     print(f"| idle {c} | server RSS bytes/client | " + " | ".join(cell(l, "connections", "per_conn_bytes", c) for l in labels) + " |")
-print("(median over rounds; ratios to faye in brackets)")
+print("(median [min-max] over rounds; ratio of medians to faye in brackets)")
 PY
