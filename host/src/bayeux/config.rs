@@ -50,7 +50,8 @@ pub struct BayeuxConfig {
     pub ws_read_buffer_bytes: usize,
     /// Per-socket websocket write buffer threshold, in bytes.
     pub ws_write_buffer_bytes: usize,
-    /// Frames waiting for one websocket writer before the reader stops reading.
+    /// Not used any more (a websocket socket has one task, and no queue between a
+    /// reader and a writer); still accepted so that configurations naming it load.
     pub ws_send_queue: usize,
     /// Channel prefix reserved for in-process traffic; network clients can neither
     /// subscribe nor publish under it, and `/**` subscribers never see it.
@@ -87,7 +88,7 @@ impl Default for BayeuxConfig {
             max_subscriptions_per_client: 1_000,
             max_queue: 1_000,
             max_batch: 100,
-            ws_read_buffer_bytes: 1024,
+            ws_read_buffer_bytes: 512,
             ws_write_buffer_bytes: 0,
             ws_send_queue: 64,
             internal_prefix: "/hero".to_owned(),

@@ -108,15 +108,29 @@ impl EngineHandler for Handler {
 }
 
 /// What handling one message produced.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "lives for one message; boxing the reply would cost an allocation per message"
+)]
 pub(crate) enum Outcome {
     /// Replies to send now.
     Reply(Message),
     /// A valid connect: `reply` is sent after holding for up to `hold`.
     Hold {
-        reply: Message,
+        reply: HeldReply,
         client_id: String,
         hold: Duration,
     },
+}
+
+/// A successful connect's reply while it is held: only what differs between clients,
+/// since an idle client holds one for as long as it is idle (a whole [`Message`] is
+/// about 500 bytes). [`Bayeux::held_reply`] makes it the reply.
+#[derive(Debug)]
+pub(crate) struct HeldReply {
+    id: Option<Value>,
+    client_id: String,
+    eventsource: bool,
 }
 
 /// One element of a reply array: a message, or a delivery still in its serialised form.
@@ -578,7 +592,7 @@ impl Bayeux {
                         hold,
                     } => {
                         let taken = self.hold_poll(&client_id, hold).await;
-                        (reply, taken, Some(client_id))
+                        (self.held_reply(reply), taken, Some(client_id))
                     }
                     Outcome::Reply(reply) => (reply, None, None),
                 };
@@ -816,15 +830,19 @@ impl Bayeux {
                 Outcome::Reply(reply)
             }
         };
-        if let Outcome::Reply(r) | Outcome::Hold { reply: r, .. } = &outcome
-            && r.successful == Some(true)
+        let succeeded = match &outcome {
+            Outcome::Reply(r) if r.successful == Some(true) => Some(r.client_id.as_ref()),
+            Outcome::Reply(_) => None,
+            Outcome::Hold { reply, .. } => Some(Some(&reply.client_id)),
+        };
+        if let Some(client_id) = succeeded
             && !ctx.trusted
             && self.inner.meta_subscriptions.load(Ordering::Relaxed) > 0
         {
             // In-process observers of meta traffic (never network clients).
             let mut copy = msg.clone();
             copy.data = Some(json!({
-                "clientId": r.client_id.clone().or(msg.client_id.clone()),
+                "clientId": client_id.or(msg.client_id.as_ref()),
                 "subscription": msg.subscription.clone(),
             }));
             let _ = self.engine_publish(copy, ctx.client_id.clone()).await;
@@ -942,20 +960,36 @@ impl Bayeux {
             self.advise(&mut reply, connection_type);
             return Outcome::Reply(reply);
         }
-        reply.set_outcome(None);
-        self.advise(&mut reply, connection_type);
+        let eventsource = connection_type == Some("eventsource");
         let server_hold = Duration::from_millis(self.inner.config.timeout_ms);
-        let hold = if connection_type == Some("eventsource") {
+        let hold = if eventsource {
             Duration::ZERO
         } else {
             msg.advice_timeout_ms()
                 .map_or(server_hold, |t| Duration::from_millis(t).min(server_hold))
         };
         Outcome::Hold {
-            reply,
+            reply: HeldReply {
+                id: reply.id,
+                client_id: client_id.to_owned(),
+                eventsource,
+            },
             client_id: client_id.to_owned(),
             hold,
         }
+    }
+
+    /// The reply a held connect is answered with.
+    pub(crate) fn held_reply(&self, held: HeldReply) -> Message {
+        let mut reply = Message {
+            id: held.id,
+            channel: Some(CONNECT.to_owned()),
+            client_id: Some(held.client_id),
+            ..Message::default()
+        };
+        reply.set_outcome(None);
+        self.advise(&mut reply, held.eventsource.then_some("eventsource"));
+        reply
     }
 
     async fn subscribe(

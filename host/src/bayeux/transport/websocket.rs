@@ -4,11 +4,13 @@
 //! buffers: tungstenite allocates (and zero-fills) its whole read buffer per socket,
 //! 128 KiB by default, which dominates the memory of idle clients.
 //!
-//! Per socket: a reader (this task) parses frames and processes messages in order; a
-//! writer task owns the sink and drains a bounded queue. The writer also holds the
-//! socket's connect (answered as a heartbeat after the hold time, or when the next
-//! connect arrives) and pushes deliveries from the client's mailbox as they come.
-//! The mailbox is only drained while the writer can write, so a client that stops
+//! Per socket, one task owns the socket: it reads frames and processes their messages
+//! in order, writes the replies, holds the socket's connect (answered as a heartbeat
+//! after the hold time, or when the next connect arrives), and pushes deliveries from
+//! the client's mailbox as they come. One task rather than a reader and a writer: an
+//! idle client is mostly its task's state, and the second task, the queue between the
+//! two and their stop signal cost about 1 KB a client.
+//! The mailbox is only drained while the socket can write, so a client that stops
 //! reading fills its bounded mailbox and is disconnected (slow consumer); a write
 //! that does not complete in time closes the socket.
 
@@ -19,14 +21,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use futures_util::stream::SplitStream;
 use futures_util::{SinkExt, StreamExt};
 use hyper_util::rt::TokioIo;
-use tokio::sync::mpsc;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Error as TungsteniteError;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -40,10 +41,10 @@ use super::RequestParts;
 use super::http::bad_request;
 use crate::bayeux::engine::{ClaimKind, Mailbox};
 use crate::bayeux::extension::{MessageContext, Transport};
-use crate::bayeux::message::{CONNECT, Message, parse_messages};
+use crate::bayeux::message::{CONNECT, parse_messages};
 use crate::bayeux::receipt::hand_back;
 use crate::bayeux::server::{
-    Bayeux, OutItem, Outcome, engine_error, to_json_array, to_json_frames,
+    Bayeux, HeldReply, OutItem, Outcome, engine_error, to_json_array, to_json_frames,
 };
 use crate::edge::client::client_addr;
 
@@ -118,138 +119,39 @@ pub(super) fn upgrade(bayeux: Bayeux, parts: RequestParts) -> Response {
     res
 }
 
-/// What the reader hands the writer.
-enum Out {
-    /// A ready frame.
-    Frame(String),
-    /// A valid connect: answer after `hold`; attach the socket to `client_id`.
-    Hold {
-        reply: Box<Message>,
-        client_id: String,
-        hold: Duration,
-    },
-    /// Close the socket with this frame.
-    Close(CloseFrame),
-}
-
 type Io = TokioIo<hyper::upgrade::Upgraded>;
 
-/// Splits the socket and spawns its reader and writer.
+/// Spawns the socket's one task.
 fn start(bayeux: Bayeux, ws: WebSocketStream<Io>, ctx: MessageContext) {
-    let (sink, stream) = ws.split();
-    let (tx, rx) = mpsc::channel(bayeux.config().ws_send_queue.max(1));
-    let stop = bayeux.shutdown_token().child_token();
-    let (writer_bayeux, writer_stop) = (bayeux.clone(), stop.clone());
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    // The state and the socket live in one box that the task borrows: an `async fn`
+    // taking them by value keeps two copies of its arguments in its state (it moves
+    // them from one slot to another), some 600 bytes more per client.
+    let mut socket = Box::new((Socket::new(bayeux.clone(), ctx), ws));
     bayeux.spawn(async move {
-        Writer::new(writer_bayeux, writer_stop).run(sink, rx).await;
-        let _ = done_tx.send(());
+        let (state, ws) = &mut *socket;
+        state.run(ws).await;
     });
-    bayeux
-        .clone()
-        .spawn(read(bayeux, ctx, stream, tx, stop, done_rx));
 }
 
-/// The reader loop: one frame at a time, in order; ends the writer on exit.
-///
-/// This future lives as long as the socket, so it keeps only handles; the per-frame
-/// work (large futures, `Message`s) is boxed and freed after each frame.
-async fn read(
-    bayeux: Bayeux,
-    ctx: MessageContext,
-    mut stream: SplitStream<WebSocketStream<Io>>,
-    tx: mpsc::Sender<Box<Out>>,
-    stop: CancellationToken,
-    writer: tokio::sync::oneshot::Receiver<()>,
-) {
-    loop {
-        let frame = tokio::select! {
-            () = stop.cancelled() => break,
-            frame = stream.next() => frame,
-        };
-        let text = match frame {
-            Some(Ok(WsMessage::Text(t))) => t,
-            Some(Ok(WsMessage::Close(_))) | None => break,
-            Some(Ok(_)) => continue, // ping/pong handled by tungstenite; binary ignored
-            Some(Err(TungsteniteError::Capacity(e))) => {
-                // Over `max_frame_bytes`: say so in the close frame (1009).
-                tracing::debug!(error = %e, "bayeux: websocket frame too large");
-                let close = CloseFrame {
-                    code: CloseCode::Size,
-                    reason: "Message too big".into(),
-                };
-                let _ = tx.send(Box::new(Out::Close(close))).await;
-                break;
-            }
-            Some(Err(e)) => {
-                tracing::debug!(error = %e, "bayeux: websocket read error");
-                break;
-            }
-        };
-        if !Box::pin(process_frame(&bayeux, &ctx, text.as_bytes(), &tx)).await {
-            break;
+/// What a frame read from the socket asks for.
+fn incoming(frame: Option<Result<WsMessage, TungsteniteError>>) -> Event {
+    match frame {
+        Some(Ok(WsMessage::Text(text))) => Event::Text(text),
+        Some(Ok(WsMessage::Close(_))) | None => Event::Ended,
+        // Ping and pong are answered by tungstenite; binary frames are ignored.
+        Some(Ok(_)) => Event::Ignored,
+        Some(Err(TungsteniteError::Capacity(e))) => {
+            tracing::debug!(error = %e, "bayeux: websocket frame too large");
+            Event::TooLarge
+        }
+        Some(Err(e)) => {
+            tracing::debug!(error = %e, "bayeux: websocket read error");
+            Event::Ended
         }
     }
-    // Closing the queue lets the writer send what is queued (e.g. a close frame), then end.
-    drop(tx);
-    let _ = writer.await;
 }
 
-/// Processes one frame; `false` once the writer is gone.
-async fn process_frame(
-    bayeux: &Bayeux,
-    ctx: &MessageContext,
-    text: &[u8],
-    tx: &mpsc::Sender<Box<Out>>,
-) -> bool {
-    let messages = match parse_messages(text) {
-        Ok(m) => m,
-        Err(e) => {
-            // As faye: a malformed frame is logged and ignored.
-            tracing::debug!(error = %e, "bayeux: malformed websocket frame");
-            return true;
-        }
-    };
-    let empty_frame = messages.is_empty();
-    let mut replies = Vec::new();
-    let mut held = Vec::new();
-    for msg in messages {
-        let is_connect = msg.channel.as_deref() == Some(CONNECT);
-        match bayeux.handle(msg, ctx).await {
-            Outcome::Reply(r) => {
-                if let Some(r) = bayeux.outgoing_reply(r).await {
-                    replies.push(OutItem::Msg(Box::new(r)));
-                }
-            }
-            Outcome::Hold {
-                reply,
-                client_id,
-                hold,
-            } if is_connect => held.push(Box::new(Out::Hold {
-                reply: Box::new(reply),
-                client_id,
-                hold,
-            })),
-            Outcome::Hold { reply, .. } => replies.push(OutItem::Msg(Box::new(reply))),
-        }
-    }
-    if (!replies.is_empty() || empty_frame)
-        && tx
-            .send(Box::new(Out::Frame(to_json_array(&replies))))
-            .await
-            .is_err()
-    {
-        return false;
-    }
-    for h in held {
-        if tx.send(h).await.is_err() {
-            return false;
-        }
-    }
-    true
-}
-
-/// A future the writer selects on, kept across loop turns (re-created only when what
+/// A future the socket's task selects on, kept across loop turns (re-created only when what
 /// it waits for changes, not on every wake-up).
 type Pending = Pin<Box<dyn Future<Output = ()> + Send>>;
 
@@ -257,11 +159,11 @@ fn never() -> Pending {
     Box::pin(std::future::pending())
 }
 
-/// Turns in a row the writer may look at its mailbox before its other wake-up sources.
+/// Turns in a row the task may look at its mailbox before its other wake-up sources.
 const MAILBOX_FIRST_TURNS: u32 = 8;
 
-/// The waker the writer's rare sources (stop, detach) are polled with: notes that one of
-/// them fired, then wakes the writer task.
+/// The waker the task's rare sources (stop, detach) are polled with: notes that one of
+/// them fired, then wakes the task.
 struct RareWake {
     fired: AtomicBool,
     task: Waker,
@@ -291,31 +193,41 @@ fn rare_due(rare: &mut Arc<RareWake>, task: &Waker) -> bool {
     rare.fired.swap(false, Ordering::AcqRel)
 }
 
-/// What woke the writer.
+/// What woke the socket's task.
 enum Event {
+    /// The host is shutting down.
     Stop,
-    Out(Option<Box<Out>>),
+    /// A text frame: Bayeux messages.
+    Text(Utf8Bytes),
+    /// A frame with nothing to do (ping, pong, binary).
+    Ignored,
+    /// A frame over `max_frame_bytes`: the socket closes with 1009.
+    TooLarge,
+    /// The peer closed the socket, or it failed.
+    Ended,
     HoldDue,
     Detached,
     Mailbox,
 }
 
-struct Writer {
+/// One websocket client's state: its task owns the socket, reads and processes frames
+/// in order, holds its connect, and pushes its deliveries.
+struct Socket {
     bayeux: Bayeux,
-    stop: CancellationToken,
+    ctx: MessageContext,
     /// The client whose deliveries this socket pushes: (id, attach token, detach signal).
     attached: Option<(Arc<str>, u64, CancellationToken)>,
     /// The held connect reply and when to send it.
-    held: Option<(Box<Message>, Instant)>,
+    held: Option<(HeldReply, Instant)>,
     /// The attached client's mailbox, when the engine hands one out.
     mailbox: Option<Arc<dyn Mailbox>>,
 }
 
-impl Writer {
-    fn new(bayeux: Bayeux, stop: CancellationToken) -> Self {
+impl Socket {
+    fn new(bayeux: Bayeux, ctx: MessageContext) -> Self {
         Self {
             bayeux,
-            stop,
+            ctx,
             attached: None,
             held: None,
             mailbox: None,
@@ -337,13 +249,14 @@ impl Writer {
         }
     }
 
-    async fn run<S>(mut self, mut sink: S, mut rx: mpsc::Receiver<Box<Out>>)
-    where
-        S: futures_util::Sink<WsMessage> + Unpin,
-    {
+    /// The socket's task: until the peer leaves, the socket fails or the host stops.
+    ///
+    /// Frames are processed one at a time and their replies written in order; no frame
+    /// is read while a write waits for the peer.
+    async fn run(&mut self, ws: &mut WebSocketStream<Io>) {
         // Every wake-up of a pushing socket goes through this loop, so the futures it
         // waits on are built once and kept, not rebuilt per turn.
-        let stop = self.stop.clone().cancelled_owned();
+        let stop = self.bayeux.shutdown_token().clone().cancelled_owned();
         tokio::pin!(stop);
         let hold_timer = tokio::time::sleep_until(Instant::now());
         tokio::pin!(hold_timer);
@@ -385,8 +298,8 @@ impl Writer {
                         return Poll::Ready(Event::Detached);
                     }
                 }
-                if let Poll::Ready(out) = rx.poll_recv(cx) {
-                    return Poll::Ready(Event::Out(out));
+                if let Poll::Ready(frame) = ws.poll_next_unpin(cx) {
+                    return Poll::Ready(incoming(frame));
                 }
                 if held && hold_timer.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(Event::HoldDue);
@@ -403,37 +316,23 @@ impl Writer {
             };
             let ok = match event {
                 Event::Stop => {
-                    Box::pin(self.finish(&mut sink, &mut rx)).await;
+                    Box::pin(self.finish(ws)).await;
                     break;
                 }
-                Event::Out(None) => break,
-                Event::Out(Some(out)) => match *out {
-                    Out::Frame(text) => Box::pin(send(&mut sink, text)).await,
-                    Out::Close(frame) => {
-                        let _ = sink.send(WsMessage::Close(Some(frame))).await;
-                        false
-                    }
-                    Out::Hold {
-                        reply,
-                        client_id,
-                        hold,
-                    } => {
-                        Box::pin(self.attach(&client_id)).await;
-                        // A second connect releases the first.
-                        let mut ok = Box::pin(self.release_held(&mut sink)).await;
-                        if ok {
-                            if hold.is_zero() {
-                                ok = Box::pin(self.send_reply(&mut sink, reply)).await;
-                            } else {
-                                let deadline = Instant::now() + hold;
-                                hold_timer.as_mut().reset(deadline);
-                                self.held = Some((reply, deadline));
-                            }
-                        }
-                        ok
-                    }
-                },
-                Event::HoldDue => Box::pin(self.release_held(&mut sink)).await,
+                Event::Text(text) => {
+                    Box::pin(self.process_frame(ws, text.as_bytes(), hold_timer.as_mut())).await
+                }
+                Event::Ignored => true,
+                Event::TooLarge => {
+                    let close = CloseFrame {
+                        code: CloseCode::Size,
+                        reason: "Message too big".into(),
+                    };
+                    let _ = Box::pin(ws.send(WsMessage::Close(Some(close)))).await;
+                    false
+                }
+                Event::Ended => false,
+                Event::HoldDue => Box::pin(self.release_held(ws)).await,
                 Event::Detached => {
                     detached = never();
                     if let Some((id, token, _)) = self.take_attached() {
@@ -443,37 +342,111 @@ impl Writer {
                 }
                 Event::Mailbox => {
                     mailbox = self.mailbox_wait();
-                    Box::pin(self.push(&mut sink)).await
+                    Box::pin(self.push(ws)).await
                 }
             };
             if !ok {
                 break;
             }
         }
-        self.stop.cancel();
         if let Some((id, token, _)) = self.take_attached() {
             self.bayeux.detach(&id, token);
         }
-        let _ = sink.close().await;
+        let _ = ws.close(None).await;
     }
 
-    /// At shutdown: writes what the reader still hands over (it finishes the frame it is
-    /// on, such as a client's disconnect, then closes the queue), the deliveries waiting
-    /// in the mailbox, and the held connect's reply, within [`SEND_TIMEOUT`].
-    async fn finish<S>(&mut self, sink: &mut S, rx: &mut mpsc::Receiver<Box<Out>>)
+    /// Processes one frame (its messages in order) and writes its replies; `false` once
+    /// the socket is done.
+    ///
+    /// A function of its own, boxed by the caller, so that `run`, which lives as long
+    /// as the socket, does not keep room for a frame's work in its state.
+    async fn process_frame<S>(
+        &mut self,
+        sink: &mut S,
+        text: &[u8],
+        mut hold_timer: Pin<&mut Sleep>,
+    ) -> bool
     where
         S: futures_util::Sink<WsMessage> + Unpin,
     {
-        let deadline = Instant::now() + SEND_TIMEOUT;
-        while let Ok(Some(out)) = tokio::time::timeout_at(deadline, rx.recv()).await {
-            if let Out::Frame(text) = *out
-                && !send(sink, text).await
-            {
-                return;
+        let messages = match parse_messages(text) {
+            Ok(m) => m,
+            Err(e) => {
+                // As faye: a malformed frame is logged and ignored.
+                tracing::debug!(error = %e, "bayeux: malformed websocket frame");
+                return true;
+            }
+        };
+        let empty_frame = messages.is_empty();
+        let mut replies = Vec::new();
+        let mut held = Vec::new();
+        for msg in messages {
+            let is_connect = msg.channel.as_deref() == Some(CONNECT);
+            match self.bayeux.handle(msg, &self.ctx).await {
+                Outcome::Reply(r) => {
+                    if let Some(r) = self.bayeux.outgoing_reply(r).await {
+                        replies.push(OutItem::Msg(Box::new(r)));
+                    }
+                }
+                Outcome::Hold {
+                    reply,
+                    client_id,
+                    hold,
+                } if is_connect => held.push((reply, client_id, hold)),
+                Outcome::Hold { reply, .. } => {
+                    replies.push(OutItem::Msg(Box::new(self.bayeux.held_reply(reply))));
+                }
             }
         }
-        if Box::pin(self.push(sink)).await {
-            let _ = Box::pin(self.release_held(sink)).await;
+        if (!replies.is_empty() || empty_frame) && !send(sink, to_json_array(&replies)).await {
+            return false;
+        }
+        for (reply, client_id, hold) in held {
+            if !self
+                .hold(sink, reply, &client_id, hold, hold_timer.as_mut())
+                .await
+            {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Holds a valid connect of `client_id` for `hold`, releasing the one held before,
+    /// and makes this socket the one that pushes the client's deliveries.
+    async fn hold<S>(
+        &mut self,
+        sink: &mut S,
+        reply: HeldReply,
+        client_id: &str,
+        hold: Duration,
+        hold_timer: Pin<&mut Sleep>,
+    ) -> bool
+    where
+        S: futures_util::Sink<WsMessage> + Unpin,
+    {
+        self.attach(client_id).await;
+        // A second connect releases the first.
+        if !self.release_held(sink).await {
+            return false;
+        }
+        if hold.is_zero() {
+            return self.send_reply(sink, reply).await;
+        }
+        let deadline = Instant::now() + hold;
+        hold_timer.reset(deadline);
+        self.held = Some((reply, deadline));
+        true
+    }
+
+    /// At shutdown: writes the deliveries waiting in the mailbox, then the held
+    /// connect's reply (each write within [`SEND_TIMEOUT`]).
+    async fn finish<S>(&mut self, sink: &mut S)
+    where
+        S: futures_util::Sink<WsMessage> + Unpin,
+    {
+        if self.push(sink).await {
+            let _ = self.release_held(sink).await;
         }
     }
 
@@ -509,14 +482,15 @@ impl Writer {
         };
     }
 
-    async fn send_reply<S>(&mut self, sink: &mut S, reply: Box<Message>) -> bool
+    async fn send_reply<S>(&mut self, sink: &mut S, reply: HeldReply) -> bool
     where
         S: futures_util::Sink<WsMessage> + Unpin,
     {
+        let reply = self.bayeux.held_reply(reply);
         if let Some(id) = reply.client_id.as_deref() {
             let _ = self.bayeux.engine().ping(id).await;
         }
-        match self.bayeux.outgoing_reply(*reply).await {
+        match self.bayeux.outgoing_reply(reply).await {
             Some(r) => send(sink, to_json_array(&[OutItem::Msg(Box::new(r))])).await,
             None => true,
         }
