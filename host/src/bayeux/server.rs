@@ -116,11 +116,7 @@ pub(crate) enum Outcome {
     /// Replies to send now.
     Reply(Message),
     /// A valid connect: `reply` is sent after holding for up to `hold`.
-    Hold {
-        reply: HeldReply,
-        client_id: String,
-        hold: Duration,
-    },
+    Hold { reply: HeldReply, hold: Duration },
 }
 
 /// A successful connect's reply while it is held: only what differs between clients,
@@ -131,6 +127,13 @@ pub(crate) struct HeldReply {
     id: Option<Value>,
     client_id: String,
     eventsource: bool,
+}
+
+impl HeldReply {
+    /// The client whose connect it answers.
+    pub(crate) fn client_id(&self) -> &str {
+        &self.client_id
+    }
 }
 
 /// One element of a reply array: a message, or a delivery still in its serialised form.
@@ -586,11 +589,8 @@ impl Bayeux {
         let connects =
             futures_util::future::join_all(holds.into_iter().map(|(i, msg)| async move {
                 let outcome = match self.handle(msg, ctx).await {
-                    Outcome::Hold {
-                        reply,
-                        client_id,
-                        hold,
-                    } => {
+                    Outcome::Hold { reply, hold } => {
+                        let client_id = reply.client_id().to_owned();
                         let taken = self.hold_poll(&client_id, hold).await;
                         (self.held_reply(reply), taken, Some(client_id))
                     }
@@ -974,7 +974,6 @@ impl Bayeux {
                 client_id: client_id.to_owned(),
                 eventsource,
             },
-            client_id: client_id.to_owned(),
             hold,
         }
     }

@@ -93,7 +93,7 @@ pub(super) fn upgrade(bayeux: Bayeux, parts: RequestParts) -> Response {
         .max_write_buffer_size(c.max_write_bytes())
         .max_message_size(Some(c.max_frame_bytes))
         .max_frame_size(Some(c.max_frame_bytes));
-    // This task only finishes the upgrade and starts the socket's two tasks, so its
+    // This task only finishes the upgrade and starts the socket's task, so its
     // state (config, upgrade future) is freed once the socket is up.
     let tasks = bayeux.clone();
     tasks.spawn(async move {
@@ -388,11 +388,7 @@ impl Socket {
                         replies.push(OutItem::Msg(Box::new(r)));
                     }
                 }
-                Outcome::Hold {
-                    reply,
-                    client_id,
-                    hold,
-                } if is_connect => held.push((reply, client_id, hold)),
+                Outcome::Hold { reply, hold } if is_connect => held.push((reply, hold)),
                 Outcome::Hold { reply, .. } => {
                     replies.push(OutItem::Msg(Box::new(self.bayeux.held_reply(reply))));
                 }
@@ -401,31 +397,27 @@ impl Socket {
         if (!replies.is_empty() || empty_frame) && !send(sink, to_json_array(&replies)).await {
             return false;
         }
-        for (reply, client_id, hold) in held {
-            if !self
-                .hold(sink, reply, &client_id, hold, hold_timer.as_mut())
-                .await
-            {
+        for (reply, hold) in held {
+            if !self.hold(sink, reply, hold, hold_timer.as_mut()).await {
                 return false;
             }
         }
         true
     }
 
-    /// Holds a valid connect of `client_id` for `hold`, releasing the one held before,
+    /// Holds a valid connect for `hold`, releasing the one held before,
     /// and makes this socket the one that pushes the client's deliveries.
     async fn hold<S>(
         &mut self,
         sink: &mut S,
         reply: HeldReply,
-        client_id: &str,
         hold: Duration,
         hold_timer: Pin<&mut Sleep>,
     ) -> bool
     where
         S: futures_util::Sink<WsMessage> + Unpin,
     {
-        self.attach(client_id).await;
+        self.attach(reply.client_id()).await;
         // A second connect releases the first.
         if !self.release_held(sink).await {
             return false;
