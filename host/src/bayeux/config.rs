@@ -48,7 +48,8 @@ pub struct BayeuxConfig {
     /// zero-fills it on every read; larger frames grow it as needed, so a small one costs
     /// little but saves memory per idle socket.
     pub ws_read_buffer_bytes: usize,
-    /// Per-socket websocket write buffer threshold, in bytes.
+    /// Per-socket websocket write buffer threshold, in bytes: replies written while more
+    /// frames are ready to read collect up to this much before they go to the socket.
     pub ws_write_buffer_bytes: usize,
     /// Not used any more (a websocket socket has one task, and no queue between a
     /// reader and a writer); still accepted so that configurations naming it load.
@@ -89,7 +90,7 @@ impl Default for BayeuxConfig {
             max_queue: 1_000,
             max_batch: 100,
             ws_read_buffer_bytes: 512,
-            ws_write_buffer_bytes: 0,
+            ws_write_buffer_bytes: 8192,
             ws_send_queue: 64,
             internal_prefix: "/hero".to_owned(),
             exact_only_prefixes: vec!["/client/websocket".to_owned()],

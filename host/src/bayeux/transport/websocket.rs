@@ -10,6 +10,9 @@
 //! the client's mailbox as they come. One task rather than a reader and a writer: an
 //! idle client is mostly its task's state, and the second task, the queue between the
 //! two and their stop signal cost about 1 KB a client.
+//! Replies are written without a flush while more frames are ready to read, and flushed
+//! when the socket has nothing more to read: a client that sends ten publishes at once
+//! gets their ten replies in one write, not ten.
 //! The mailbox is only drained while the socket can write, so a client that stops
 //! reading fills its bounded mailbox and is disconnected (slow consumer); a write
 //! that does not complete in time closes the socket.
@@ -208,6 +211,8 @@ enum Event {
     HoldDue,
     Detached,
     Mailbox,
+    /// Nothing else is ready and replies are written but not flushed.
+    Flush,
 }
 
 /// One websocket client's state: its task owns the socket, reads and processes frames
@@ -221,6 +226,8 @@ struct Socket {
     held: Option<(HeldReply, Instant)>,
     /// The attached client's mailbox, when the engine hands one out.
     mailbox: Option<Arc<dyn Mailbox>>,
+    /// Replies were written to the socket's buffer since the last flush.
+    unflushed: bool,
 }
 
 impl Socket {
@@ -231,6 +238,7 @@ impl Socket {
             attached: None,
             held: None,
             mailbox: None,
+            unflushed: false,
         }
     }
 
@@ -282,6 +290,7 @@ impl Socket {
             // poll) alone, except every few turns so a busy mailbox cannot starve them.
             let mailbox_first = pushes < MAILBOX_FIRST_TURNS;
             let held = self.held.is_some();
+            let unflushed = self.unflushed;
             let event = std::future::poll_fn(|cx| {
                 if mailbox_first && mailbox.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(Event::Mailbox);
@@ -306,6 +315,10 @@ impl Socket {
                 }
                 if !mailbox_first && mailbox.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(Event::Mailbox);
+                }
+                // Every source is pending (and will wake the task): a good time to flush.
+                if unflushed {
+                    return Poll::Ready(Event::Flush);
                 }
                 Poll::Pending
             })
@@ -343,6 +356,13 @@ impl Socket {
                 Event::Mailbox => {
                     mailbox = self.mailbox_wait();
                     Box::pin(self.push(ws)).await
+                }
+                Event::Flush => {
+                    self.unflushed = false;
+                    matches!(
+                        tokio::time::timeout(SEND_TIMEOUT, ws.flush()).await,
+                        Ok(Ok(()))
+                    )
                 }
             };
             if !ok {
@@ -394,7 +414,8 @@ impl Socket {
                 }
             }
         }
-        if (!replies.is_empty() || empty_frame) && !send(sink, to_json_array(&replies)).await {
+        // Written without a flush: the task flushes once nothing more is ready to read.
+        if (!replies.is_empty() || empty_frame) && !self.feed(sink, to_json_array(&replies)).await {
             return false;
         }
         for (reply, hold) in held {
@@ -548,7 +569,24 @@ impl Socket {
     }
 }
 
-/// Sends one text frame; `false` if the socket is gone or the peer is too slow.
+impl Socket {
+    /// Writes one text frame to the socket's buffer, for the next flush (which a later
+    /// [`send`] or the task's [`Event::Flush`] does); `false` if the socket is gone or
+    /// the peer is too slow.
+    async fn feed<S>(&mut self, sink: &mut S, text: String) -> bool
+    where
+        S: futures_util::Sink<WsMessage> + Unpin,
+    {
+        self.unflushed = true;
+        matches!(
+            tokio::time::timeout(SEND_TIMEOUT, sink.feed(WsMessage::text(text))).await,
+            Ok(Ok(()))
+        )
+    }
+}
+
+/// Sends one text frame, flushing it with whatever was written before; `false` if the
+/// socket is gone or the peer is too slow.
 async fn send<S>(sink: &mut S, text: String) -> bool
 where
     S: futures_util::Sink<WsMessage> + Unpin,
