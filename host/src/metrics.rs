@@ -8,7 +8,7 @@
 //! so the hot paths pay nothing for them. Process figures (CPU, RSS, open fds) come from
 //! the `prometheus` crate's process collector.
 
-use std::sync::{LazyLock, Mutex};
+use std::sync::{LazyLock, Mutex, OnceLock};
 use std::time::Duration;
 
 use prometheus::{
@@ -162,15 +162,42 @@ static LEVELS: LazyLock<Levels> = LazyLock::new(|| Levels {
 /// Scrapes are serialised: the counters synced from their owners move by differences.
 static SCRAPE: Mutex<()> = Mutex::new(());
 
-/// Records one action call.
-pub fn action_called(action: &str, transport: &str, ok: bool, elapsed: Duration) {
-    let outcome = if ok { "ok" } else { "error" };
-    ACTIONS
-        .with_label_values(&[action, transport, outcome])
-        .inc();
-    ACTION_SECONDS
-        .with_label_values(&[action, transport])
-        .observe(elapsed.as_secs_f64());
+/// The series of one action on one transport, looked up once: a call then costs two
+/// atomic updates, not two label lookups (hashing and a read lock each). The outcome
+/// counters appear on their first use, as they would with a lookup per call.
+#[derive(Debug)]
+pub struct ActionSeries {
+    action: String,
+    transport: &'static str,
+    ok: OnceLock<IntCounter>,
+    error: OnceLock<IntCounter>,
+    seconds: prometheus::Histogram,
+}
+
+impl ActionSeries {
+    /// The series of `action` called over `transport`.
+    pub fn new(action: &str, transport: &'static str) -> Self {
+        Self {
+            action: action.to_owned(),
+            transport,
+            ok: OnceLock::new(),
+            error: OnceLock::new(),
+            seconds: ACTION_SECONDS.with_label_values(&[action, transport]),
+        }
+    }
+
+    /// Records one call.
+    pub fn record(&self, ok: bool, elapsed: Duration) {
+        let (counter, outcome) = if ok {
+            (&self.ok, "ok")
+        } else {
+            (&self.error, "error")
+        };
+        counter
+            .get_or_init(|| ACTIONS.with_label_values(&[&self.action, self.transport, outcome]))
+            .inc();
+        self.seconds.observe(elapsed.as_secs_f64());
+    }
 }
 
 /// Sockets refused at accept, by the cap they hit.

@@ -22,7 +22,7 @@ use tracing::Instrument;
 use super::middleware::{DynActionMiddleware, MiddlewareRegistry};
 use super::params::requested_version;
 use super::registry::{Registered, Registry};
-use super::stats::Stats;
+use super::stats::{ActionMeter, Stats, Transport};
 
 /// Counts a connection's actions in flight, to enforce `simultaneousActions`.
 #[derive(Debug, Default, Clone)]
@@ -81,7 +81,6 @@ pub struct Processor {
     registry: Arc<Registry>,
     middleware: Arc<MiddlewareRegistry>,
     services: Arc<dyn HostServices>,
-    stats: Stats,
     /// Deadline of a call whose action sets none (`None`: no deadline).
     call_timeout: Option<Duration>,
 }
@@ -102,7 +101,6 @@ impl Processor {
             registry,
             middleware,
             services,
-            stats: Stats::default(),
             call_timeout: None,
         }
     }
@@ -132,7 +130,7 @@ impl Processor {
 
     /// Per-action counters.
     pub fn stats(&self) -> &Stats {
-        &self.stats
+        self.registry.stats()
     }
 
     /// Runs one action call to completion. Never panics, whatever the action or its
@@ -141,7 +139,7 @@ impl Processor {
     pub async fn process(&self, request: ActionRequest) -> ActionOutcome {
         let started = Instant::now();
         let ActionRequest { params, connection } = request;
-        let transport = transport_label(&connection.kind);
+        let transport = Transport::of(&connection.kind);
         let name = params
             .get("action")
             .and_then(Value::as_str)
@@ -178,7 +176,7 @@ impl Processor {
                 ),
             };
             let result = logged(&span, &name, definition.version, result);
-            return self.finish(&name, transport, params, result, started);
+            return finish(Some(&*action.meter), transport, params, result, started);
         }
 
         let (connection, kept) = if hooks.is_empty() {
@@ -190,17 +188,22 @@ impl Processor {
             let kept = connection.clone();
             (connection, Some(kept))
         };
-        let (params, result) = match resolved {
-            Ok((action, chain)) => self.run(&name, &action, &chain, params, connection).await,
-            Err(Unresolved::Unknown) => (params, Err(ActionError::unknown_action(&name))),
+        let (meter, params, result) = match resolved {
+            Ok((action, chain)) => {
+                let (params, result) = self.run(&name, &action, &chain, params, connection).await;
+                (Some(action.meter), params, result)
+            }
+            // Unknown names are not counted: clients choose them, so they would grow the map.
+            Err(Unresolved::Unknown) => (None, params, Err(ActionError::unknown_action(&name))),
             Err(Unresolved::Refused(action, err)) => {
-                (action.handler.definition().prepare(params), Err(err))
+                let params = action.handler.definition().prepare(params);
+                (Some(action.meter), params, Err(err))
             }
         };
         if let Some(kept) = kept {
             MiddlewareRegistry::run_connection_hooks(&hooks, false, kept, &self.services).await;
         }
-        self.finish(&name, transport, params, result, started)
+        finish(meter.as_deref(), transport, params, result, started)
     }
 
     /// The action a call names and its middleware chain, or why it cannot run.
@@ -295,26 +298,24 @@ impl Processor {
         };
         (prepared, result)
     }
+}
 
-    fn finish(
-        &self,
-        name: &str,
-        transport: &str,
-        params: Params,
-        result: Result<Value, ActionError>,
-        started: Instant,
-    ) -> ActionOutcome {
-        let duration = started.elapsed();
-        // Unknown names are not counted: clients choose them, so they would grow the map.
-        if !matches!(&result, Err(e) if e.kind == ErrorKind::UnknownAction) {
-            self.stats.record(name, result.is_ok(), duration);
-            crate::metrics::action_called(name, transport, result.is_ok(), duration);
-        }
-        ActionOutcome {
-            params,
-            result,
-            duration,
-        }
+/// The outcome of a call, counted on `meter` (none: an unknown action).
+fn finish(
+    meter: Option<&ActionMeter>,
+    transport: Transport,
+    params: Params,
+    result: Result<Value, ActionError>,
+    started: Instant,
+) -> ActionOutcome {
+    let duration = started.elapsed();
+    if let Some(meter) = meter {
+        meter.record(transport, result.is_ok(), duration);
+    }
+    ActionOutcome {
+        params,
+        result,
+        duration,
     }
 }
 
@@ -358,16 +359,6 @@ fn logged(span: &tracing::Span, name: &str, version: u32, result: ActionResult) 
         });
     }
     result
-}
-
-/// The metrics label of a connection type: the two the host makes, else `other` (the
-/// type comes from the transport, but a label set must stay bounded).
-fn transport_label(kind: &str) -> &'static str {
-    match kind {
-        "web" => "web",
-        "webSocket" => "webSocket",
-        _ => "other",
-    }
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {

@@ -22,6 +22,7 @@ use plugin_api::{
 
 use super::middleware::{DynActionMiddleware, DynConnectionMiddleware};
 use super::routes::{BadRoute, Route, RouteClash, RouteTable, declared_routes};
+use super::stats::{ActionMeter, Stats};
 
 /// An action the host can call, whether linked in or loaded from a library.
 pub trait Invoke: Send + Sync + fmt::Debug {
@@ -83,6 +84,8 @@ pub struct Registered {
     pub handler: Arc<dyn Invoke>,
     /// Where it came from.
     pub origin: Origin,
+    /// Its name's counters (shared by every version, kept across reloads).
+    pub meter: Arc<ActionMeter>,
 }
 
 /// Why a set of actions (or the config routes) cannot be registered: nothing changes.
@@ -121,6 +124,7 @@ struct Snapshot {
 #[derive(Debug, Default)]
 pub struct Registry {
     state: ArcSwap<Snapshot>,
+    stats: Stats,
 }
 
 impl Registry {
@@ -162,6 +166,11 @@ impl Registry {
             (&a.name, a.version).cmp(&(&b.name, b.version))
         });
         all
+    }
+
+    /// Counters of every action name registered so far.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
     }
 
     /// Whether some version of `name` is registered.
@@ -209,8 +218,8 @@ impl Registry {
     /// with one of the config or of another origin; nothing is changed then.
     pub fn replace(&self, origin: &Origin, handlers: Vec<Arc<dyn Invoke>>) -> Result<(), Clash> {
         let mut result = Ok(());
-        self.state
-            .rcu(|current| match Self::next(current, origin, &handlers) {
+        self.state.rcu(
+            |current| match Self::next(current, origin, &handlers, &self.stats) {
                 Ok(next) => {
                     result = Ok(());
                     Arc::new(next)
@@ -219,7 +228,8 @@ impl Registry {
                     result = Err(clash);
                     Arc::clone(current)
                 }
-            });
+            },
+        );
         result
     }
 
@@ -228,6 +238,7 @@ impl Registry {
         current: &Snapshot,
         origin: &Origin,
         handlers: &[Arc<dyn Invoke>],
+        stats: &Stats,
     ) -> Result<Snapshot, Clash> {
         let mut next: HashMap<String, Versions> = HashMap::with_capacity(current.actions.len());
         for (name, versions) in current.actions.iter() {
@@ -258,6 +269,7 @@ impl Registry {
                 Registered {
                     handler: Arc::clone(handler),
                     origin: origin.clone(),
+                    meter: stats.meter(&def.name),
                 },
             );
         }
