@@ -1,7 +1,8 @@
 //! Failed writes lose nothing, through the real binary: a long-poll client and a
 //! websocket client that stop reading are cut off after `write_timeout_ms`, and the
 //! deliveries that did not reach them go back to their session, so the next connect
-//! gets every message exactly once (with what the cut-off socket did receive).
+//! gets every message exactly once (with what the cut-off socket did receive). And
+//! writes are batched: frames that arrive together are answered in one write.
 
 #![allow(clippy::unwrap_used)]
 
@@ -222,4 +223,85 @@ async fn a_stalled_websocket_is_cut_off_and_what_it_did_not_get_comes_with_the_n
 
     poll_rest(&hero, &id, channel, &mut seen).await;
     assert_exactly_once(&seen);
+}
+
+/// A masked client text frame (a zero mask leaves the payload as it is).
+fn client_frame(payload: &[u8]) -> Vec<u8> {
+    let mut frame = vec![0x81];
+    match u16::try_from(payload.len()) {
+        Ok(len) if len < 126 => frame.push(0x80 | len as u8),
+        Ok(len) => {
+            frame.push(0x80 | 126);
+            frame.extend(len.to_be_bytes());
+        }
+        Err(_) => panic!("test frames are small"),
+    }
+    frame.extend([0u8; 4]);
+    frame.extend(payload);
+    frame
+}
+
+/// The complete unmasked text frames at the start of `bytes`.
+fn server_frames(mut bytes: &[u8]) -> Vec<String> {
+    let mut frames = Vec::new();
+    while bytes.len() >= 2 {
+        let (len, head) = match bytes[1] & 0x7f {
+            126 if bytes.len() >= 4 => (usize::from(u16::from_be_bytes([bytes[2], bytes[3]])), 4),
+            126 => break,
+            127 => panic!("no reply is that large"),
+            n => (usize::from(n), 2),
+        };
+        let Some(payload) = bytes.get(head..head + len) else {
+            break;
+        };
+        frames.push(String::from_utf8(payload.to_vec()).unwrap());
+        bytes = &bytes[head + len..];
+    }
+    frames
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_that_arrive_together_are_answered_in_one_write() {
+    let hero = Hero::start(&[]);
+    let id = handshake_and_subscribe(&hero, "/batch/elsewhere").await;
+    let mut tcp = TcpStream::connect(("127.0.0.1", hero.port)).await.unwrap();
+    tcp.write_all(
+        b"GET /faye HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n\
+          Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+          Sec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(tcp.read_u8().await.unwrap());
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+
+    // Ten publishes, one frame each, in one TCP write.
+    let mut burst = Vec::new();
+    for n in 0..10 {
+        let publish = json!([{"channel": "/batch/chan", "clientId": id, "id": n.to_string(),
+                              "data": {"n": n}}]);
+        burst.extend(client_frame(publish.to_string().as_bytes()));
+    }
+    tcp.write_all(&burst).await.unwrap();
+
+    // The first read returns as soon as anything arrives: all ten replies, in order.
+    let mut buf = vec![0u8; 64 * 1024];
+    let n = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut buf))
+        .await
+        .expect("replies within 10 s")
+        .unwrap();
+    let replies = server_frames(&buf[..n]);
+    assert_eq!(replies.len(), 10, "one write for the burst: {replies:?}");
+    for (n, reply) in replies.iter().enumerate() {
+        let reply: Value = serde_json::from_str(reply).unwrap();
+        assert_eq!(reply[0]["id"], n.to_string(), "{reply}");
+        assert_eq!(reply[0]["successful"], true, "{reply}");
+    }
 }
