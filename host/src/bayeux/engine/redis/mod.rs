@@ -219,7 +219,7 @@ impl RedisEngine {
             )
             .await
             .map_err(backend)?;
-        let start = log::parse_range(&newest)
+        let start = log::parse_range(newest)
             .first()
             .map_or(LogId::ZERO, |e| e.id);
         let local = MemoryEngine::new(MemoryEngineConfig::new(Duration::MAX, config.max_queue));
@@ -457,21 +457,15 @@ impl Shared {
         Ok(n == 1)
     }
 
-    /// Appends a publish entry of kind `kind` to the log: one `XADD`.
+    /// Appends an entry of kind `kind` (a server-side fan-out) to the log: one `XADD`.
     async fn append(
         &self,
         kind: &str,
         fields: &[(&str, &str)],
         opts: &PublishOptions,
     ) -> Result<(), EngineError> {
-        let mut cmd = redis::cmd("XADD");
-        cmd.arg(self.keys.log())
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(self.maxlen())
-            .arg("*")
-            .arg("k")
-            .arg(kind);
+        let mut cmd = self.xadd();
+        cmd.arg("k").arg(kind);
         for (name, value) in fields {
             cmd.arg(*name).arg(*value);
         }
@@ -481,6 +475,26 @@ impl Shared {
         }
         let _id: String = self.link.query(&cmd).await.map_err(backend)?;
         Ok(())
+    }
+
+    /// Appends a packed publish entry ([`log::packed_publish`]) to the log: one `XADD`.
+    async fn append_publish(&self, packed: &str) -> Result<(), EngineError> {
+        let mut cmd = self.xadd();
+        cmd.arg("P").arg(packed);
+        let _id: String = self.link.query(&cmd).await.map_err(backend)?;
+        Ok(())
+    }
+
+    /// `XADD` to the log, trimmed to about `log_max_entries`, with a new id; the fields
+    /// follow.
+    fn xadd(&self) -> redis::Cmd {
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(self.keys.log())
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(self.maxlen())
+            .arg("*");
+        cmd
     }
 
     /// Saves the positions of push claims (one command for all of them).
@@ -593,7 +607,7 @@ impl Shared {
                 )
                 .await
                 .map_err(backend)?;
-            let batch = log::parse_range(&reply);
+            let batch = log::parse_range(reply);
             if batch.is_empty() {
                 // Nothing after `have` in Redis, yet the reader is past it: the log was
                 // reset under us. Serve what we have; the epoch check resets the node.
@@ -933,7 +947,7 @@ async fn read_log(shared: Weak<Shared>, _local_handler: Arc<dyn EngineHandler>) 
             r = cmd.query_async(c) => r,
         };
         match reply {
-            Ok(v) => s.apply(log::parse_read(&v)),
+            Ok(v) => s.apply(log::parse_read(v)),
             Err(e) => {
                 tracing::warn!(error = %e, "bayeux: log reader lost redis; reconnecting");
                 conn = None;
@@ -1173,11 +1187,8 @@ impl PubSubEngine for RedisEngine {
         opts: &'a PublishOptions,
     ) -> BoxFuture<'a, Result<(), EngineError>> {
         Box::pin(async move {
-            let mut fields = vec![("c", channel), ("j", envelope.json())];
-            if let Some(publisher) = envelope.publisher() {
-                fields.push(("u", publisher));
-            }
-            self.shared.append("p", &fields, opts).await
+            let packed = log::packed_publish(channel, envelope.json(), envelope.publisher(), opts);
+            self.shared.append_publish(&packed).await
         })
     }
 
