@@ -495,6 +495,20 @@ impl Socket {
         };
     }
 
+    /// Writes one text frame to the socket's buffer, for the next flush (which a later
+    /// [`send`] or the task's [`Event::Flush`] does); `false` if the socket is gone or
+    /// the peer is too slow.
+    async fn feed<S>(&mut self, sink: &mut S, text: String) -> bool
+    where
+        S: futures_util::Sink<WsMessage> + Unpin,
+    {
+        self.unflushed = true;
+        matches!(
+            tokio::time::timeout(SEND_TIMEOUT, sink.feed(WsMessage::text(text))).await,
+            Ok(Ok(()))
+        )
+    }
+
     async fn send_reply<S>(&mut self, sink: &mut S, reply: HeldReply) -> bool
     where
         S: futures_util::Sink<WsMessage> + Unpin,
@@ -567,22 +581,6 @@ impl Socket {
             sent += items;
         }
         true
-    }
-}
-
-impl Socket {
-    /// Writes one text frame to the socket's buffer, for the next flush (which a later
-    /// [`send`] or the task's [`Event::Flush`] does); `false` if the socket is gone or
-    /// the peer is too slow.
-    async fn feed<S>(&mut self, sink: &mut S, text: String) -> bool
-    where
-        S: futures_util::Sink<WsMessage> + Unpin,
-    {
-        self.unflushed = true;
-        matches!(
-            tokio::time::timeout(SEND_TIMEOUT, sink.feed(WsMessage::text(text))).await,
-            Ok(Ok(()))
-        )
     }
 }
 
