@@ -535,7 +535,7 @@ impl Socket {
 
     /// Sends what is in the mailbox. Without yielding first: by the time a woken socket
     /// runs, a busy publisher has usually queued more, and a yield per wake-up cost more
-    /// (fan-out 1.24 -> 1.08 µs of server CPU per delivery without it) than it batched.
+    /// than it batched (pairs 255k -> 279k msgs/s without it; fan-out unchanged).
     async fn push<S>(&mut self, sink: &mut S) -> bool
     where
         S: futures_util::Sink<WsMessage> + Unpin,
