@@ -16,10 +16,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
+use http_body_util::BodyDataStream;
+use hyper::body::Incoming;
 use plugin_api::{ConnectionInfo, Params, Value};
 use serde::Serialize;
-use warp::Filter;
-use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
 use crate::actions::{ActionRequest, Registry, merge_result};
@@ -31,39 +31,44 @@ use crate::edge::jsonp::is_valid_callback;
 use crate::servers::documentation::{documentation, routes_documentation};
 use crate::servers::identity::Requester;
 
-/// The `/api` routes, every method.
-pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
-    warp::path("api")
-        .and(warp::path::tail())
-        .and(warp::method())
-        // The raw query (decoded below like any form); none is the empty string.
-        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
-        .and(warp::header::headers_cloned())
-        .and(crate::servers::web::peer())
-        .and(warp::body::stream())
-        .then(
-            move |tail: warp::path::Tail, method, query: String, headers, remote, stream| {
-                let app = Arc::clone(&app);
-                async move {
-                    let limit = usize::try_from(app.config.max_body_bytes).unwrap_or(usize::MAX);
-                    let body = read_limited(stream, &headers, limit).await;
-                    let request = HttpRequest {
-                        raw_path: tail.as_str().to_owned(),
-                        path_action: percent_encoding::percent_decode_str(
-                            tail.as_str().trim_matches('/'),
-                        )
-                        .decode_utf8_lossy()
-                        .into_owned(),
-                        method,
-                        query: form::pairs(&query).collect(),
-                        headers,
-                        remote,
-                    };
-                    handle(app, request, body).await
-                }
-            },
-        )
-        .boxed()
+/// Whether `path` is under `/api` (`/api`, `/api/`, `/api/...`; not `/apix`).
+pub fn claims(path: &str) -> bool {
+    tail(path).is_some()
+}
+
+/// The path after `/api/`, still percent-encoded; `None` outside `/api`.
+fn tail(path: &str) -> Option<&str> {
+    match path.strip_prefix("/api")? {
+        "" => Some(""),
+        rest => rest.strip_prefix('/'),
+    }
+}
+
+/// Serves one `/api` request, every method.
+///
+/// Called by the connection's service before warp's routes: `/api` is the hot path and
+/// the first route anyway, and taking the request whole spares it the filter chain and
+/// a copy of the headers.
+pub async fn serve(
+    app: Arc<App>,
+    request: http::Request<Incoming>,
+    remote: SocketAddr,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let limit = usize::try_from(app.config.max_body_bytes).unwrap_or(usize::MAX);
+    let body = read_limited(BodyDataStream::new(body), &parts.headers, limit).await;
+    let raw_path = tail(parts.uri.path()).unwrap_or_default();
+    let request = HttpRequest {
+        raw_path: raw_path.to_owned(),
+        path_action: percent_encoding::percent_decode_str(raw_path.trim_matches('/'))
+            .decode_utf8_lossy()
+            .into_owned(),
+        method: parts.method,
+        query: form::pairs(parts.uri.query().unwrap_or_default()).collect(),
+        headers: parts.headers,
+        remote: Some(remote),
+    };
+    handle(app, request, body).await
 }
 
 struct HttpRequest {

@@ -1,8 +1,9 @@
 //! The warp server: every route, one rejection handler, graceful shutdown.
 //!
-//! Routes in order: `/api`, the Bayeux mount, the embedded assets, then `/public`
-//! (which claims every other GET). Every rejection becomes one status and plain-text
-//! body here; shutdown stops accepting, then gives in-flight requests the grace period.
+//! Routes in order: `/api` (dispatched before warp's filters: the hot path), the Bayeux
+//! mount, the embedded assets, then `/public` (which claims every other GET). Every
+//! rejection becomes one status and plain-text body here; shutdown stops accepting,
+//! then gives in-flight requests the grace period.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -10,6 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::Either;
 use http::StatusCode;
 use http::header::{self, HeaderValue};
 use tokio::net::TcpListener;
@@ -33,13 +35,12 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub fn routes(
     app: Arc<App>,
 ) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static {
-    let api = api::routes(Arc::clone(&app));
-    // Routes before `public`: it claims every remaining GET/HEAD path.
+    // Routes before `public`: it claims every remaining GET/HEAD path. `/api` comes
+    // before all of them, in `serve`.
     let bayeux = crate::bayeux::routes(app.bayeux.clone());
     let metrics = metrics::routes(Arc::clone(&app));
     let public = public::routes(Arc::clone(&app));
-    api.or(bayeux)
-        .unify()
+    bayeux
         .or(metrics)
         .unify()
         .or(assets::asset_routes())
@@ -157,7 +158,7 @@ pub async fn serve(
     );
     let builder = connection_builder(Duration::from_millis(app.config.header_timeout_ms));
     let write_timeout = Duration::from_millis(app.config.write_timeout_ms);
-    let service = warp::service(routes(app));
+    let service = warp::service(routes(Arc::clone(&app)));
     let connections = GracefulShutdown::new();
     let mut backoff = Duration::ZERO;
     tokio::pin!(shutdown);
@@ -186,14 +187,23 @@ pub async fn serve(
         let watcher = connections.watcher();
         let tls = listener.tls.clone();
         let builder = builder.clone();
+        let app = Arc::clone(&app);
         tokio::spawn(async move {
             let _admitted = admitted;
             let stream = WriteDeadline::new(stream, write_timeout);
-            // Each request carries its peer; warp's service is cheap to clone (`Arc`s).
+            // `/api` first, straight to its handler; every other request goes through
+            // warp's routes carrying its peer (warp's service is cheap to clone: `Arc`s).
             let service =
                 hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
-                    request.extensions_mut().insert(Peer(peer));
-                    tower_service::Service::call(&mut service.clone(), request)
+                    if api::claims(request.uri().path()) {
+                        let app = Arc::clone(&app);
+                        Either::Left(async move {
+                            Ok::<_, Infallible>(api::serve(app, request, peer).await)
+                        })
+                    } else {
+                        request.extensions_mut().insert(Peer(peer));
+                        Either::Right(tower_service::Service::call(&mut service.clone(), request))
+                    }
                 });
             let served = match tls {
                 None => serve_connection(&builder, TokioIo::new(stream), service, watcher).await,
