@@ -386,3 +386,20 @@ fn with_identity(
     );
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_claims_its_own_path_and_nothing_else() {
+        assert_eq!(tail("/api"), Some(""));
+        assert_eq!(tail("/api/"), Some(""));
+        assert_eq!(tail("/api/randomNumber"), Some("randomNumber"));
+        assert_eq!(tail("/api/a/b%20c"), Some("a/b%20c"));
+        assert_eq!(tail("/apix"), None);
+        assert_eq!(tail("/public/api"), None);
+        assert!(!claims("/"));
+        assert!(claims("/api/"));
+    }
+}
