@@ -66,7 +66,7 @@ pub async fn serve(
         method: parts.method,
         query: form::pairs(parts.uri.query().unwrap_or_default()).collect(),
         headers: parts.headers,
-        remote: Some(remote),
+        remote,
     };
     handle(app, request, body).await
 }
@@ -79,12 +79,12 @@ struct HttpRequest {
     method: Method,
     query: Vec<(String, String)>,
     headers: HeaderMap,
-    remote: Option<SocketAddr>,
+    remote: SocketAddr,
 }
 
 async fn handle(app: Arc<App>, mut req: HttpRequest, body: Result<Bytes, BodyError>) -> Response {
     let started = std::time::Instant::now();
-    let requester = Requester::identify(&req.headers, req.remote, app.config.trust_proxy);
+    let requester = Requester::identify(&req.headers, Some(req.remote), app.config.trust_proxy);
     let reply = Reply {
         app: &app,
         requester: &requester,
