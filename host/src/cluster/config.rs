@@ -31,6 +31,10 @@ pub struct ClusterConfig {
     /// How often a node saves the positions of the push clients (websockets) it serves,
     /// in ms: what a client may see twice if its node dies.
     pub position_flush_ms: u64,
+    /// After a log read whose publishes each reached many subscribers on this node, how
+    /// long the reader may wait before reading again, in ms, so that a busy fan-out
+    /// reaches each socket in fewer, larger frames (0: read again at once).
+    pub read_linger_ms: u64,
 }
 
 impl Default for ClusterConfig {
@@ -45,6 +49,7 @@ impl Default for ClusterConfig {
             log_max_entries: 100_000,
             log_cache_entries: 10_000,
             position_flush_ms: 1_000,
+            read_linger_ms: 20,
         }
     }
 }
@@ -53,5 +58,10 @@ impl ClusterConfig {
     /// The deadline of one Redis call.
     pub fn call_timeout(&self) -> Duration {
         Duration::from_millis(self.call_timeout_ms.max(1))
+    }
+
+    /// The longest wait between log reads after a fan-out (`None`: off).
+    pub fn read_linger(&self) -> Option<Duration> {
+        (self.read_linger_ms > 0).then(|| Duration::from_millis(self.read_linger_ms))
     }
 }

@@ -164,13 +164,13 @@ impl MemoryEngine {
         self.shared.insert(id, opts);
     }
 
-    /// Publishes to the matching sessions; returns how many got it.
+    /// Publishes to the matching sessions; says how many got it.
     pub(crate) fn publish_local(
         &self,
         channel: &str,
         envelope: &Arc<Envelope>,
         opts: &PublishOptions,
-    ) -> usize {
+    ) -> Fanout {
         self.shared.publish(channel, envelope, opts)
     }
 
@@ -422,7 +422,7 @@ impl Shared {
         channel_name: &str,
         envelope: &Arc<Envelope>,
         opts: &PublishOptions,
-    ) -> usize {
+    ) -> Fanout {
         let mut recipients: Vec<Arc<Session>> = Vec::new();
         let mut groups = 0;
         let mut collect = |pattern: &str, local_only: bool| {
@@ -447,11 +447,14 @@ impl Shared {
             recipients.sort_unstable_by_key(|s| Arc::as_ptr(s) as usize);
             recipients.dedup_by(|a, b| Arc::ptr_eq(a, b));
         }
-        let mut delivered = 0;
+        let mut fanout = Fanout::default();
         let mut overflowed = Vec::new();
         for session in &recipients {
             match session.enqueue(envelope, self.config.max_queue) {
-                Enqueued::Yes => delivered += 1,
+                Enqueued::Yes { behind } => {
+                    fanout.delivered += 1;
+                    fanout.behind += usize::from(behind);
+                }
                 Enqueued::Closed => {}
                 Enqueued::Full => overflowed.push(session.id.clone()),
             }
@@ -459,7 +462,7 @@ impl Shared {
         for id in overflowed {
             self.evict(&id);
         }
-        delivered
+        fanout
     }
 
     /// The slow-consumer rule: a session whose mailbox is full is destroyed.
@@ -486,7 +489,7 @@ impl Shared {
             return false;
         }
         match session.enqueue(envelope, self.config.max_queue) {
-            Enqueued::Yes => true,
+            Enqueued::Yes { .. } => true,
             Enqueued::Closed => false,
             Enqueued::Full => {
                 self.evict(id);
@@ -618,9 +621,22 @@ impl MailboxEngine for MemoryEngine {
     }
 }
 
+/// What one publish did here.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Fanout {
+    /// Sessions that got it.
+    pub delivered: usize,
+    /// Of those, the ones whose mailbox still held an earlier delivery: their socket
+    /// has not caught up with the publishes before this one.
+    pub behind: usize,
+}
+
 /// What queuing one envelope did.
 enum Enqueued {
-    Yes,
+    /// Queued; `behind` if something was queued already.
+    Yes {
+        behind: bool,
+    },
     Closed,
     Full,
 }
@@ -638,6 +654,7 @@ impl Session {
     }
 
     fn enqueue(&self, envelope: &Arc<Envelope>, max_queue: usize) -> Enqueued {
+        let behind;
         {
             let mut state = lock(&self.state);
             if self.closed.load(Ordering::Acquire) {
@@ -646,10 +663,11 @@ impl Session {
             if max_queue > 0 && state.queue.len() >= max_queue {
                 return Enqueued::Full;
             }
+            behind = !state.queue.is_empty();
             state.queue.push_back(envelope.clone());
         }
         self.notify.notify_waiters();
-        Enqueued::Yes
+        Enqueued::Yes { behind }
     }
 
     /// Whether nothing is queued.
@@ -821,6 +839,7 @@ mod tests {
                     None,
                 ));
                 e.publish_local("/a/b", &env, &PublishOptions::default())
+                    .delivered
             }
         };
         let opts = SubscribeOptions::default();

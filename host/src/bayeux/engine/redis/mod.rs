@@ -9,7 +9,9 @@
 //!   and feeds each entry to a per-node [`MemoryEngine`] that holds only the sessions the
 //!   node is serving right now (a held connect or a push socket): matching, exactly one
 //!   copy per publish, the mailbox bound and the slow-consumer rule are the memory
-//!   engine's. The node also keeps the most recent entries in memory.
+//!   engine's. The node also keeps the most recent entries in memory. Under a sustained
+//!   fan-out the reader waits up to `read_linger_ms` between reads, so each socket sends
+//!   several deliveries per frame (see [`ReadLoad::lingers`]).
 //! - **One read position per session** (in its Redis hash). A connect *claims* the
 //!   session: one script bumps its claim number, reads its position and subscriptions,
 //!   and logs the claim. The claiming node replays the log from that position for this
@@ -54,12 +56,13 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use redis::Value;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use self::log::{Entry, LogEntry, Why};
 use self::scripts::Keys;
+use super::memory::Fanout;
 use super::{
     BoxFuture, ClaimKind, Engine, EngineError, EngineHandler, Envelope, LocalLoad, LogId, Mailbox,
     MailboxEngine, MemoryEngine, MemoryEngineConfig, PubSubEngine, PublishOptions, QuotaExceeded,
@@ -78,6 +81,9 @@ const READ_BATCH: usize = 512;
 const READ_BLOCK: Duration = Duration::from_secs(1);
 /// Expired sessions collected per pass.
 const COLLECT_LIMIT: usize = 200;
+/// Local deliveries of one publish from which it counts as a fan-out (see
+/// [`ReadLoad::lingers`]).
+const LINGER_MIN_FANOUT: usize = 32;
 
 /// Settings of the Redis engine.
 #[derive(Clone, Debug)]
@@ -131,6 +137,8 @@ struct Shared {
     state: Mutex<NodeState>,
     /// The reader's position, for claims waiting to be caught up.
     head: watch::Sender<LogId>,
+    /// Notified when a claim waits for the reader: it cuts a linger short.
+    catch_up: Arc<Notify>,
     /// Network sessions known to exist (`Some`) or to be destroyed (`None`: a lookup
     /// that raced the destroy must not cache the session again), with when.
     cache: Mutex<HashMap<String, (Option<SessionInfo>, Instant)>>,
@@ -158,6 +166,52 @@ struct NodeState {
     floor: LogId,
     recent: VecDeque<Arc<LogEntry>>,
     served: HashMap<String, Served>,
+}
+
+/// The fan-outs of one log read on this node: publishes that reached at least
+/// [`LINGER_MIN_FANOUT`] subscribers here.
+#[derive(Clone, Copy, Debug, Default)]
+struct ReadLoad {
+    /// Such publishes.
+    fanouts: usize,
+    /// Their deliveries here.
+    deliveries: usize,
+    /// Of those, deliveries queued behind an earlier one the socket had not taken yet.
+    behind: usize,
+}
+
+impl ReadLoad {
+    /// Counts one publish, if it fanned out.
+    fn add(&mut self, fanout: Fanout) {
+        if fanout.delivered >= LINGER_MIN_FANOUT {
+            self.fanouts += 1;
+            self.deliveries += fanout.delivered;
+            self.behind += fanout.behind;
+        }
+    }
+
+    /// Whether the reader should wait (`read_linger_ms`) before its next read, after
+    /// this read (`was`: whether it waited before it).
+    ///
+    /// Entries arrive a few at a time, and each one a node applies wakes every local
+    /// subscriber of its channel, which writes it in a frame of its own: a saturated
+    /// fan-out across nodes cost a `sendto` per 2 deliveries, against one per 7 on a
+    /// single node, where deliveries gather in the mailboxes while the sockets catch
+    /// up. So once a fan-out finds the sockets still busy with the previous publish (a
+    /// quarter of its deliveries queued behind another), the reader waits between
+    /// reads, and goes on waiting while each wait gathers more than one fan-out: every
+    /// socket then writes them in one frame. Paced traffic (each message after the last
+    /// was delivered), sparse traffic, and publishes that reach few subscribers here
+    /// (pairs, private channels) never wait; nor does a connect that needs the reader
+    /// (it cuts the wait short).
+    fn lingers(&self, was: bool) -> bool {
+        self.fanouts > 0
+            && if was {
+                self.fanouts > 1
+            } else {
+                self.behind.saturating_mul(4) >= self.deliveries
+            }
+    }
 }
 
 /// A session this node serves for one claim. The claim ends when its per-node record
@@ -235,6 +289,7 @@ impl RedisEngine {
                 served: HashMap::new(),
             }),
             head: watch::Sender::new(start),
+            catch_up: Arc::new(Notify::new()),
             cache: Mutex::default(),
             epoch: Mutex::new(None),
             beat_due: AtomicBool::new(true),
@@ -277,8 +332,9 @@ impl Shared {
     }
 
     /// Applies entries read from the log, in order.
-    fn apply(&self, entries: Vec<LogEntry>) {
+    fn apply(&self, entries: Vec<LogEntry>) -> ReadLoad {
         let mut destroyed = Vec::new();
+        let mut load = ReadLoad::default();
         let head = {
             let mut st = lock(&self.state);
             for e in entries {
@@ -286,7 +342,9 @@ impl Shared {
                     continue; // read twice across a reconnection
                 }
                 match &e.entry {
-                    Entry::Publish { .. } | Entry::PublishEach { .. } => self.deliver(&e, None),
+                    Entry::Publish { .. } | Entry::PublishEach { .. } => {
+                        load.add(self.deliver(&e, None));
+                    }
                     Entry::Subscribe { client, pattern } => {
                         if st.served.contains_key(client) {
                             self.local.subscribe_now(client, pattern);
@@ -326,6 +384,15 @@ impl Shared {
         for id in destroyed {
             self.report(&id);
         }
+        load
+    }
+
+    /// How long the reader waits before its next read, after a read that did `load`
+    /// (`lingering`: whether it waited before this read; updated). See
+    /// [`ReadLoad::lingers`].
+    fn linger_after(&self, load: ReadLoad, lingering: &mut bool) -> Option<Duration> {
+        *lingering = load.lingers(*lingering);
+        self.config.cluster.read_linger().filter(|_| *lingering)
     }
 
     /// Marks `id` destroyed in the session cache.
@@ -347,16 +414,15 @@ impl Shared {
     }
 
     /// Feeds a publish entry to the per-node layer: to every session it matches (live),
-    /// or to session `only` (catching one up). A fan-out's copy for a channel is built
-    /// only where it will be delivered.
-    fn deliver(&self, e: &LogEntry, only: Option<&str>) {
+    /// or to session `only` (catching one up); says how many got it. A fan-out's copy
+    /// for a channel is built only where it will be delivered.
+    fn deliver(&self, e: &LogEntry, only: Option<&str>) -> Fanout {
         let send = |channel: &str, envelope: &Arc<Envelope>, opts: &PublishOptions| match only {
-            None => {
-                self.local.publish_local(channel, envelope, opts);
-            }
-            Some(id) => {
-                self.local.deliver_to(id, channel, envelope, opts);
-            }
+            None => self.local.publish_local(channel, envelope, opts),
+            Some(id) => Fanout {
+                delivered: usize::from(self.local.deliver_to(id, channel, envelope, opts)),
+                behind: 0,
+            },
         };
         match &e.entry {
             Entry::Publish {
@@ -369,6 +435,7 @@ impl Shared {
                 message,
                 opts,
             } => {
+                let mut total = Fanout::default();
                 for channel in channels {
                     let wanted = match only {
                         // Most channels of a fan-out have no subscriber here.
@@ -377,11 +444,14 @@ impl Shared {
                     };
                     if wanted {
                         let envelope = Arc::new(Envelope::for_position(message, channel, e.id));
-                        send(channel, &envelope, opts);
+                        let fanout = send(channel, &envelope, opts);
+                        total.delivered += fanout.delivered;
+                        total.behind += fanout.behind;
                     }
                 }
+                total
             }
-            _ => {}
+            _ => Fanout::default(),
         }
     }
 
@@ -668,7 +738,9 @@ impl Shared {
         let mut alive = true;
         for e in &backlog {
             match &e.entry {
-                Entry::Publish { .. } | Entry::PublishEach { .. } => self.deliver(e, Some(id)),
+                Entry::Publish { .. } | Entry::PublishEach { .. } => {
+                    self.deliver(e, Some(id));
+                }
                 Entry::Subscribe { client, pattern } if client == id => {
                     self.local.subscribe_now(id, pattern);
                 }
@@ -897,6 +969,7 @@ fn collect_period(ttl: Duration) -> Duration {
 async fn read_log(shared: Weak<Shared>, _local_handler: Arc<dyn EngineHandler>) {
     let mut conn = None;
     let mut pause = Duration::from_millis(50);
+    let mut lingering = false;
     loop {
         let Some(s) = shared.upgrade() else {
             return;
@@ -947,7 +1020,18 @@ async fn read_log(shared: Weak<Shared>, _local_handler: Arc<dyn EngineHandler>) 
             r = cmd.query_async(c) => r,
         };
         match reply {
-            Ok(v) => s.apply(log::parse_read(v)),
+            Ok(v) => {
+                let load = s.apply(log::parse_read(v));
+                if let Some(pause) = s.linger_after(load, &mut lingering) {
+                    let catch_up = s.catch_up.clone();
+                    drop(s);
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = catch_up.notified() => {}
+                        () = tokio::time::sleep(pause) => {}
+                    }
+                }
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "bayeux: log reader lost redis; reconnecting");
                 conn = None;
@@ -1244,6 +1328,7 @@ impl MailboxEngine for RedisEngine {
             // once the reader is past it, the replay below sees all of it (and every
             // subscription change up to the claim, which it needs to undo).
             let mut head = s.head.subscribe();
+            s.catch_up.notify_one();
             let caught_up =
                 tokio::time::timeout(s.link.call_timeout(), head.wait_for(|h| *h >= claim.at));
             if !matches!(caught_up.await, Ok(Ok(_))) {
