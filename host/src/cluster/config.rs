@@ -49,7 +49,7 @@ impl Default for ClusterConfig {
             log_max_entries: 100_000,
             log_cache_entries: 10_000,
             position_flush_ms: 1_000,
-            read_linger_ms: 20,
+            read_linger_ms: 0,
         }
     }
 }
