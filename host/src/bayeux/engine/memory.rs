@@ -631,6 +631,13 @@ pub(crate) struct Fanout {
     pub behind: usize,
 }
 
+impl std::ops::AddAssign for Fanout {
+    fn add_assign(&mut self, other: Self) {
+        self.delivered += other.delivered;
+        self.behind += other.behind;
+    }
+}
+
 /// What queuing one envelope did.
 enum Enqueued {
     /// Queued; `behind` if something was queued already.

@@ -444,9 +444,7 @@ impl Shared {
                     };
                     if wanted {
                         let envelope = Arc::new(Envelope::for_position(message, channel, e.id));
-                        let fanout = send(channel, &envelope, opts);
-                        total.delivered += fanout.delivered;
-                        total.behind += fanout.behind;
+                        total += send(channel, &envelope, opts);
                     }
                 }
                 total
