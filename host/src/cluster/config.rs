@@ -31,9 +31,9 @@ pub struct ClusterConfig {
     /// How often a node saves the positions of the push clients (websockets) it serves,
     /// in ms: what a client may see twice if its node dies.
     pub position_flush_ms: u64,
-    /// After a log read whose publishes each reached many subscribers on this node, how
-    /// long the reader may wait before reading again, in ms, so that a busy fan-out
-    /// reaches each socket in fewer, larger frames (0: read again at once).
+    /// The longest the log reader waits between reads under a busy fan-out, in ms, so
+    /// that it reaches each socket in fewer, larger frames (the wait grows with the
+    /// fan-out's subscribers on the node; 0: never wait).
     pub read_linger_ms: u64,
 }
 
@@ -49,7 +49,7 @@ impl Default for ClusterConfig {
             log_max_entries: 100_000,
             log_cache_entries: 10_000,
             position_flush_ms: 1_000,
-            read_linger_ms: 0,
+            read_linger_ms: 25,
         }
     }
 }

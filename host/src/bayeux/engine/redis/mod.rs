@@ -11,7 +11,7 @@
 //!   copy per publish, the mailbox bound and the slow-consumer rule are the memory
 //!   engine's. The node also keeps the most recent entries in memory. Under a sustained
 //!   fan-out the reader waits up to `read_linger_ms` between reads, so each socket sends
-//!   several deliveries per frame (see [`ReadLoad::lingers`]).
+//!   several deliveries per frame (see [`linger`]).
 //! - **One read position per session** (in its Redis hash). A connect *claims* the
 //!   session: one script bumps its claim number, reads its position and subscriptions,
 //!   and logs the claim. The claiming node replays the log from that position for this
@@ -45,6 +45,7 @@
 //!   `max_queue` messages waiting, is destroyed (slow consumer): it gets `401` and starts
 //!   over, never a silent gap.
 
+mod linger;
 mod log;
 mod scripts;
 
@@ -60,6 +61,7 @@ use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use self::linger::{Linger, ReadLoad};
 use self::log::{Entry, LogEntry, Why};
 use self::scripts::Keys;
 use super::memory::Fanout;
@@ -81,10 +83,6 @@ const READ_BATCH: usize = 512;
 const READ_BLOCK: Duration = Duration::from_secs(1);
 /// Expired sessions collected per pass.
 const COLLECT_LIMIT: usize = 200;
-/// Local deliveries of one publish from which it counts as a fan-out (see
-/// [`ReadLoad::lingers`]).
-const LINGER_MIN_FANOUT: usize = 32;
-
 /// Settings of the Redis engine.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -166,52 +164,6 @@ struct NodeState {
     floor: LogId,
     recent: VecDeque<Arc<LogEntry>>,
     served: HashMap<String, Served>,
-}
-
-/// The fan-outs of one log read on this node: publishes that reached at least
-/// [`LINGER_MIN_FANOUT`] subscribers here.
-#[derive(Clone, Copy, Debug, Default)]
-struct ReadLoad {
-    /// Such publishes.
-    fanouts: usize,
-    /// Their deliveries here.
-    deliveries: usize,
-    /// Of those, deliveries queued behind an earlier one the socket had not taken yet.
-    behind: usize,
-}
-
-impl ReadLoad {
-    /// Counts one publish, if it fanned out.
-    fn add(&mut self, fanout: Fanout) {
-        if fanout.delivered >= LINGER_MIN_FANOUT {
-            self.fanouts += 1;
-            self.deliveries += fanout.delivered;
-            self.behind += fanout.behind;
-        }
-    }
-
-    /// Whether the reader should wait (`read_linger_ms`) before its next read, after
-    /// this read (`was`: whether it waited before it).
-    ///
-    /// Entries arrive a few at a time, and each one a node applies wakes every local
-    /// subscriber of its channel, which writes it in a frame of its own: a saturated
-    /// fan-out across nodes cost a `sendto` per 2 deliveries, against one per 7 on a
-    /// single node, where deliveries gather in the mailboxes while the sockets catch
-    /// up. So once a fan-out finds the sockets still busy with the previous publish (a
-    /// quarter of its deliveries queued behind another), the reader waits between
-    /// reads, and goes on waiting while each wait gathers more than one fan-out: every
-    /// socket then writes them in one frame. Paced traffic (each message after the last
-    /// was delivered), sparse traffic, and publishes that reach few subscribers here
-    /// (pairs, private channels) never wait; nor does a connect that needs the reader
-    /// (it cuts the wait short).
-    fn lingers(&self, was: bool) -> bool {
-        self.fanouts > 0
-            && if was {
-                self.fanouts > 1
-            } else {
-                self.behind.saturating_mul(4) >= self.deliveries
-            }
-    }
 }
 
 /// A session this node serves for one claim. The claim ends when its per-node record
@@ -385,14 +337,6 @@ impl Shared {
             self.report(&id);
         }
         load
-    }
-
-    /// How long the reader waits before its next read, after a read that did `load`
-    /// (`lingering`: whether it waited before this read; updated). See
-    /// [`ReadLoad::lingers`].
-    fn linger_after(&self, load: ReadLoad, lingering: &mut bool) -> Option<Duration> {
-        *lingering = load.lingers(*lingering);
-        self.config.cluster.read_linger().filter(|_| *lingering)
     }
 
     /// Marks `id` destroyed in the session cache.
@@ -967,7 +911,10 @@ fn collect_period(ttl: Duration) -> Duration {
 async fn read_log(shared: Weak<Shared>, _local_handler: Arc<dyn EngineHandler>) {
     let mut conn = None;
     let mut pause = Duration::from_millis(50);
-    let mut lingering = false;
+    let mut linger = shared
+        .upgrade()
+        .and_then(|s| s.config.cluster.read_linger())
+        .map(Linger::new);
     loop {
         let Some(s) = shared.upgrade() else {
             return;
@@ -1020,7 +967,7 @@ async fn read_log(shared: Weak<Shared>, _local_handler: Arc<dyn EngineHandler>) 
         match reply {
             Ok(v) => {
                 let load = s.apply(log::parse_read(v));
-                if let Some(pause) = s.linger_after(load, &mut lingering) {
+                if let Some(pause) = linger.as_mut().and_then(|l| l.after_read(load)) {
                     let catch_up = s.catch_up.clone();
                     drop(s);
                     tokio::select! {

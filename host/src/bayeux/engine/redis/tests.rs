@@ -201,34 +201,3 @@ async fn a_dead_node_s_push_clients_lose_nothing_and_repeat_only_what_was_not_sa
         "what was saved is not repeated; nothing is lost"
     );
 }
-
-/// A read's fan-outs: `n` publishes of `each` local deliveries, `behind` of them in all
-/// queued behind an earlier delivery.
-fn load(n: usize, each: usize, behind: usize) -> ReadLoad {
-    let mut load = ReadLoad::default();
-    for i in 0..n {
-        load.add(Fanout {
-            delivered: each,
-            behind: if i == 0 { behind } else { 0 },
-        });
-    }
-    load
-}
-
-#[test]
-fn the_reader_lingers_only_while_a_fan_out_keeps_the_sockets_busy() {
-    // Paced: every socket had taken the previous message.
-    assert!(!load(1, 333, 0).lingers(false));
-    // Publishes reaching few subscribers here (pairs, private channels), however busy.
-    assert!(!load(30, 1, 1).lingers(false));
-    assert!(!load(30, 1, 1).lingers(true));
-    // Sockets still busy with the previous fan-out: wait before the next read.
-    assert!(load(1, 333, 200).lingers(false));
-    assert!(load(1, 100, 25).lingers(false));
-    assert!(!load(1, 100, 24).lingers(false));
-    // While lingering: go on while a wait gathers more than one fan-out, stop when it
-    // gathers one (traffic slowed down) or none.
-    assert!(load(3, 333, 0).lingers(true));
-    assert!(!load(1, 333, 333).lingers(true));
-    assert!(!ReadLoad::default().lingers(true));
-}
