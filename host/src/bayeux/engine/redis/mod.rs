@@ -45,6 +45,7 @@
 //!   `max_queue` messages waiting, is destroyed (slow consumer): it gets `401` and starts
 //!   over, never a silent gap.
 
+mod appender;
 mod linger;
 mod log;
 mod scripts;
@@ -61,6 +62,7 @@ use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use self::appender::{Appender, Target};
 use self::linger::{Linger, ReadLoad};
 use self::log::{Entry, LogEntry, Why};
 use self::scripts::Keys;
@@ -146,8 +148,10 @@ struct Shared {
     beat_due: AtomicBool,
     handler: OnceLock<Weak<dyn EngineHandler>>,
     stop: CancellationToken,
-    /// The log reader and the maintenance task, waited for by `close`.
+    /// The log reader, the maintenance task and the appender's, waited for by `close`.
     tasks: TaskTracker,
+    /// Sends this node's publishes to the log in batches.
+    appender: Appender,
     /// Positions being saved as claims end here (client id -> done when saved): a new
     /// claim of the same client on this node waits for its save, so that it reads the
     /// position the old claim ended at (one that handed deliveries back moved it back).
@@ -229,6 +233,13 @@ impl RedisEngine {
             .first()
             .map_or(LogId::ZERO, |e| e.id);
         let local = MemoryEngine::new(MemoryEngineConfig::new(Duration::MAX, config.max_queue));
+        let (stop, tasks) = (CancellationToken::new(), TaskTracker::new());
+        let target = Target {
+            link: link.clone(),
+            log: keys.log(),
+            maxlen: log_maxlen(&config.cluster),
+        };
+        let appender = Appender::start(target, &tasks, stop.clone());
         let shared = Arc::new(Shared {
             keys,
             node: new_client_id(),
@@ -246,8 +257,9 @@ impl RedisEngine {
             epoch: Mutex::new(None),
             beat_due: AtomicBool::new(true),
             handler: OnceLock::new(),
-            stop: CancellationToken::new(),
-            tasks: TaskTracker::new(),
+            stop,
+            tasks,
+            appender,
             settling: Mutex::new(HashMap::new()),
             config,
             link,
@@ -280,7 +292,7 @@ impl Shared {
     }
 
     fn maxlen(&self) -> usize {
-        self.config.cluster.log_max_entries.max(1000)
+        log_maxlen(&self.config.cluster)
     }
 
     /// Applies entries read from the log, in order.
@@ -485,14 +497,6 @@ impl Shared {
         if !flags.is_empty() {
             cmd.arg("f").arg(flags);
         }
-        let _id: String = self.link.query(&cmd).await.map_err(backend)?;
-        Ok(())
-    }
-
-    /// Appends a packed publish entry ([`log::packed_publish`]) to the log: one `XADD`.
-    async fn append_publish(&self, packed: &str) -> Result<(), EngineError> {
-        let mut cmd = self.xadd();
-        cmd.arg("P").arg(packed);
         let _id: String = self.link.query(&cmd).await.map_err(backend)?;
         Ok(())
     }
@@ -902,6 +906,11 @@ impl Drop for Lease {
     }
 }
 
+/// About how many entries the log is trimmed to.
+fn log_maxlen(c: &ClusterConfig) -> usize {
+    c.log_max_entries.max(1000)
+}
+
 /// How often expiry is collected for a TTL.
 fn collect_period(ttl: Duration) -> Duration {
     (ttl / 4).clamp(Duration::from_millis(10), Duration::from_secs(5))
@@ -1217,7 +1226,7 @@ impl PubSubEngine for RedisEngine {
     ) -> BoxFuture<'a, Result<(), EngineError>> {
         Box::pin(async move {
             let packed = log::packed_publish(channel, envelope.json(), envelope.publisher(), opts);
-            self.shared.append_publish(&packed).await
+            self.shared.appender.append(packed).await
         })
     }
 
