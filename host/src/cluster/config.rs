@@ -31,8 +31,8 @@ pub struct ClusterConfig {
     /// How often a node saves the positions of the push clients (websockets) it serves,
     /// in ms: what a client may see twice if its node dies.
     pub position_flush_ms: u64,
-    /// The longest the log reader waits between reads under a busy fan-out, in ms, so
-    /// that it reaches each socket in fewer, larger frames (the wait grows with the
+    /// The longest the log reader waits between reads of a busy log, in ms, so that
+    /// deliveries reach each socket in fewer, larger frames (the wait grows with a
     /// fan-out's subscribers on the node; 0: never wait).
     pub read_linger_ms: u64,
 }
