@@ -10,8 +10,8 @@
 //!   (retried with capped exponential backoff, at most every 50 ms) and waits for it up
 //!   to the deadline, then fails with [`LinkError::Unavailable`]: a node whose Redis has
 //!   just come back serves at once instead of failing until its next scheduled retry;
-//! - blocking reads (`XREAD BLOCK`) get their own connection ([`RedisLink::dedicated`])
-//!   so they never hold up commands behind them.
+//! - blocking reads (`XREAD BLOCK`) get their own connection ([`RedisLink::dedicated`],
+//!   a [`BlockingConn`]) so they never hold up commands behind them.
 
 use crate::sync::lock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,6 +22,8 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, FromRedisValue, ScriptInvocation};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
+
+use super::BlockingConn;
 
 /// Least time between two connection attempts, however often calls ask for one.
 const MIN_ATTEMPT_GAP: Duration = Duration::from_millis(50);
@@ -55,6 +57,12 @@ pub enum LinkError {
     /// Redis answered with an error, or the connection broke during the call.
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
+    /// A blocking connection broke ([`BlockingConn`]).
+    #[error("redis connection: {0}")]
+    Io(#[from] std::io::Error),
+    /// A blocking connection got an error reply, or one it cannot read.
+    #[error("redis: {0}")]
+    Reply(String),
 }
 
 /// A clone-cheap handle on the node's Redis connection.
@@ -207,14 +215,13 @@ impl RedisLink {
     ///
     /// # Errors
     /// Redis cannot be reached now.
-    pub async fn dedicated(
-        &self,
-        response_timeout: Duration,
-    ) -> Result<MultiplexedConnection, LinkError> {
-        self.inner
-            .open(Some(response_timeout))
-            .await
-            .map_err(LinkError::Redis)
+    pub async fn dedicated(&self, response_timeout: Duration) -> Result<BlockingConn, LinkError> {
+        BlockingConn::open(
+            self.inner.client.get_connection_info(),
+            self.inner.call_timeout,
+            response_timeout,
+        )
+        .await
     }
 
     /// Calls that failed or timed out so far.

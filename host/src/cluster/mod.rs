@@ -5,17 +5,22 @@
 //! - [`RedisLink`]: a Redis connection with a deadline on every call (a call that meets
 //!   Redis away waits for the reconnection no longer than that), reconnecting with
 //!   capped backoff in the background.
+//! - [`BlockingConn`]: the log reader's connection of its own, with a one-pass reply
+//!   parser (`resp`).
 //! - [`Nodes`]: the node registry (heartbeats, who is alive, who died).
 //! - `value`: reading script and stream replies.
 //!
 //! The backends built on it (the Bayeux engine in [`crate::bayeux::engine::redis`]) are
 //! chosen in [`crate::backends`], the one place that decides memory or Redis.
 
+mod blocking;
 mod config;
 mod link;
 mod nodes;
+mod resp;
 pub(crate) mod value;
 
+pub use blocking::BlockingConn;
 pub use config::ClusterConfig;
 pub use link::{LinkError, RedisLink};
 pub use nodes::Nodes;

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 #[derive(Debug)]
 pub(crate) struct RedisServer {
     pub(crate) port: u16,
+    /// The password it requires (`--requirepass`), if any.
+    password: Option<String>,
     child: Option<Child>,
 }
 
@@ -24,21 +26,38 @@ fn free_port() -> u16 {
 impl RedisServer {
     /// Starts one and waits until it answers.
     pub(crate) fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// Starts one that requires `password`.
+    pub(crate) fn start_with_password(password: &str) -> Self {
+        Self::start_with(Some(password.to_owned()))
+    }
+
+    fn start_with(password: Option<String>) -> Self {
         let mut server = Self {
             port: free_port(),
+            password,
             child: None,
         };
         server.spawn();
         server
     }
 
-    /// `redis://127.0.0.1:<port>`.
+    /// `redis://[:<password>@]127.0.0.1:<port>`.
     pub(crate) fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match &self.password {
+            Some(pw) => format!("redis://:{pw}@127.0.0.1:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
     }
 
     fn spawn(&mut self) {
-        let child = Command::new("redis-server")
+        let mut cmd = Command::new("redis-server");
+        if let Some(pw) = &self.password {
+            cmd.args(["--requirepass", pw]);
+        }
+        let child = cmd
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())

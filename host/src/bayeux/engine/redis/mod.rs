@@ -4,14 +4,15 @@
 //!
 //! - **One ordered log** (a Redis stream) holds every change nodes must see in order:
 //!   publishes (the delivery JSON, serialised once), subscription changes, claims and
-//!   destroys. A publish is one `XADD`, whatever the number of subscribers.
+//!   destroys. A publish is one `XADD`, whatever the number of subscribers; the
+//!   publishes ready at the same moment on a node go in one pipeline (see [`appender`]).
 //! - **Every node reads the whole log once** (`XREAD BLOCK` on a connection of its own)
 //!   and feeds each entry to a per-node [`MemoryEngine`] that holds only the sessions the
 //!   node is serving right now (a held connect or a push socket): matching, exactly one
 //!   copy per publish, the mailbox bound and the slow-consumer rule are the memory
 //!   engine's. The node also keeps the most recent entries in memory. Under a sustained
-//!   fan-out the reader waits up to `read_linger_ms` between reads, so each socket sends
-//!   several deliveries per frame (see [`linger`]).
+//!   fan-out, or a busy log of small publishes, the reader waits (up to `read_linger_ms`)
+//!   between reads, so each socket sends several deliveries per frame (see [`linger`]).
 //! - **One read position per session** (in its Redis hash). A connect *claims* the
 //!   session: one script bumps its claim number, reads its position and subscriptions,
 //!   and logs the claim. The claiming node replays the log from that position for this
@@ -969,9 +970,9 @@ async fn read_log(shared: Weak<Shared>, _local_handler: Arc<dyn EngineHandler>) 
             .arg(from.to_string());
         let Some(c) = conn.as_mut() else { continue };
         let stop = s.stop.clone();
-        let reply: redis::RedisResult<Value> = tokio::select! {
+        let reply = tokio::select! {
             () = stop.cancelled() => return,
-            r = cmd.query_async(c) => r,
+            r = c.query(&cmd) => r,
         };
         match reply {
             Ok(v) => {

@@ -73,6 +73,39 @@ async fn conformance_cluster() {
     .await;
 }
 
+/// The log reader has a connection of its own (`BlockingConn`), which authenticates
+/// and selects the database as the URL says, as the shared link does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_behind_a_password_in_another_database() {
+    let redis = RedisServer::start_with_password("s3cret");
+    let url = format!("{}/3", redis.url());
+    conformance::run_cluster(|n| {
+        let url = url.clone();
+        async move {
+            let ns = namespace();
+            let mut nodes = Vec::new();
+            for _ in 0..n {
+                nodes.push(engine(&url, &ns).await);
+            }
+            nodes
+        }
+    })
+    .await;
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let in_3: usize = redis::cmd("DBSIZE").query_async(&mut conn).await.unwrap();
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let in_0: usize = redis::cmd("DBSIZE").query_async(&mut conn).await.unwrap();
+    assert!(
+        in_3 > 0 && in_0 == 0,
+        "keys in db 3: {in_3}, in db 0: {in_0}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_lost_fails_fast_and_recovers_after_a_restart() {
     let mut redis = RedisServer::start();
