@@ -52,7 +52,7 @@ use super::message::Message;
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A backend failure (e.g. Redis unreachable); the protocol layer answers `500`.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum EngineError {
     /// The backend cannot be reached or answered nonsense.

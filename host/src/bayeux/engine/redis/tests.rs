@@ -106,6 +106,79 @@ async fn a_cluster_behind_a_password_in_another_database() {
     );
 }
 
+/// Publishes that overlap on one node go to the log in batches (see `appender`): every
+/// one arrives once, and each publisher's in the order it published them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_publishes_arrive_once_each_publisher_s_in_order() {
+    const PUBLISHERS: i64 = 8;
+    const EACH: i64 = 40;
+    let redis = RedisServer::start();
+    let ns = namespace();
+    let node = |max_queue| {
+        let url = redis.url();
+        let ns = ns.clone();
+        async move {
+            let c = config(&ns, Duration::from_secs(30));
+            let c = RedisEngineConfig::new(c.session_ttl, max_queue, c.cluster);
+            let link = RedisLink::connect(
+                &url,
+                c.cluster.call_timeout(),
+                Duration::from_millis(100),
+                Duration::ZERO,
+            )
+            .await
+            .unwrap();
+            Arc::new(RedisEngine::start_on(link, c).await.unwrap()) as Arc<dyn Engine>
+        }
+    };
+    let (a, b) = (node(1000).await, node(1000).await);
+    let id = a
+        .create_session(&SessionOptions::network(None))
+        .await
+        .unwrap();
+    a.subscribe(&id, "/p", &SubscribeOptions::default())
+        .await
+        .unwrap();
+    let publishers = (0..PUBLISHERS).map(|p| {
+        let b = Arc::clone(&b);
+        tokio::spawn(async move {
+            for i in 0..EACH {
+                let m = Message::publish("/p", serde_json::json!(p * 1000 + i));
+                let env = Arc::new(Envelope::new(&m, None));
+                b.publish("/p", env, &PublishOptions::default())
+                    .await
+                    .unwrap();
+            }
+        })
+    });
+    for p in futures_util::future::join_all(publishers).await {
+        p.unwrap();
+    }
+    let mut got: Vec<i64> = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while got.len() < (PUBLISHERS * EACH) as usize {
+        assert!(tokio::time::Instant::now() < deadline, "got {}", got.len());
+        let m = a.claim(&id, ClaimKind::Poll).await.unwrap().unwrap();
+        let taken = m.take(1000);
+        assert!(m.commit().await.unwrap());
+        got.extend(
+            taken
+                .iter()
+                .map(|e| e.message().data.as_ref().unwrap().as_i64().unwrap()),
+        );
+        if taken.is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    for p in 0..PUBLISHERS {
+        let mine: Vec<i64> = got.iter().copied().filter(|n| n / 1000 == p).collect();
+        assert_eq!(mine, (0..EACH).map(|i| p * 1000 + i).collect::<Vec<_>>());
+    }
+    assert_eq!(got.len(), (PUBLISHERS * EACH) as usize, "nothing twice");
+    a.close().await;
+    b.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_lost_fails_fast_and_recovers_after_a_restart() {
     let mut redis = RedisServer::start();
