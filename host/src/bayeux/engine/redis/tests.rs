@@ -28,7 +28,11 @@ async fn engine(url: &str, namespace: &str) -> Arc<dyn Engine> {
 }
 
 async fn engine_with_ttl(url: &str, namespace: &str, ttl: Duration) -> Arc<dyn Engine> {
-    let c = config(namespace, ttl);
+    start(url, config(namespace, ttl)).await
+}
+
+/// An engine on `url` with config `c`.
+async fn start(url: &str, c: RedisEngineConfig) -> Arc<dyn Engine> {
     let link = RedisLink::connect(
         url,
         c.cluster.call_timeout(),
@@ -42,6 +46,16 @@ async fn engine_with_ttl(url: &str, namespace: &str, ttl: Duration) -> Arc<dyn E
 
 fn namespace() -> String {
     format!("t{}", new_client_id())
+}
+
+/// `n` engines on `url` in a namespace of their own: the nodes of one cluster.
+async fn nodes(url: String, n: usize) -> Vec<Arc<dyn Engine>> {
+    let ns = namespace();
+    let mut nodes = Vec::new();
+    for _ in 0..n {
+        nodes.push(engine(&url, &ns).await);
+    }
+    nodes
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -59,18 +73,7 @@ async fn conformance_single_node() {
 async fn conformance_cluster() {
     let redis = RedisServer::start();
     let url = redis.url();
-    conformance::run_cluster(|n| {
-        let url = url.clone();
-        async move {
-            let ns = namespace();
-            let mut nodes = Vec::new();
-            for _ in 0..n {
-                nodes.push(engine(&url, &ns).await);
-            }
-            nodes
-        }
-    })
-    .await;
+    conformance::run_cluster(|n| nodes(url.clone(), n)).await;
 }
 
 /// The log reader has a connection of its own (`BlockingConn`), which authenticates
@@ -79,18 +82,7 @@ async fn conformance_cluster() {
 async fn a_cluster_behind_a_password_in_another_database() {
     let redis = RedisServer::start_with_password("s3cret");
     let url = format!("{}/3", redis.url());
-    conformance::run_cluster(|n| {
-        let url = url.clone();
-        async move {
-            let ns = namespace();
-            let mut nodes = Vec::new();
-            for _ in 0..n {
-                nodes.push(engine(&url, &ns).await);
-            }
-            nodes
-        }
-    })
-    .await;
+    conformance::run_cluster(|n| nodes(url.clone(), n)).await;
     let client = redis::Client::open(url.as_str()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let in_3: usize = redis::cmd("DBSIZE").query_async(&mut conn).await.unwrap();
@@ -114,24 +106,13 @@ async fn concurrent_publishes_arrive_once_each_publisher_s_in_order() {
     const EACH: i64 = 40;
     let redis = RedisServer::start();
     let ns = namespace();
-    let node = |max_queue| {
-        let url = redis.url();
-        let ns = ns.clone();
-        async move {
-            let c = config(&ns, Duration::from_secs(30));
-            let c = RedisEngineConfig::new(c.session_ttl, max_queue, c.cluster);
-            let link = RedisLink::connect(
-                &url,
-                c.cluster.call_timeout(),
-                Duration::from_millis(100),
-                Duration::ZERO,
-            )
-            .await
-            .unwrap();
-            Arc::new(RedisEngine::start_on(link, c).await.unwrap()) as Arc<dyn Engine>
-        }
-    };
-    let (a, b) = (node(1000).await, node(1000).await);
+    // Room for every message in the mailbox (the suite's bound is 3).
+    let c = config(&ns, Duration::from_secs(30));
+    let c = RedisEngineConfig::new(c.session_ttl, 1000, c.cluster);
+    let (a, b) = (
+        start(&redis.url(), c.clone()).await,
+        start(&redis.url(), c).await,
+    );
     let id = a
         .create_session(&SessionOptions::network(None))
         .await
