@@ -3,9 +3,11 @@
 //!
 //! The crate's own parser is a resumable combinator parser: general, and about 1 µs per
 //! stream entry, which made it the largest single cost of a node reading the shared
-//! log (13-16% of its CPU under cross-node load). A log read's reply is one RESP2 value
-//! of a few hundred KiB at most, so it is simpler to wait until it is all there and parse
-//! it in one go; an incomplete buffer is parsed again when more bytes arrive.
+//! log (13-16% of its CPU under cross-node load). A log read's reply is one RESP2 value,
+//! so it is simpler to wait until it is all there and parse it in one go. Until then
+//! each read only checks whether the reply is whole (a walk that skips bulk strings by
+//! their length and builds nothing), so a reply of many megabytes arriving in many reads
+//! costs a few cheap walks, not a parse per read.
 
 use redis::Value;
 
@@ -30,7 +32,11 @@ pub(super) enum RespError {
 /// An error reply (anywhere in the value), or bytes that are not RESP2.
 pub(super) fn parse(buf: &[u8]) -> Result<Option<(Value, usize)>, RespError> {
     let mut at = 0;
-    Ok(value(buf, &mut at, 0)?.map(|v| (v, at)))
+    if value(buf, &mut at, 0, false)?.is_none() {
+        return Ok(None);
+    }
+    at = 0;
+    Ok(value(buf, &mut at, 0, true)?.map(|v| (v, at)))
 }
 
 /// The line starting at `*at` (without its CRLF); moves `*at` past it.
@@ -48,7 +54,14 @@ fn number(digits: &[u8]) -> Result<i64, RespError> {
         .ok_or(RespError::Malformed("bad number"))
 }
 
-fn value(buf: &[u8], at: &mut usize, depth: usize) -> Result<Option<Value>, RespError> {
+/// The value at `*at` (`None`: incomplete), moving `*at` past it; without `build`, only
+/// checks it (what it returns is then `Nil`, with nothing allocated).
+fn value(
+    buf: &[u8],
+    at: &mut usize,
+    depth: usize,
+    build: bool,
+) -> Result<Option<Value>, RespError> {
     if depth > MAX_DEPTH {
         return Err(RespError::Malformed("nested too deep"));
     }
@@ -61,10 +74,11 @@ fn value(buf: &[u8], at: &mut usize, depth: usize) -> Result<Option<Value>, Resp
     };
     let text = || String::from_utf8_lossy(head).into_owned();
     Ok(Some(match kind {
-        b'+' if head == b"OK" => Value::Okay,
-        b'+' => Value::SimpleString(text()),
         b'-' => return Err(RespError::Server(text())),
         b':' => Value::Int(number(head)?),
+        _ if !build && kind == b'+' => Value::Nil,
+        b'+' if head == b"OK" => Value::Okay,
+        b'+' => Value::SimpleString(text()),
         b'$' => {
             let Ok(len) = usize::try_from(number(head)?) else {
                 return Ok(Some(Value::Nil)); // $-1
@@ -79,21 +93,30 @@ fn value(buf: &[u8], at: &mut usize, depth: usize) -> Result<Option<Value>, Resp
                 return Err(RespError::Malformed("bulk string without CRLF"));
             }
             *at = end + 2;
-            Value::BulkString(bytes.to_vec())
+            if build {
+                Value::BulkString(bytes.to_vec())
+            } else {
+                Value::Nil
+            }
         }
         b'*' => {
             let Ok(len) = usize::try_from(number(head)?) else {
                 return Ok(Some(Value::Nil)); // *-1
             };
             // Each element takes at least 3 bytes: never reserve more than could follow.
-            let mut items = Vec::with_capacity(len.min(buf.len() / 3));
+            let mut items = Vec::with_capacity(if build { len.min(buf.len() / 3) } else { 0 });
             for _ in 0..len {
-                match value(buf, at, depth + 1)? {
-                    Some(v) => items.push(v),
+                match value(buf, at, depth + 1, build)? {
+                    Some(v) if build => items.push(v),
+                    Some(_) => {}
                     None => return Ok(None),
                 }
             }
-            Value::Array(items)
+            if build {
+                Value::Array(items)
+            } else {
+                Value::Nil
+            }
         }
         _ => return Err(RespError::Malformed("unknown reply type")),
     }))
@@ -126,6 +149,22 @@ mod tests {
         let mut two = reply.to_vec();
         two.extend_from_slice(b"+OK\r\n");
         assert_eq!(parse(&two).unwrap().unwrap().1, reply.len());
+    }
+
+    #[test]
+    fn a_large_reply_arriving_in_small_pieces_waits_then_parses_whole() {
+        let big = "x".repeat(100_000);
+        let mut reply = b"*300\r\n".to_vec();
+        for _ in 0..300 {
+            reply.extend_from_slice(format!("${}\r\n{big}\r\n", big.len()).as_bytes());
+        }
+        for end in (0..reply.len()).step_by(4096) {
+            assert_eq!(parse(&reply[..end]).unwrap(), None);
+        }
+        let (v, used) = parse(&reply).unwrap().unwrap();
+        assert_eq!(used, reply.len());
+        assert!(matches!(v, Value::Array(items) if items.len() == 300
+            && items.iter().all(|i| matches!(i, Value::BulkString(b) if b.len() == 100_000))));
     }
 
     #[test]
