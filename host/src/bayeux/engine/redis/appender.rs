@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::super::EngineError;
+use super::log;
 use crate::cluster::RedisLink;
 
 /// Publishes sent in one pipeline at most.
@@ -94,15 +95,9 @@ impl Target {
     async fn send(&self, entries: &[String]) -> Result<(), EngineError> {
         let mut pipe = redis::pipe();
         for packed in entries {
-            pipe.cmd("XADD")
-                .arg(&self.log)
-                .arg("MAXLEN")
-                .arg("~")
-                .arg(self.maxlen)
-                .arg("*")
-                .arg("P")
-                .arg(packed)
-                .ignore();
+            let mut xadd = log::xadd(&self.log, self.maxlen);
+            xadd.arg("P").arg(packed);
+            pipe.add_command(xadd).ignore();
         }
         self.link
             .pipe::<()>(&pipe)

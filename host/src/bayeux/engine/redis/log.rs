@@ -97,6 +97,14 @@ pub(super) fn flags(opts: &PublishOptions) -> &'static str {
     }
 }
 
+/// `XADD` to the log at `key`, trimmed to about `maxlen` entries, with a new id; the
+/// fields follow.
+pub(super) fn xadd(key: &str, maxlen: usize) -> redis::Cmd {
+    let mut cmd = redis::cmd("XADD");
+    cmd.arg(key).arg("MAXLEN").arg("~").arg(maxlen).arg("*");
+    cmd
+}
+
 /// The one field of a publish entry: `flags \n channel \n publisher \n json` (an
 /// absent publisher is empty). Channel names, client ids and flags hold no newline, and
 /// the JSON comes last, so it is split off whatever it holds.

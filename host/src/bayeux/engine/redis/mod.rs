@@ -489,7 +489,7 @@ impl Shared {
         fields: &[(&str, &str)],
         opts: &PublishOptions,
     ) -> Result<(), EngineError> {
-        let mut cmd = self.xadd();
+        let mut cmd = log::xadd(&self.keys.log(), self.maxlen());
         cmd.arg("k").arg(kind);
         for (name, value) in fields {
             cmd.arg(*name).arg(*value);
@@ -500,18 +500,6 @@ impl Shared {
         }
         let _id: String = self.link.query(&cmd).await.map_err(backend)?;
         Ok(())
-    }
-
-    /// `XADD` to the log, trimmed to about `log_max_entries`, with a new id; the fields
-    /// follow.
-    fn xadd(&self) -> redis::Cmd {
-        let mut cmd = redis::cmd("XADD");
-        cmd.arg(self.keys.log())
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(self.maxlen())
-            .arg("*");
-        cmd
     }
 
     /// Saves the positions of push claims (one command for all of them).
