@@ -48,6 +48,18 @@ fn namespace() -> String {
     format!("t{}", new_client_id())
 }
 
+/// A new network session on `e`, subscribed to `channel`.
+async fn subscribed(e: &Arc<dyn Engine>, channel: &str) -> String {
+    let id = e
+        .create_session(&SessionOptions::network(None))
+        .await
+        .unwrap();
+    e.subscribe(&id, channel, &SubscribeOptions::default())
+        .await
+        .unwrap();
+    id
+}
+
 /// `n` engines on `url` in a namespace of their own: the nodes of one cluster.
 async fn nodes(url: String, n: usize) -> Vec<Arc<dyn Engine>> {
     let ns = namespace();
@@ -113,13 +125,7 @@ async fn concurrent_publishes_arrive_once_each_publisher_s_in_order() {
         start(&redis.url(), c.clone()).await,
         start(&redis.url(), c).await,
     );
-    let id = a
-        .create_session(&SessionOptions::network(None))
-        .await
-        .unwrap();
-    a.subscribe(&id, "/p", &SubscribeOptions::default())
-        .await
-        .unwrap();
+    let id = subscribed(&a, "/p").await;
     let publishers = (0..PUBLISHERS).map(|p| {
         let b = Arc::clone(&b);
         tokio::spawn(async move {
@@ -236,13 +242,7 @@ async fn a_dead_node_s_push_clients_lose_nothing_and_repeat_only_what_was_not_sa
     let long = Duration::from_secs(30);
     let a = engine_with_ttl(&redis.url(), &ns, long).await;
     let b = engine_with_ttl(&redis.url(), &ns, long).await;
-    let id = a
-        .create_session(&SessionOptions::network(None))
-        .await
-        .unwrap();
-    a.subscribe(&id, "/d", &SubscribeOptions::default())
-        .await
-        .unwrap();
+    let id = subscribed(&a, "/d").await;
     let publish = |n: i64| {
         let b = b.clone();
         async move {
