@@ -319,6 +319,23 @@ impl Bayeux {
         msg: Message,
         publisher: Option<String>,
     ) -> Result<(), BayeuxError> {
+        let (envelope, opts) = self.envelope(msg, publisher)?;
+        self.inner
+            .engine
+            .publish(envelope.channel(), envelope.clone(), &opts)
+            .await
+            .map_err(engine_error)
+    }
+
+    /// What the engine publishes for `msg`, and how.
+    ///
+    /// # Errors
+    /// `407` for a delivery too large for any websocket to carry.
+    fn envelope(
+        &self,
+        msg: Message,
+        publisher: Option<String>,
+    ) -> Result<(Arc<Envelope>, PublishOptions), BayeuxError> {
         let name = msg.channel_str();
         let opts = PublishOptions {
             local_only: self.is_internal(name) || channel::is_meta(name),
@@ -335,11 +352,7 @@ impl Bayeux {
                 format!("Message too large to deliver (at most {max} bytes - 4 x max_frame_bytes)"),
             ));
         }
-        self.inner
-            .engine
-            .publish(envelope.channel(), envelope.clone(), &opts)
-            .await
-            .map_err(engine_error)
+        Ok((envelope, opts))
     }
 
     /// A new in-process client (trusted: may subscribe to any pattern, meta, service and
@@ -577,12 +590,8 @@ impl Bayeux {
             }
         }
         let others = async {
-            let mut out = Vec::new();
-            for (i, msg) in rest {
-                let outcome = self.handle(msg, ctx).await;
-                out.push((i, outcome));
-            }
-            out
+            let (slots, msgs): (Vec<usize>, Vec<Message>) = rest.into_iter().unzip();
+            slots.into_iter().zip(self.handle_many(msgs, ctx).await)
         };
         // Each connect is held at the same time as the others: one after another, a
         // batch of n connects would take n timeouts.
@@ -795,7 +804,83 @@ impl Bayeux {
     }
 
     /// Handles one message (everything but the hold itself).
-    pub(crate) async fn handle(&self, mut msg: Message, base: &MessageContext) -> Outcome {
+    pub(crate) async fn handle(&self, msg: Message, base: &MessageContext) -> Outcome {
+        match self.admit(msg, base).await {
+            Err(reply) => Outcome::Reply(reply),
+            Ok(a) if !channel::is_meta(a.msg.channel_str()) => {
+                let (mut reply, item) = self.check_publish(a);
+                if let Some((envelope, opts)) = item {
+                    let result = self
+                        .inner
+                        .engine
+                        .publish(envelope.channel(), envelope.clone(), &opts)
+                        .await;
+                    reply.set_outcome(result.err().map(|e| engine_error(e).to_string()));
+                }
+                Outcome::Reply(reply)
+            }
+            Ok(a) => self.handle_meta(a).await,
+        }
+    }
+
+    /// Handles `messages` in order, as [`Bayeux::handle`] one after another would, except
+    /// that a run of consecutive publishes reaches the engine as one
+    /// [`PubSubEngine::publish_run`]: a client's burst of publishes waits for a clustered
+    /// engine once, not once each. The run is published before any meta message after it
+    /// is handled.
+    ///
+    /// [`PubSubEngine::publish_run`]: super::engine::PubSubEngine::publish_run
+    pub(crate) async fn handle_many(
+        &self,
+        messages: Vec<Message>,
+        base: &MessageContext,
+    ) -> Vec<Outcome> {
+        let mut outcomes = Vec::with_capacity(messages.len());
+        let mut run = PublishRun::default();
+        for msg in messages {
+            let a = match self.admit(msg, base).await {
+                Ok(a) => a,
+                Err(reply) => {
+                    outcomes.push(Outcome::Reply(reply));
+                    continue;
+                }
+            };
+            if !channel::is_meta(a.msg.channel_str()) {
+                let (reply, item) = self.check_publish(a);
+                if let Some(item) = item {
+                    run.slots.push(outcomes.len());
+                    run.items.push(item);
+                }
+                outcomes.push(Outcome::Reply(reply));
+                continue;
+            }
+            self.publish_run(&mut run, &mut outcomes).await;
+            outcomes.push(self.handle_meta(a).await);
+        }
+        self.publish_run(&mut run, &mut outcomes).await;
+        outcomes
+    }
+
+    /// Publishes the run gathered so far and sets its replies' outcomes; empties it.
+    async fn publish_run(&self, run: &mut PublishRun, outcomes: &mut [Outcome]) {
+        if run.items.is_empty() {
+            return;
+        }
+        let mut results = self.inner.engine.publish_run(&run.items).await.into_iter();
+        for slot in run.slots.drain(..) {
+            let result = results
+                .next()
+                .unwrap_or_else(|| Err(EngineError::Backend("no result for a publish".into())));
+            if let Some(Outcome::Reply(reply)) = outcomes.get_mut(slot) {
+                reply.set_outcome(result.err().map(|e| engine_error(e).to_string()));
+            }
+        }
+        run.items.clear();
+    }
+
+    /// Checks `msg`'s client id against its binding and runs the incoming hooks: the
+    /// message as the hooks left it, or the reply that ends it.
+    async fn admit(&self, mut msg: Message, base: &MessageContext) -> Result<Admitted, Message> {
         let mut ctx = base.clone();
         ctx.client_id = None;
         if let Some(id) = msg.client_id.as_deref() {
@@ -805,19 +890,22 @@ impl Bayeux {
                 Err(e) => {
                     let mut reply = msg.reply();
                     reply.set_outcome(Some(e.to_string()));
-                    return Outcome::Reply(reply);
+                    return Err(reply);
                 }
             }
         }
         if let Some(reply) = self.incoming(&ctx, &mut msg).await {
-            return Outcome::Reply(reply);
+            return Err(reply);
         }
         // Verified only if the hooks left the id alone.
         let known = ctx.client_id.is_some() && ctx.client_id == msg.client_id;
+        Ok(Admitted { msg, ctx, known })
+    }
+
+    /// Handles an admitted meta message.
+    async fn handle_meta(&self, a: Admitted) -> Outcome {
+        let Admitted { msg, ctx, known } = a;
         let name = msg.channel_str();
-        if !channel::is_meta(name) {
-            return Outcome::Reply(self.publish_message(msg, &ctx, known).await);
-        }
         let outcome = match name {
             HANDSHAKE => Outcome::Reply(self.handshake(&msg, &ctx).await),
             CONNECT => self.connect(&msg, known).await,
@@ -1134,7 +1222,10 @@ impl Bayeux {
         reply
     }
 
-    async fn publish_message(&self, msg: Message, ctx: &MessageContext, known: bool) -> Message {
+    /// Checks an admitted publish: its reply, with what to publish if it passed (the
+    /// reply's outcome then still to set), or refusing it.
+    fn check_publish(&self, a: Admitted) -> (Message, Option<(Arc<Envelope>, PublishOptions)>) {
+        let Admitted { msg, ctx, known } = a;
         let mut reply = msg.reply();
         let name = msg.channel_str();
         let mut error = None;
@@ -1153,14 +1244,35 @@ impl Bayeux {
         if msg.data.is_none() {
             error = Some(BayeuxError::parameter_missing("data"));
         }
-        if error.is_none()
-            && let Err(e) = self.engine_publish(msg, ctx.client_id.clone()).await
-        {
-            error = Some(e);
+        let checked = match error {
+            Some(e) => Err(e),
+            None => self.envelope(msg, ctx.client_id),
+        };
+        match checked {
+            Ok(item) => (reply, Some(item)),
+            Err(e) => {
+                reply.set_outcome(Some(e.to_string()));
+                (reply, None)
+            }
         }
-        reply.set_outcome(error.map(|e| e.to_string()));
-        reply
     }
+}
+
+/// A message past its session check and incoming hooks.
+struct Admitted {
+    msg: Message,
+    /// The context with the client id, if it was verified.
+    ctx: MessageContext,
+    /// The id is verified and the hooks left it alone.
+    known: bool,
+}
+
+/// Publishes gathered by [`Bayeux::handle_many`] for one engine call, with the slots
+/// of their replies.
+#[derive(Default)]
+struct PublishRun {
+    slots: Vec<usize>,
+    items: Vec<(Arc<Envelope>, PublishOptions)>,
 }
 
 /// The one place engine failures become protocol errors.

@@ -102,6 +102,7 @@ where
     wait_wakes(make().await).await;
     newer_claim_supersedes(make().await).await;
     publish_each_reaches_each_channel(make().await).await;
+    publish_run_is_publishes_in_order(make().await).await;
     quotas_cap_network_sessions_and_free_places_on_destroy(make().await).await;
     handed_back_deliveries_come_first(make().await).await;
 }
@@ -204,6 +205,37 @@ async fn publish_each_reaches_each_channel(e: Arc<dyn Engine>) {
     .await;
     assert_eq!(pushed_got.len(), 1);
     assert_eq!(pushed_got[0].message().channel.as_deref(), Some("/e/2"));
+    e.close().await;
+}
+
+/// A run of publishes delivers as the same publishes one after another: each on its
+/// own channel, in order, once, with a result each.
+async fn publish_run_is_publishes_in_order(e: Arc<dyn Engine>) {
+    let opts = SubscribeOptions::default();
+    let a = net(&e).await;
+    let b = net(&e).await;
+    e.subscribe(&a, "/r/1", &opts).await.unwrap();
+    e.subscribe(&b, "/r/*", &opts).await.unwrap();
+    let plain = PublishOptions::default();
+    let local = PublishOptions {
+        local_only: true,
+        exact_only: false,
+    };
+    let run = [
+        (env("/r/1", 1), plain.clone()),
+        (env("/r/2", 2), plain.clone()),
+        (env("/r/1", 9), local),
+        (env("/r/1", 3), plain),
+    ];
+    let results = e.publish_run(&run).await;
+    assert_eq!(results.len(), run.len(), "a result per publish");
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(drain(&e, &a).await, [1, 3]);
+    assert_eq!(drain(&e, &b).await, [1, 2, 3]);
+    assert!(
+        e.publish_run(&[]).await.is_empty(),
+        "an empty run is nothing"
+    );
     e.close().await;
 }
 

@@ -342,6 +342,27 @@ pub trait PubSubEngine: Send + Sync {
         opts: &'a PublishOptions,
     ) -> BoxFuture<'a, Result<(), EngineError>>;
 
+    /// Publishes each envelope on its own channel, in order, as [`publish`] one after
+    /// another would; a result per envelope. A clustered engine sends the run as one
+    /// operation, so a client's burst of publishes costs one wait, not one each.
+    ///
+    /// [`publish`]: PubSubEngine::publish
+    fn publish_run<'a>(
+        &'a self,
+        run: &'a [(Arc<Envelope>, PublishOptions)],
+    ) -> BoxFuture<'a, Vec<Result<(), EngineError>>> {
+        Box::pin(async move {
+            let mut results = Vec::with_capacity(run.len());
+            for (envelope, opts) in run {
+                results.push(
+                    self.publish(envelope.channel(), envelope.clone(), opts)
+                        .await,
+                );
+            }
+            results
+        })
+    }
+
     /// Publishes `message` once on each of `channels` (server-side fan-out, e.g. a chat
     /// room's members): the subscribers of each channel get a copy whose `channel` is
     /// that one. A clustered engine makes it one shared operation, whatever the number

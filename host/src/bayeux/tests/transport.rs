@@ -366,6 +366,71 @@ async fn websocket_framing_push_and_heartbeat() {
     assert_eq!(u16::from(close.code), 1009);
 }
 
+/// Frames sent in one burst are processed together (their publishes reach the engine
+/// as runs) with the effects of one after another: replies in order, a subscribe in
+/// the middle applies to the publishes after it and not to those before, every
+/// delivery once and in order.
+#[tokio::test]
+async fn websocket_burst_of_frames_keeps_order() {
+    let (_b, addr) = start(cfg(30_000)).await;
+    let id = handshake(addr).await;
+    let mut ws = ws_open(addr).await;
+    let frame = |v: Value| WsMessage::text(v.to_string());
+    ws.send(frame(
+        json!({"id":"s1","channel":"/meta/subscribe","clientId":id,"subscription":"/b"}),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(ws_next(&mut ws).await[0]["successful"], true);
+    ws.send(frame(
+        json!({"id":"c","channel":"/meta/connect","clientId":id,"connectionType":"websocket"}),
+    ))
+    .await
+    .unwrap();
+    let publish = |n: i64| json!({"id":format!("p{n}"),"channel":"/b","clientId":id,"data":n});
+    let mut sent = Vec::new();
+    for n in 0..10 {
+        sent.push(publish(n));
+    }
+    sent.push(json!({"id":"q0","channel":"/b2","clientId":id,"data":"before"}));
+    sent.push(json!({"id":"s2","channel":"/meta/subscribe","clientId":id,"subscription":"/b2"}));
+    sent.push(json!({"id":"q","channel":"/b2","clientId":id,"data":"after"}));
+    for n in 10..20 {
+        sent.push(publish(n));
+    }
+    for v in &sent {
+        ws.feed(frame(v.clone())).await.unwrap();
+    }
+    ws.flush().await.unwrap();
+    let want: Vec<Value> = sent.iter().map(|v| v["id"].clone()).collect();
+    let (mut replies, mut on_b, mut on_b2) = (Vec::new(), Vec::new(), Vec::new());
+    while replies.len() < want.len() || on_b.len() < 20 || on_b2.is_empty() {
+        for m in ws_next(&mut ws).await {
+            // Replies say whether they succeeded; deliveries do not.
+            match (m.get("successful"), m["channel"].as_str()) {
+                (Some(ok), _) => {
+                    assert_eq!(ok, true, "{m}");
+                    replies.push(m["id"].clone());
+                }
+                (None, Some("/b")) => on_b.push(m["data"].as_i64().unwrap()),
+                (None, Some("/b2")) => on_b2.push(m["data"].clone()),
+                _ => panic!("unexpected {m}"),
+            }
+        }
+    }
+    assert_eq!(replies, want, "replies in the order sent");
+    assert_eq!(
+        on_b,
+        (0..20).collect::<Vec<_>>(),
+        "each delivery once, in order"
+    );
+    assert_eq!(
+        on_b2,
+        [json!("after")],
+        "the subscribe applied to the publish after it only"
+    );
+}
+
 #[tokio::test]
 async fn websocket_second_connect_releases_first_and_reattach() {
     let (b, addr) = start(cfg(30_000)).await;

@@ -10,6 +10,10 @@
 //! the client's mailbox as they come. One task rather than a reader and a writer: an
 //! idle client is mostly its task's state, and the second task, the queue between the
 //! two and their stop signal cost about 1 KB a client.
+//! Frames already read and waiting are processed together, up to
+//! [`MAX_FRAMES_PER_TURN`]: their messages in order, a run of publishes handed to the
+//! engine as one (a clustered engine then waits for Redis once for a client's burst,
+//! not once a publish), their replies in one frame.
 //! Replies are written without a flush while more frames are ready to read, and flushed
 //! when the socket has nothing more to read: a client that sends ten publishes at once
 //! gets their ten replies in one write, not ten.
@@ -165,6 +169,30 @@ fn never() -> Pending {
 /// Turns in a row the task may look at its mailbox before its other wake-up sources.
 const MAILBOX_FIRST_TURNS: u32 = 8;
 
+/// Frames processed together at most (see the module docs).
+const MAX_FRAMES_PER_TURN: usize = 32;
+
+/// Adds to `texts` the text frames already read and waiting (without waiting for
+/// more), up to [`MAX_FRAMES_PER_TURN`] in all; returns the first other event met, to
+/// handle after them.
+///
+/// Polled with a no-op waker: the task's loop polls the socket again with its own
+/// before it sleeps.
+fn gather(ws: &mut WebSocketStream<Io>, texts: &mut Vec<Utf8Bytes>) -> Option<Event> {
+    let mut cx = Context::from_waker(Waker::noop());
+    while texts.len() < MAX_FRAMES_PER_TURN {
+        let Poll::Ready(frame) = ws.poll_next_unpin(&mut cx) else {
+            return None;
+        };
+        match incoming(frame) {
+            Event::Text(text) => texts.push(text),
+            Event::Ignored => {}
+            other => return Some(other),
+        }
+    }
+    None
+}
+
 /// The waker the task's rare sources (stop, detach) are polled with: notes that one of
 /// them fired, then wakes the task.
 struct RareWake {
@@ -277,6 +305,8 @@ impl Socket {
         let mut mailbox = never();
         // Consecutive turns that only pushed deliveries.
         let mut pushes = 0u32;
+        // An event met while gathering frames, handled next.
+        let mut next: Option<Event> = None;
         loop {
             let token = self.attached.as_ref().map(|(_, t, _)| *t);
             if token != armed_for {
@@ -291,38 +321,42 @@ impl Socket {
             let mailbox_first = pushes < MAILBOX_FIRST_TURNS;
             let held = self.held.is_some();
             let unflushed = self.unflushed;
-            let event = std::future::poll_fn(|cx| {
-                if mailbox_first && mailbox.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Event::Mailbox);
-                }
-                // Stop and detach almost never fire, and checking a cancellation token
-                // takes a lock: poll them only when their own waker fired (or they are new).
-                if rare_due(&mut rare, cx.waker()) {
-                    let waker = Waker::from(rare.clone());
-                    let mut rcx = Context::from_waker(&waker);
-                    if stop.as_mut().poll(&mut rcx).is_ready() {
-                        return Poll::Ready(Event::Stop);
+            let event = if let Some(event) = next.take() {
+                event
+            } else {
+                std::future::poll_fn(|cx| {
+                    if mailbox_first && mailbox.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Event::Mailbox);
                     }
-                    if detached.as_mut().poll(&mut rcx).is_ready() {
-                        return Poll::Ready(Event::Detached);
+                    // Stop and detach almost never fire, and checking a cancellation token
+                    // takes a lock: poll them only when their own waker fired (or they are new).
+                    if rare_due(&mut rare, cx.waker()) {
+                        let waker = Waker::from(rare.clone());
+                        let mut rcx = Context::from_waker(&waker);
+                        if stop.as_mut().poll(&mut rcx).is_ready() {
+                            return Poll::Ready(Event::Stop);
+                        }
+                        if detached.as_mut().poll(&mut rcx).is_ready() {
+                            return Poll::Ready(Event::Detached);
+                        }
                     }
-                }
-                if let Poll::Ready(frame) = ws.poll_next_unpin(cx) {
-                    return Poll::Ready(incoming(frame));
-                }
-                if held && hold_timer.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Event::HoldDue);
-                }
-                if !mailbox_first && mailbox.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Event::Mailbox);
-                }
-                // Every source is pending (and will wake the task): a good time to flush.
-                if unflushed {
-                    return Poll::Ready(Event::Flush);
-                }
-                Poll::Pending
-            })
-            .await;
+                    if let Poll::Ready(frame) = ws.poll_next_unpin(cx) {
+                        return Poll::Ready(incoming(frame));
+                    }
+                    if held && hold_timer.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Event::HoldDue);
+                    }
+                    if !mailbox_first && mailbox.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Event::Mailbox);
+                    }
+                    // Every source is pending (and will wake the task): a good time to flush.
+                    if unflushed {
+                        return Poll::Ready(Event::Flush);
+                    }
+                    Poll::Pending
+                })
+                .await
+            };
             pushes = match event {
                 Event::Mailbox => pushes.saturating_add(1),
                 _ => 0,
@@ -333,7 +367,9 @@ impl Socket {
                     break;
                 }
                 Event::Text(text) => {
-                    Box::pin(self.process_frame(ws, text.as_bytes(), hold_timer.as_mut())).await
+                    let mut texts = vec![text];
+                    next = gather(ws, &mut texts);
+                    Box::pin(self.process_frames(ws, &texts, hold_timer.as_mut())).await
                 }
                 Event::Ignored => true,
                 Event::TooLarge => {
@@ -375,34 +411,41 @@ impl Socket {
         let _ = ws.close(None).await;
     }
 
-    /// Processes one frame (its messages in order) and writes its replies; `false` once
-    /// the socket is done.
+    /// Processes frames (their messages in order) and writes their replies, in one
+    /// frame; `false` once the socket is done.
     ///
     /// A function of its own, boxed by the caller, so that `run`, which lives as long
     /// as the socket, does not keep room for a frame's work in its state.
-    async fn process_frame<S>(
+    async fn process_frames<S>(
         &mut self,
         sink: &mut S,
-        text: &[u8],
+        texts: &[Utf8Bytes],
         mut hold_timer: Pin<&mut Sleep>,
     ) -> bool
     where
         S: futures_util::Sink<WsMessage> + Unpin,
     {
-        let messages = match parse_messages(text) {
-            Ok(m) => m,
-            Err(e) => {
+        let mut messages = Vec::new();
+        let mut empty_frame = false;
+        for text in texts {
+            match parse_messages(text.as_bytes()) {
+                Ok(m) => {
+                    empty_frame |= m.is_empty();
+                    messages.extend(m);
+                }
                 // As faye: a malformed frame is logged and ignored.
-                tracing::debug!(error = %e, "bayeux: malformed websocket frame");
-                return true;
+                Err(e) => tracing::debug!(error = %e, "bayeux: malformed websocket frame"),
             }
-        };
-        let empty_frame = messages.is_empty();
+        }
+        let connects: Vec<bool> = messages
+            .iter()
+            .map(|m| m.channel.as_deref() == Some(CONNECT))
+            .collect();
+        let outcomes = self.bayeux.handle_many(messages, &self.ctx).await;
         let mut replies = Vec::new();
         let mut held = Vec::new();
-        for msg in messages {
-            let is_connect = msg.channel.as_deref() == Some(CONNECT);
-            match self.bayeux.handle(msg, &self.ctx).await {
+        for (outcome, is_connect) in outcomes.into_iter().zip(connects) {
+            match outcome {
                 Outcome::Reply(r) => {
                     if let Some(r) = self.bayeux.outgoing_reply(r).await {
                         replies.push(OutItem::Msg(Box::new(r)));

@@ -1215,7 +1215,23 @@ impl PubSubEngine for RedisEngine {
     ) -> BoxFuture<'a, Result<(), EngineError>> {
         Box::pin(async move {
             let packed = log::packed_publish(channel, envelope.json(), envelope.publisher(), opts);
-            self.shared.appender.append(packed).await
+            self.shared.appender.append(vec![packed]).await
+        })
+    }
+
+    fn publish_run<'a>(
+        &'a self,
+        run: &'a [(Arc<Envelope>, PublishOptions)],
+    ) -> BoxFuture<'a, Vec<Result<(), EngineError>>> {
+        // One unit for the appender: the run's entries go in one pipeline, in order, and
+        // succeed or fail together.
+        Box::pin(async move {
+            let packed = run
+                .iter()
+                .map(|(e, opts)| log::packed_publish(e.channel(), e.json(), e.publisher(), opts))
+                .collect();
+            let result = self.shared.appender.append(packed).await;
+            vec![result; run.len()]
         })
     }
 

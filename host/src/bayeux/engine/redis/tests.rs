@@ -111,7 +111,8 @@ async fn a_cluster_behind_a_password_in_another_database() {
 }
 
 /// Publishes that overlap on one node go to the log in batches (see `appender`): every
-/// one arrives once, and each publisher's in the order it published them.
+/// one arrives once, and each publisher's in the order it published them, whether it
+/// publishes one at a time or in runs (odd publishers: runs of 1 to 5).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_publishes_arrive_once_each_publisher_s_in_order() {
     const PUBLISHERS: i64 = 8;
@@ -129,12 +130,26 @@ async fn concurrent_publishes_arrive_once_each_publisher_s_in_order() {
     let publishers = (0..PUBLISHERS).map(|p| {
         let b = Arc::clone(&b);
         tokio::spawn(async move {
-            for i in 0..EACH {
+            let env = |i: i64| {
                 let m = Message::publish("/p", serde_json::json!(p * 1000 + i));
-                let env = Arc::new(Envelope::new(&m, None));
-                b.publish("/p", env, &PublishOptions::default())
-                    .await
-                    .unwrap();
+                Arc::new(Envelope::new(&m, None))
+            };
+            let mut i = 0;
+            while i < EACH {
+                if p % 2 == 0 {
+                    b.publish("/p", env(i), &PublishOptions::default())
+                        .await
+                        .unwrap();
+                    i += 1;
+                    continue;
+                }
+                let len = (i % 5 + 1).min(EACH - i);
+                let run: Vec<_> = (i..i + len)
+                    .map(|k| (env(k), PublishOptions::default()))
+                    .collect();
+                let results = b.publish_run(&run).await;
+                assert!(results.iter().all(Result::is_ok), "{results:?}");
+                i += len;
             }
         })
     });
