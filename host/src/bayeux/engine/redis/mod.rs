@@ -5,7 +5,8 @@
 //! - **One ordered log** (a Redis stream) holds every change nodes must see in order:
 //!   publishes (the delivery JSON, serialised once), subscription changes, claims and
 //!   destroys. A publish is one `XADD`, whatever the number of subscribers; the
-//!   publishes ready at the same moment on a node go in one pipeline (see [`appender`]).
+//!   publishes ready at the same moment on a node go in one pipeline (see [`appender`]),
+//!   and a client's burst of publishes ([`PubSubEngine::publish_run`]) is one unit in it.
 //! - **Every node reads the whole log once** (`XREAD BLOCK` on a connection of its own)
 //!   and feeds each entry to a per-node [`MemoryEngine`] that holds only the sessions the
 //!   node is serving right now (a held connect or a push socket): matching, exactly one
