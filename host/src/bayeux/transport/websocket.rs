@@ -13,7 +13,7 @@
 //! Frames already read and waiting are processed together, up to
 //! [`MAX_FRAMES_PER_TURN`]: their messages in order, a run of publishes handed to the
 //! engine as one (a clustered engine then waits for Redis once for a client's burst,
-//! not once a publish), their replies in one frame.
+//! not once a publish); each frame still gets its own reply array (PROTOCOL 1.1).
 //! Replies are written without a flush while more frames are ready to read, and flushed
 //! when the socket has nothing more to read: a client that sends ten publishes at once
 //! gets their ten replies in one write, not ten.
@@ -411,8 +411,8 @@ impl Socket {
         let _ = ws.close(None).await;
     }
 
-    /// Processes frames (their messages in order) and writes their replies, in one
-    /// frame; `false` once the socket is done.
+    /// Processes frames (their messages in order) and writes a reply array for each;
+    /// `false` once the socket is done.
     ///
     /// A function of its own, boxed by the caller, so that `run`, which lives as long
     /// as the socket, does not keep room for a frame's work in its state.
@@ -426,11 +426,12 @@ impl Socket {
         S: futures_util::Sink<WsMessage> + Unpin,
     {
         let mut messages = Vec::new();
-        let mut empty_frame = false;
+        // Messages per frame parsed: each such frame gets its own reply array.
+        let mut frames = Vec::with_capacity(texts.len());
         for text in texts {
             match parse_messages(text.as_bytes()) {
                 Ok(m) => {
-                    empty_frame |= m.is_empty();
+                    frames.push(m.len());
                     messages.extend(m);
                 }
                 // As faye: a malformed frame is logged and ignored.
@@ -442,24 +443,28 @@ impl Socket {
             .map(|m| m.channel.as_deref() == Some(CONNECT))
             .collect();
         let outcomes = self.bayeux.handle_many(messages, &self.ctx).await;
-        let mut replies = Vec::new();
+        let mut outcomes = outcomes.into_iter().zip(connects);
         let mut held = Vec::new();
-        for (outcome, is_connect) in outcomes.into_iter().zip(connects) {
-            match outcome {
-                Outcome::Reply(r) => {
-                    if let Some(r) = self.bayeux.outgoing_reply(r).await {
-                        replies.push(OutItem::Msg(Box::new(r)));
+        for size in frames {
+            let mut replies = Vec::with_capacity(size);
+            for (outcome, is_connect) in outcomes.by_ref().take(size) {
+                match outcome {
+                    Outcome::Reply(r) => {
+                        if let Some(r) = self.bayeux.outgoing_reply(r).await {
+                            replies.push(OutItem::Msg(Box::new(r)));
+                        }
+                    }
+                    Outcome::Hold { reply, hold } if is_connect => held.push((reply, hold)),
+                    Outcome::Hold { reply, .. } => {
+                        replies.push(OutItem::Msg(Box::new(self.bayeux.held_reply(reply))));
                     }
                 }
-                Outcome::Hold { reply, hold } if is_connect => held.push((reply, hold)),
-                Outcome::Hold { reply, .. } => {
-                    replies.push(OutItem::Msg(Box::new(self.bayeux.held_reply(reply))));
-                }
             }
-        }
-        // Written without a flush: the task flushes once nothing more is ready to read.
-        if (!replies.is_empty() || empty_frame) && !self.feed(sink, to_json_array(&replies)).await {
-            return false;
+            // Written without a flush: the task flushes once nothing more is ready to read.
+            if (!replies.is_empty() || size == 0) && !self.feed(sink, to_json_array(&replies)).await
+            {
+                return false;
+            }
         }
         for (reply, hold) in held {
             if !self.hold(sink, reply, hold, hold_timer.as_mut()).await {
