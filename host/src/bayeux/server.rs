@@ -808,16 +808,17 @@ impl Bayeux {
         match self.admit(msg, base).await {
             Err(reply) => Outcome::Reply(reply),
             Ok(a) if !channel::is_meta(a.msg.channel_str()) => {
-                let (mut reply, item) = self.check_publish(a);
-                if let Some((envelope, opts)) = item {
-                    let result = self
-                        .inner
-                        .engine
-                        .publish(envelope.channel(), envelope.clone(), &opts)
-                        .await;
-                    reply.set_outcome(result.err().map(|e| engine_error(e).to_string()));
+                let (reply, item) = self.check_publish(a);
+                let mut outcomes = [Outcome::Reply(reply)];
+                if let Some(item) = item {
+                    let mut run = PublishRun {
+                        slots: vec![0],
+                        items: vec![item],
+                    };
+                    self.publish_run(&mut run, &mut outcomes).await;
                 }
-                Outcome::Reply(reply)
+                let [outcome] = outcomes;
+                outcome
             }
             Ok(a) => self.handle_meta(a).await,
         }
