@@ -1,4 +1,4 @@
-//! A connection of its own for blocking reads (`XREAD BLOCK`), which parses each reply
+//! A connection of its own for blocking reads (`XREAD BLOCK`), which reads each reply
 //! in one pass ([`super::resp`]) once it has all of it.
 //!
 //! The log reader is the busiest Redis client of a node: every node reads every log
@@ -15,7 +15,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 
 use super::LinkError;
-use super::resp::{self, RespError};
+use super::resp::{self, Reply, RespError};
 
 /// Bytes read at a time (a reply grows the buffer as it needs).
 const READ_CHUNK: usize = 64 * 1024;
@@ -103,20 +103,37 @@ impl BlockingConn {
     /// No reply within the deadline, a broken connection, or an error reply; after any
     /// of them the connection is not to be used again (a late reply may still come).
     pub async fn query(&mut self, cmd: &redis::Cmd) -> Result<Value, LinkError> {
+        self.query_with(cmd, |r| r.value()).await
+    }
+
+    /// As [`BlockingConn::query`], the reply read by `read` once all of it is here.
+    ///
+    /// # Errors
+    /// As [`BlockingConn::query`], and whatever `read` refuses.
+    pub(crate) async fn query_with<T>(
+        &mut self,
+        cmd: &redis::Cmd,
+        read: impl FnOnce(&mut Reply<'_>) -> Result<T, RespError>,
+    ) -> Result<T, LinkError> {
         let deadline = self.response_timeout;
-        tokio::time::timeout(deadline, self.exchange(&cmd.get_packed_command()))
+        tokio::time::timeout(deadline, self.exchange(&cmd.get_packed_command(), read))
             .await
             .map_err(|_| LinkError::Timeout(deadline))?
     }
 
-    async fn exchange(&mut self, packed: &[u8]) -> Result<Value, LinkError> {
+    async fn exchange<T>(
+        &mut self,
+        packed: &[u8],
+        read: impl FnOnce(&mut Reply<'_>) -> Result<T, RespError>,
+    ) -> Result<T, LinkError> {
         self.io.write_all(packed).await?;
         loop {
             if !self.buf.is_empty()
-                && let Some((value, used)) = resp::parse(&self.buf)?
+                && let Some(used) = resp::complete(&self.buf)?
             {
+                let got = read(&mut Reply::new(&self.buf[..used]));
                 self.buf.drain(..used);
-                return Ok(value);
+                return Ok(got?);
             }
             self.buf.reserve(READ_CHUNK);
             if self.io.read_buf(&mut self.buf).await? == 0 {

@@ -6,7 +6,7 @@
 //!   Redis away waits for the reconnection no longer than that), reconnecting with
 //!   capped backoff in the background.
 //! - [`BlockingConn`]: the log reader's connection of its own, with a one-pass reply
-//!   parser (`resp`).
+//!   reader ([`resp`]).
 //! - [`Nodes`]: the node registry (heartbeats, who is alive, who died).
 //! - `value`: reading script and stream replies.
 //!
@@ -17,7 +17,7 @@ mod blocking;
 mod config;
 mod link;
 mod nodes;
-mod resp;
+pub(crate) mod resp;
 pub(crate) mod value;
 
 pub use blocking::BlockingConn;

@@ -1,13 +1,16 @@
-//! A one-pass parser of RESP2 replies into the `redis` crate's [`Value`], for replies
-//! read whole into one buffer ([`super::BlockingConn`]).
+//! A one-pass reader of RESP2 replies read whole into one buffer
+//! ([`super::BlockingConn`]): into the `redis` crate's [`Value`], or straight into
+//! whatever the caller builds from a [`Reply`].
 //!
 //! The crate's own parser is a resumable combinator parser: general, and about 1 µs per
 //! stream entry, which made it the largest single cost of a node reading the shared
 //! log (13-16% of its CPU under cross-node load). A log read's reply is one RESP2 value,
-//! so it is simpler to wait until it is all there and parse it in one go. Until then
-//! each read only checks whether the reply is whole (a walk that skips bulk strings by
-//! their length and builds nothing), so a reply of many megabytes arriving in many reads
-//! costs a few cheap walks, not a parse per read.
+//! so it is simpler to wait until it is all there and read it in one go. Until then
+//! each read only checks whether the reply is whole ([`complete`]: a walk that skips
+//! bulk strings by their length and builds nothing), so a reply of many megabytes
+//! arriving in many reads costs a few cheap walks, not a parse per read. Once it is
+//! whole, the log reader takes its entries' fields as slices of the buffer
+//! ([`Reply::bulk`]) instead of building a tree of owned values only to take it apart.
 
 use redis::Value;
 
@@ -16,13 +19,22 @@ const MAX_DEPTH: usize = 16;
 
 /// A reply that cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub(super) enum RespError {
+pub(crate) enum RespError {
     /// Redis answered with an error.
     #[error("{0}")]
     Server(String),
-    /// The bytes are not RESP2.
+    /// The bytes are not RESP2, or not of the shape the command's reply has.
     #[error("malformed reply: {0}")]
     Malformed(&'static str),
+}
+
+/// The bytes the reply at the start of `buf` takes, or `None` when more are needed.
+///
+/// # Errors
+/// An error reply (anywhere in the value), or bytes that are not RESP2.
+pub(super) fn complete(buf: &[u8]) -> Result<Option<usize>, RespError> {
+    let mut at = 0;
+    Ok(value(buf, &mut at, 0, false)?.map(|_| at))
 }
 
 /// Parses the reply at the start of `buf`: the value and the bytes it took, or `None`
@@ -30,13 +42,90 @@ pub(super) enum RespError {
 ///
 /// # Errors
 /// An error reply (anywhere in the value), or bytes that are not RESP2.
-pub(super) fn parse(buf: &[u8]) -> Result<Option<(Value, usize)>, RespError> {
-    let mut at = 0;
-    if value(buf, &mut at, 0, false)?.is_none() {
+#[cfg(test)]
+fn parse(buf: &[u8]) -> Result<Option<(Value, usize)>, RespError> {
+    let Some(used) = complete(buf)? else {
         return Ok(None);
+    };
+    Ok(Some((Reply::new(&buf[..used]).value()?, used)))
+}
+
+/// A reader of one whole reply ([`complete`] said so), value by value in order.
+#[derive(Debug)]
+pub(crate) struct Reply<'a> {
+    buf: &'a [u8],
+    at: usize,
+}
+
+/// A reply [`complete`] found whole never runs out: if it does, the bytes changed.
+const TRUNCATED: RespError = RespError::Malformed("reply ends early");
+
+impl<'a> Reply<'a> {
+    /// Reads the whole reply `buf`.
+    pub(crate) fn new(buf: &'a [u8]) -> Self {
+        Self { buf, at: 0 }
     }
-    at = 0;
-    Ok(value(buf, &mut at, 0, true)?.map(|v| (v, at)))
+
+    /// The next value, whatever it is, built as a [`Value`].
+    ///
+    /// # Errors
+    /// Bytes that are not RESP2 (or an error reply).
+    pub(crate) fn value(&mut self) -> Result<Value, RespError> {
+        value(self.buf, &mut self.at, 0, true)?.ok_or(TRUNCATED)
+    }
+
+    /// Skips the next value, whatever it is.
+    ///
+    /// # Errors
+    /// Bytes that are not RESP2 (or an error reply).
+    pub(crate) fn skip(&mut self) -> Result<(), RespError> {
+        value(self.buf, &mut self.at, 0, false)?.ok_or(TRUNCATED)?;
+        Ok(())
+    }
+
+    /// The next value's type byte and header line, moving past them.
+    fn head(&mut self) -> Result<(u8, &'a [u8]), RespError> {
+        let kind = *self.buf.get(self.at).ok_or(TRUNCATED)?;
+        self.at += 1;
+        let head = line(self.buf, &mut self.at).ok_or(TRUNCATED)?;
+        if kind == b'-' {
+            return Err(RespError::Server(
+                String::from_utf8_lossy(head).into_owned(),
+            ));
+        }
+        Ok((kind, head))
+    }
+
+    /// The length of the next value, an array; `None` for a nil one.
+    ///
+    /// # Errors
+    /// The next value is not an array.
+    pub(crate) fn array(&mut self) -> Result<Option<usize>, RespError> {
+        match self.head()? {
+            (b'*', head) => Ok(usize::try_from(number(head)?).ok()),
+            _ => Err(RespError::Malformed("expected an array")),
+        }
+    }
+
+    /// The bytes of the next value, a string (bulk or simple); `None` for a nil one.
+    ///
+    /// # Errors
+    /// The next value is not a string.
+    pub(crate) fn bulk(&mut self) -> Result<Option<&'a [u8]>, RespError> {
+        match self.head()? {
+            (b'+', text) => Ok(Some(text)),
+            (b'$', head) => {
+                let Ok(len) = usize::try_from(number(head)?) else {
+                    return Ok(None); // $-1
+                };
+                let end = self.at.checked_add(len).ok_or(TRUNCATED)?;
+                let bytes = self.buf.get(self.at..end).ok_or(TRUNCATED)?;
+                self.at = end + 2; // the CRLF, checked by `complete`
+                Ok(Some(bytes))
+            }
+            _ => Err(RespError::Malformed("expected a string")),
+        }
+    }
 }
 
 /// The line starting at `*at` (without its CRLF); moves `*at` past it.
@@ -198,5 +287,27 @@ mod tests {
         assert_eq!(parse(b"$4000000000\r\nab").unwrap(), None);
         let deep = "*1\r\n".repeat(MAX_DEPTH + 2) + ":1\r\n";
         assert!(parse(deep.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn a_reply_is_read_value_by_value_as_slices_of_it() {
+        let reply = b"*3\r\n$3\r\nabc\r\n+OK\r\n*2\r\n$-1\r\n*-1\r\n";
+        assert_eq!(complete(reply).unwrap(), Some(reply.len()));
+        let mut r = Reply::new(reply);
+        assert_eq!(r.array().unwrap(), Some(3));
+        assert_eq!(r.bulk().unwrap(), Some(&b"abc"[..]));
+        assert_eq!(r.bulk().unwrap(), Some(&b"OK"[..]));
+        assert_eq!(r.array().unwrap(), Some(2));
+        assert_eq!(r.bulk().unwrap(), None);
+        assert_eq!(r.array().unwrap(), None);
+        // Past the end, or the wrong type, is refused.
+        assert!(r.skip().is_err());
+        let mut r = Reply::new(b":1\r\n$1\r\nx\r\n");
+        assert_eq!(r.array(), Err(RespError::Malformed("expected an array")));
+        assert_eq!(r.array(), Err(RespError::Malformed("expected an array")));
+        let mut r = Reply::new(b"*1\r\n:1\r\n");
+        assert!(r.bulk().is_err());
+        let mut r = Reply::new(b"-ERR gone\r\n");
+        assert_eq!(r.bulk(), Err(RespError::Server("ERR gone".into())));
     }
 }

@@ -13,15 +13,6 @@ pub(crate) fn text(v: &Value) -> Option<String> {
     }
 }
 
-/// A string or integer reply as text, taking its bytes (no copy).
-pub(crate) fn into_text(v: Value) -> Option<String> {
-    match v {
-        Value::BulkString(b) => String::from_utf8(b).ok(),
-        Value::SimpleString(s) => Some(s),
-        other => text(&other),
-    }
-}
-
 /// Whether a string reply equals `name` (no allocation).
 pub(crate) fn is(v: &Value, name: &str) -> bool {
     match v {

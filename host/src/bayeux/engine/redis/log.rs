@@ -11,6 +11,10 @@
 //! same publish as separate fields, written by earlier nodes) are still read; earlier
 //! nodes do not know `P` and skip it, so a cluster moves to this version all at once
 //! (or into a new `namespace`), not node by node.
+//!
+//! Entries come back two ways, read by one parser of fields ([`parse_fields`]): the log
+//! reader's `XREAD` replies straight from their bytes ([`read_stream`]), and the rarer
+//! `XRANGE` replies (catching a session up) as `redis::Value`s ([`parse_range`]).
 
 use std::sync::Arc;
 
@@ -18,7 +22,8 @@ use redis::Value;
 
 use super::super::{Envelope, LogId, PublishOptions};
 use crate::bayeux::message::Message;
-use crate::cluster::value::{into_text, is, list, text};
+use crate::cluster::resp::{Reply, RespError};
+use crate::cluster::value::{is, list, text};
 
 /// Why a session was destroyed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,9 +57,8 @@ impl Why {
 /// What one entry says.
 #[derive(Debug)]
 pub(super) enum Entry {
-    /// A message published on `channel`.
+    /// A message published on `envelope.channel()`.
     Publish {
-        channel: String,
         envelope: Arc<Envelope>,
         opts: PublishOptions,
     },
@@ -126,142 +130,179 @@ pub(super) fn packed_publish(
     packed
 }
 
-/// A publish entry from its packed field; `None` if it is not of that shape.
-fn unpack_publish(mut packed: String, id: LogId) -> Option<Entry> {
-    let mut parts = packed.splitn(4, '\n');
-    let (flags, channel, publisher) = (parts.next()?, parts.next()?, parts.next()?);
-    parts.next()?;
-    let opts = PublishOptions {
+/// The publish options stored as `flags`.
+fn options(flags: &str) -> PublishOptions {
+    PublishOptions {
         local_only: flags.contains('l'),
         exact_only: flags.contains('x'),
-    };
-    let head = flags.len() + channel.len() + publisher.len() + 3;
-    let channel = channel.to_owned();
+    }
+}
+
+/// A publish entry from its packed field; `None` if it is not of that shape.
+fn unpack_publish(packed: &str, id: LogId) -> Option<Entry> {
+    let mut parts = packed.splitn(4, '\n');
+    let (flags, channel, publisher) = (parts.next()?, parts.next()?, parts.next()?);
+    let json = parts.next()?;
     let publisher = (!publisher.is_empty()).then(|| publisher.to_owned());
-    // The JSON is what is left: shifted in place, not copied into a new string.
-    packed.replace_range(..head, "");
-    let envelope = Envelope::from_log(channel.clone(), packed, publisher, id);
+    let envelope = Envelope::from_log(channel.to_owned(), json.to_owned(), publisher, id);
     Some(Entry::Publish {
-        channel,
         envelope: Arc::new(envelope),
-        opts,
+        opts: options(flags),
     })
 }
 
-fn items(v: &Value) -> Option<&[Value]> {
-    matches!(v, Value::Array(_) | Value::Set(_)).then(|| list(v))
-}
+/// The `(field, value)` pairs of one entry, as the reply holds them.
+struct Fields<'a, 'b>(&'b [(&'a [u8], &'a [u8])]);
 
-/// An array (or set) reply's elements, taken out of it.
-fn into_items(v: Value) -> Option<Vec<Value>> {
-    match v {
-        Value::Array(a) | Value::Set(a) => Some(a),
-        _ => None,
+impl<'a> Fields<'a, '_> {
+    /// The text of field `name` (bytes compared, nothing copied).
+    fn get(&self, name: &str) -> Option<&'a str> {
+        let (_, value) = self.0.iter().find(|(k, _)| *k == name.as_bytes())?;
+        std::str::from_utf8(value).ok()
+    }
+
+    /// The text of field `name`, copied out.
+    fn owned(&self, name: &str) -> Option<String> {
+        self.get(name).map(str::to_owned)
     }
 }
 
-/// The `[field, value, ...]` list of one entry, whose values are taken out by name.
-struct Fields(Vec<Value>);
-
-impl Fields {
-    /// The value of field `name`, moved out (bytes compared, nothing copied).
-    fn take(&mut self, name: &str) -> Option<String> {
-        let at = self.0.chunks(2).position(|kv| is(&kv[0], name))?;
-        into_text(std::mem::replace(self.0.get_mut(at * 2 + 1)?, Value::Nil))
-    }
-}
-
-/// Parses one `[id, [field, value, ...]]` element of an XRANGE/XREAD reply; `None` if
-/// it is not of that shape. The reply is consumed: every node reads every entry, so
-/// the values (a publish's JSON above all) are moved into the entry, not copied.
-pub(super) fn parse_entry(v: Value) -> Option<LogEntry> {
-    let mut pair = into_items(v)?.into_iter();
-    let id: LogId = text(&pair.next()?)?.parse().ok()?;
-    let mut fields = Fields(into_items(pair.next()?)?);
-    if let Some(packed) = fields.take("P") {
-        return Some(LogEntry {
-            id,
-            entry: unpack_publish(packed, id)?,
-        });
-    }
-    let entry = match fields.take("k").as_deref() {
-        Some("p") => {
-            let channel = fields.take("c")?;
-            let flags = fields.take("f").unwrap_or_default();
-            let json = fields.take("j")?;
-            let envelope = Envelope::from_log(channel.clone(), json, fields.take("u"), id);
-            Entry::Publish {
-                channel,
-                envelope: Arc::new(envelope),
-                opts: PublishOptions {
-                    local_only: flags.contains('l'),
-                    exact_only: flags.contains('x'),
-                },
-            }
-        }
-        Some("m") => {
-            let flags = fields.take("f").unwrap_or_default();
-            let channels: Vec<String> = serde_json::from_str(&fields.take("cs")?).ok()?;
-            match serde_json::from_str::<Message>(&fields.take("j")?) {
-                Ok(message) => Entry::PublishEach {
-                    channels,
-                    message: Arc::new(message),
-                    opts: PublishOptions {
-                        local_only: flags.contains('l'),
-                        exact_only: flags.contains('x'),
-                    },
-                },
-                Err(e) => {
-                    tracing::warn!(%id, error = %e, "bayeux: unreadable publish in the log, skipped");
-                    Entry::Other
+/// What the entry at `id` with `fields` says. An entry of no kind this version knows,
+/// or of a known kind without the fields it needs, is [`Entry::Other`]: skipped, but
+/// its position is still passed (else the reader would read it again and again).
+fn parse_fields(id: LogId, fields: &Fields<'_, '_>) -> Entry {
+    let entry = if let Some(packed) = fields.get("P") {
+        unpack_publish(packed, id)
+    } else {
+        match fields.get("k") {
+            Some("p") => fields.get("c").zip(fields.get("j")).map(|(channel, json)| {
+                let envelope =
+                    Envelope::from_log(channel.to_owned(), json.to_owned(), fields.owned("u"), id);
+                Entry::Publish {
+                    envelope: Arc::new(envelope),
+                    opts: options(fields.get("f").unwrap_or_default()),
                 }
-            }
+            }),
+            Some("m") => publish_each(id, fields),
+            Some("s") => fields
+                .owned("i")
+                .zip(fields.owned("c"))
+                .map(|(client, pattern)| Entry::Subscribe { client, pattern }),
+            Some("u") => fields
+                .owned("i")
+                .zip(fields.owned("c"))
+                .map(|(client, pattern)| Entry::Unsubscribe { client, pattern }),
+            Some("c") => fields
+                .owned("i")
+                .zip(fields.get("t").and_then(|t| t.parse().ok()))
+                .map(|(client, token)| Entry::Claim { client, token }),
+            Some("d") => fields.owned("i").map(|client| Entry::Destroy {
+                client,
+                node: fields.owned("n").unwrap_or_default(),
+                why: Why::parse(fields.get("w").unwrap_or_default()),
+            }),
+            _ => return Entry::Other,
         }
-        Some("s") => Entry::Subscribe {
-            client: fields.take("i")?,
-            pattern: fields.take("c")?,
-        },
-        Some("u") => Entry::Unsubscribe {
-            client: fields.take("i")?,
-            pattern: fields.take("c")?,
-        },
-        Some("c") => Entry::Claim {
-            client: fields.take("i")?,
-            token: fields.take("t")?.parse().ok()?,
-        },
-        Some("d") => Entry::Destroy {
-            client: fields.take("i")?,
-            node: fields.take("n").unwrap_or_default(),
-            why: Why::parse(&fields.take("w").unwrap_or_default()),
-        },
-        _ => Entry::Other,
     };
-    Some(LogEntry { id, entry })
+    entry.unwrap_or_else(|| {
+        tracing::warn!(%id, "bayeux: unreadable entry in the log, skipped");
+        Entry::Other
+    })
 }
 
-/// The entries of an XRANGE reply.
-pub(super) fn parse_range(v: Value) -> Vec<LogEntry> {
-    into_items(v)
-        .map(|list| list.into_iter().filter_map(parse_entry).collect())
-        .unwrap_or_default()
+/// A server-side fan-out entry (kind `m`).
+fn publish_each(id: LogId, fields: &Fields<'_, '_>) -> Option<Entry> {
+    let channels: Vec<String> = serde_json::from_str(fields.get("cs")?).ok()?;
+    match serde_json::from_str::<Message>(fields.get("j")?) {
+        Ok(message) => Some(Entry::PublishEach {
+            channels,
+            message: Arc::new(message),
+            opts: options(fields.get("f").unwrap_or_default()),
+        }),
+        Err(e) => {
+            tracing::warn!(%id, error = %e, "bayeux: unreadable publish in the log");
+            None
+        }
+    }
 }
 
-/// The entries of an XREAD reply for one stream (nil: none within the block time).
-pub(super) fn parse_read(v: Value) -> Vec<LogEntry> {
-    let Some(streams) = into_items(v) else {
-        return Vec::new();
-    };
-    streams
-        .into_iter()
-        .filter_map(|s| into_items(s).and_then(|kv| kv.into_iter().nth(1)))
-        .flat_map(parse_range)
+/// The bytes of a string reply; empty for anything else.
+fn bytes(v: &Value) -> &[u8] {
+    match v {
+        Value::BulkString(b) => b,
+        Value::SimpleString(s) => s.as_bytes(),
+        _ => &[],
+    }
+}
+
+/// The entries of an XRANGE (or XREVRANGE) reply; elements not of the shape
+/// `[id, [field, value, ...]]` are left out.
+pub(super) fn parse_range(v: &Value) -> Vec<LogEntry> {
+    let mut pairs = Vec::new();
+    list(v)
+        .iter()
+        .filter_map(|element| {
+            let [id, fields] = list(element) else {
+                return None;
+            };
+            let id: LogId = text(id)?.parse().ok()?;
+            pairs.clear();
+            pairs.extend(
+                list(fields)
+                    .chunks_exact(2)
+                    .map(|kv| (bytes(&kv[0]), bytes(&kv[1]))),
+            );
+            let entry = parse_fields(id, &Fields(&pairs));
+            Some(LogEntry { id, entry })
+        })
         .collect()
+}
+
+/// The entries of an XREAD reply (nil: none within the block time), read straight from
+/// its bytes: every node reads every entry, and a publish's fields go from the reply
+/// into its envelope with no tree of values built and taken apart on the way.
+///
+/// # Errors
+/// A reply not of XREAD's shape (no entry of it is used then).
+pub(super) fn read_stream(r: &mut Reply<'_>) -> Result<Vec<LogEntry>, RespError> {
+    let mut entries = Vec::new();
+    // One list of field slices, refilled for every entry (no allocation per entry).
+    let mut pairs = Vec::new();
+    for _ in 0..r.array()?.unwrap_or(0) {
+        if r.array()? != Some(2) {
+            return Err(RespError::Malformed("a stream is not [key, entries]"));
+        }
+        r.skip()?; // the stream's key: the reader reads one
+        let count = r.array()?.unwrap_or(0);
+        entries.reserve(count);
+        for _ in 0..count {
+            if r.array()? != Some(2) {
+                return Err(RespError::Malformed("an entry is not [id, fields]"));
+            }
+            let id: LogId = r
+                .bulk()?
+                .and_then(|id| std::str::from_utf8(id).ok())
+                .and_then(|id| id.parse().ok())
+                .ok_or(RespError::Malformed("an entry id is not one"))?;
+            let fields = r.array()?.unwrap_or(0);
+            pairs.clear();
+            for _ in 0..fields / 2 {
+                let name = r.bulk()?.unwrap_or_default();
+                pairs.push((name, r.bulk()?.unwrap_or_default()));
+            }
+            if fields % 2 == 1 {
+                r.skip()?;
+            }
+            let entry = parse_fields(id, &Fields(&pairs));
+            entries.push(LogEntry { id, entry });
+        }
+    }
+    Ok(entries)
 }
 
 /// `max-deleted-entry-id` from an `XINFO STREAM` reply (RESP2: a flat list of pairs).
 pub(super) fn max_deleted(v: &Value) -> Option<LogId> {
-    let fields = items(v)?;
-    fields
+    list(v)
         .chunks(2)
         .find(|kv| is(&kv[0], "max-deleted-entry-id"))
         .and_then(|kv| kv.get(1))
@@ -285,88 +326,114 @@ mod tests {
         ])
     }
 
+    /// `v` as Redis sends it (RESP2).
+    fn resp(v: &Value, out: &mut Vec<u8>) {
+        match v {
+            Value::Nil => out.extend_from_slice(b"*-1\r\n"),
+            Value::BulkString(b) => {
+                out.extend_from_slice(format!("${}\r\n", b.len()).as_bytes());
+                out.extend_from_slice(b);
+                out.extend_from_slice(b"\r\n");
+            }
+            Value::Array(items) => {
+                out.extend_from_slice(format!("*{}\r\n", items.len()).as_bytes());
+                items.iter().for_each(|i| resp(i, out));
+            }
+            other => panic!("not in stream replies: {other:?}"),
+        }
+    }
+
+    /// The entries of an XREAD reply, read from its bytes.
+    fn read(reply: &Value) -> Result<Vec<LogEntry>, RespError> {
+        let mut bytes = Vec::new();
+        resp(reply, &mut bytes);
+        read_stream(&mut Reply::new(&bytes))
+    }
+
+    /// An XREAD reply holding `entries`.
+    fn xread(entries: Vec<Value>) -> Value {
+        Value::Array(vec![Value::Array(vec![
+            bulk("ns:log"),
+            Value::Array(entries),
+        ])])
+    }
+
     #[test]
     fn entries_of_every_kind_parse() {
-        let reply = Value::Array(vec![Value::Array(vec![
-            bulk("ns:log"),
-            Value::Array(vec![
-                entry(
-                    "5-1",
-                    &[
-                        "k",
-                        "p",
-                        "c",
-                        "/a",
-                        "j",
-                        r#"{"channel":"/a","data":1}"#,
-                        "f",
-                        "x",
-                    ],
-                ),
-                entry("5-2", &["k", "s", "i", "abc", "c", "/a/*"]),
-                entry(
-                    "5-8",
-                    &[
-                        "P",
-                        &packed_publish(
-                            "/b",
-                            "{\"channel\":\"/b\",\"data\":\"two\\nlines\"}",
-                            Some("pub1"),
-                            &PublishOptions {
-                                local_only: true,
-                                exact_only: false,
-                            },
-                        ),
-                    ],
-                ),
-                entry(
-                    "5-9",
-                    &[
-                        "P",
-                        &packed_publish("/c", "{}", None, &PublishOptions::default()),
-                    ],
-                ),
-                entry("5-3", &["k", "u", "i", "abc", "c", "/a/*"]),
-                entry("5-4", &["k", "c", "i", "abc", "t", "7"]),
-                entry("5-5", &["k", "d", "i", "abc", "n", "node1", "w", "e"]),
-                entry("5-6", &["k", "zz"]),
-                entry(
-                    "5-7",
-                    &[
-                        "k",
-                        "m",
-                        "cs",
-                        r#"["/c/1","/c/2"]"#,
-                        "j",
-                        r#"{"channel":"/c/1","data":2}"#,
-                        "f",
-                        "x",
-                    ],
-                ),
-            ]),
-        ])]);
-        let got = parse_read(reply);
+        let entries = vec![
+            entry(
+                "5-1",
+                &[
+                    "k",
+                    "p",
+                    "c",
+                    "/a",
+                    "j",
+                    r#"{"channel":"/a","data":1}"#,
+                    "f",
+                    "x",
+                ],
+            ),
+            entry("5-2", &["k", "s", "i", "abc", "c", "/a/*"]),
+            entry(
+                "5-8",
+                &[
+                    "P",
+                    &packed_publish(
+                        "/b",
+                        "{\"channel\":\"/b\",\"data\":\"two\\nlines\"}",
+                        Some("pub1"),
+                        &PublishOptions {
+                            local_only: true,
+                            exact_only: false,
+                        },
+                    ),
+                ],
+            ),
+            entry(
+                "5-9",
+                &[
+                    "P",
+                    &packed_publish("/c", "{}", None, &PublishOptions::default()),
+                ],
+            ),
+            entry("5-3", &["k", "u", "i", "abc", "c", "/a/*"]),
+            entry("5-4", &["k", "c", "i", "abc", "t", "7"]),
+            entry("5-5", &["k", "d", "i", "abc", "n", "node1", "w", "e"]),
+            entry("5-6", &["k", "zz"]),
+            entry(
+                "5-7",
+                &[
+                    "k",
+                    "m",
+                    "cs",
+                    r#"["/c/1","/c/2"]"#,
+                    "j",
+                    r#"{"channel":"/c/1","data":2}"#,
+                    "f",
+                    "x",
+                ],
+            ),
+        ];
+        // Read from a live XREAD's bytes, and from an XRANGE's values: the same entries.
+        let from_range = parse_range(&Value::Array(entries.clone()));
+        let got = read(&xread(entries)).unwrap();
+        assert_eq!(format!("{from_range:?}"), format!("{got:?}"));
         assert_eq!(got.len(), 9);
-        assert!(
-            matches!(&got[0].entry, Entry::Publish { channel, opts, envelope }
-            if channel == "/a" && opts.exact_only && !opts.local_only
-                && envelope.position() == Some("5-1".parse().unwrap()))
-        );
+        assert!(matches!(&got[0].entry, Entry::Publish { opts, envelope }
+            if envelope.channel() == "/a" && opts.exact_only && !opts.local_only
+                && envelope.position() == Some("5-1".parse().unwrap())));
         assert!(matches!(&got[1].entry, Entry::Subscribe { pattern, .. } if pattern == "/a/*"));
         // Packed publishes: the JSON whole (newlines in it included), the publisher and
         // flags back as written, an absent publisher absent.
-        assert!(
-            matches!(&got[2].entry, Entry::Publish { channel, opts, envelope }
-            if channel == "/b" && opts.local_only && !opts.exact_only
+        assert!(matches!(&got[2].entry, Entry::Publish { opts, envelope }
+            if envelope.channel() == "/b" && opts.local_only && !opts.exact_only
                 && envelope.json() == "{\"channel\":\"/b\",\"data\":\"two\\nlines\"}"
                 && envelope.publisher() == Some("pub1")
-                && envelope.position() == Some("5-8".parse().unwrap()))
-        );
-        assert!(
-            matches!(&got[3].entry, Entry::Publish { channel, opts, envelope }
-            if channel == "/c" && !opts.local_only && !opts.exact_only
-                && envelope.json() == "{}" && envelope.publisher().is_none())
-        );
+                && envelope.position() == Some("5-8".parse().unwrap())));
+        assert!(matches!(&got[3].entry, Entry::Publish { opts, envelope }
+            if envelope.channel() == "/c" && !opts.local_only && !opts.exact_only
+                && envelope.json() == "{}" && envelope.publisher().is_none()));
         assert!(matches!(&got[4].entry, Entry::Unsubscribe { .. }));
         assert!(matches!(&got[5].entry, Entry::Claim { token: 7, .. }));
         assert!(
@@ -377,6 +444,43 @@ mod tests {
             matches!(&got[8].entry, Entry::PublishEach { channels, opts, .. }
             if channels == &["/c/1", "/c/2"] && opts.exact_only)
         );
-        assert!(parse_read(Value::Nil).is_empty());
+    }
+
+    #[test]
+    fn no_entries_within_the_block_time_is_a_nil_reply() {
+        assert!(read(&Value::Nil).unwrap().is_empty());
+        assert!(read(&xread(Vec::new())).unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_unreadable_entry_is_skipped_but_keeps_its_place() {
+        let got = read(&xread(vec![
+            entry("7-1", &["k", "s", "i", "abc"]), // no pattern
+            entry("7-2", &["P", "x\n/a"]),         // no JSON
+            entry("7-3", &["k", "c", "i", "abc", "t", "seven"]),
+            entry("7-4", &["k", "m", "cs", "[\"/a\"]", "j", "not json"]),
+            entry("7-5", &["k", "s", "i", "abc", "c", "/a", "z"]), // odd: last one ignored
+        ]))
+        .unwrap();
+        let ids: Vec<String> = got.iter().map(|e| e.id.to_string()).collect();
+        assert_eq!(ids, ["7-1", "7-2", "7-3", "7-4", "7-5"]);
+        assert!(got[..4].iter().all(|e| matches!(e.entry, Entry::Other)));
+        assert!(matches!(&got[4].entry, Entry::Subscribe { pattern, .. } if pattern == "/a"));
+    }
+
+    #[test]
+    fn a_reply_not_shaped_as_xread_is_refused() {
+        // A stream of three parts, an entry that is a string, an id that is not one.
+        let bad = [
+            Value::Array(vec![Value::Array(vec![bulk("k"), bulk("x"), bulk("y")])]),
+            xread(vec![bulk("5-1")]),
+            xread(vec![entry("five", &["k", "zz"])]),
+        ];
+        for reply in bad {
+            assert!(
+                matches!(read(&reply), Err(RespError::Malformed(_))),
+                "{reply:?}"
+            );
+        }
     }
 }

@@ -231,7 +231,7 @@ impl RedisEngine {
             )
             .await
             .map_err(backend)?;
-        let start = log::parse_range(newest)
+        let start = log::parse_range(&newest)
             .first()
             .map_or(LogId::ZERO, |e| e.id);
         let local = MemoryEngine::new(MemoryEngineConfig::new(Duration::MAX, config.max_queue));
@@ -383,11 +383,7 @@ impl Shared {
             },
         };
         match &e.entry {
-            Entry::Publish {
-                channel,
-                envelope,
-                opts,
-            } => send(channel, envelope, opts),
+            Entry::Publish { envelope, opts } => send(envelope.channel(), envelope, opts),
             Entry::PublishEach {
                 channels,
                 message,
@@ -613,7 +609,7 @@ impl Shared {
                 )
                 .await
                 .map_err(backend)?;
-            let batch = log::parse_range(reply);
+            let batch = log::parse_range(&reply);
             if batch.is_empty() {
                 // Nothing after `have` in Redis, yet the reader is past it: the log was
                 // reset under us. Serve what we have; the epoch check resets the node.
@@ -961,11 +957,11 @@ async fn read_log(shared: Weak<Shared>, _local_handler: Arc<dyn EngineHandler>) 
         let stop = s.stop.clone();
         let reply = tokio::select! {
             () = stop.cancelled() => return,
-            r = c.query(&cmd) => r,
+            r = c.query_with(&cmd, log::read_stream) => r,
         };
         match reply {
-            Ok(v) => {
-                let load = s.apply(log::parse_read(v));
+            Ok(entries) => {
+                let load = s.apply(entries);
                 if let Some(pause) = linger.as_mut().and_then(|l| l.after_read(load)) {
                     let catch_up = s.catch_up.clone();
                     drop(s);
