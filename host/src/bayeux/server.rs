@@ -1276,7 +1276,6 @@ struct PublishRun {
     items: Vec<(Arc<Envelope>, PublishOptions)>,
 }
 
-/// The one place engine failures become protocol errors.
 /// The first 64 bytes of a refused name (whole names may be a megabyte).
 fn abbreviate(name: &str) -> String {
     if name.len() <= 64 {
@@ -1289,6 +1288,7 @@ fn abbreviate(name: &str) -> String {
     format!("{}...", &name[..end])
 }
 
+/// The one place engine failures become protocol errors.
 pub(crate) fn engine_error(e: EngineError) -> BayeuxError {
     tracing::error!(error = %e, "bayeux: engine failure");
     BayeuxError::server_error()

@@ -106,14 +106,16 @@ impl BlockingConn {
         self.query_with(cmd, |r| r.value()).await
     }
 
-    /// As [`BlockingConn::query`], the reply read by `read` once all of it is here.
+    /// As [`BlockingConn::query`], the reply read by `read`, which must read all of it.
+    /// `read` may be called twice: once on the first bytes (most replies come in one
+    /// read) and, if they end early, once more when the whole reply is here.
     ///
     /// # Errors
     /// As [`BlockingConn::query`], and whatever `read` refuses.
     pub(crate) async fn query_with<T>(
         &mut self,
         cmd: &redis::Cmd,
-        read: impl FnOnce(&mut Reply<'_>) -> Result<T, RespError>,
+        read: impl FnMut(&mut Reply<'_>) -> Result<T, RespError>,
     ) -> Result<T, LinkError> {
         let deadline = self.response_timeout;
         tokio::time::timeout(deadline, self.exchange(&cmd.get_packed_command(), read))
@@ -124,21 +126,68 @@ impl BlockingConn {
     async fn exchange<T>(
         &mut self,
         packed: &[u8],
-        read: impl FnOnce(&mut Reply<'_>) -> Result<T, RespError>,
+        mut read: impl FnMut(&mut Reply<'_>) -> Result<T, RespError>,
     ) -> Result<T, LinkError> {
         self.io.write_all(packed).await?;
+        // Read at once, until a read ends early; then only walked until it is whole.
+        let mut split = false;
         loop {
-            if !self.buf.is_empty()
-                && let Some(used) = resp::complete(&self.buf)?
-            {
-                let got = read(&mut Reply::new(&self.buf[..used]));
-                self.buf.drain(..used);
-                return Ok(got?);
+            if !self.buf.is_empty() && (!split || resp::complete(&self.buf)?.is_some()) {
+                let mut reply = Reply::new(&self.buf);
+                match read(&mut reply) {
+                    Err(RespError::Incomplete) if !split => split = true,
+                    got => {
+                        let used = reply.used();
+                        self.buf.drain(..used);
+                        return Ok(got?);
+                    }
+                }
             }
             self.buf.reserve(READ_CHUNK);
             if self.io.read_buf(&mut self.buf).await? == 0 {
                 return Err(LinkError::Io(std::io::ErrorKind::UnexpectedEof.into()));
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::time::Duration;
+
+    use redis::Value;
+
+    use crate::cluster::RedisLink;
+    use crate::testing::RedisServer;
+
+    #[tokio::test]
+    async fn a_reply_in_many_reads_is_read_again_only_once_it_is_whole() {
+        let redis = RedisServer::start();
+        let second = Duration::from_secs(1);
+        let link = RedisLink::connect(&redis.url(), second, second, Duration::ZERO)
+            .await
+            .unwrap();
+        let mut conn = link.dedicated(Duration::from_secs(10)).await.unwrap();
+        // Far more than one read takes (64 KiB at first).
+        let big = "x".repeat(3 << 20);
+        conn.query(redis::cmd("SET").arg("k").arg(&big))
+            .await
+            .unwrap();
+        let mut reads = 0;
+        let got = conn
+            .query_with(redis::cmd("GET").arg("k"), |r| {
+                reads += 1;
+                Ok(r.bulk()?.map(|b| b == big.as_bytes()))
+            })
+            .await
+            .unwrap();
+        assert_eq!(got, Some(true));
+        assert_eq!(reads, 2, "read once early, once whole");
+        // What it took was that reply and no more: the next reply is the next command's.
+        let pong = conn.query(&redis::cmd("PING")).await.unwrap();
+        assert_eq!(pong, Value::SimpleString("PONG".into()));
+        let err = conn.query(&redis::cmd("NOSUCHCOMMAND")).await.unwrap_err();
+        assert!(err.to_string().contains("unknown command"), "{err}");
     }
 }

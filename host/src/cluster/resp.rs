@@ -1,23 +1,24 @@
-//! A one-pass reader of RESP2 replies read whole into one buffer
-//! ([`super::BlockingConn`]): into the `redis` crate's [`Value`], or straight into
-//! whatever the caller builds from a [`Reply`].
+//! A one-pass reader of RESP2 replies in one buffer ([`super::BlockingConn`]): into the
+//! `redis` crate's [`Value`], or straight into whatever the caller builds from a
+//! [`Reply`].
 //!
 //! The crate's own parser is a resumable combinator parser: general, and about 1 µs per
 //! stream entry, which made it the largest single cost of a node reading the shared
 //! log (13-16% of its CPU under cross-node load). A log read's reply is one RESP2 value,
-//! so it is simpler to wait until it is all there and read it in one go. Until then
-//! each read only checks whether the reply is whole ([`complete`]: a walk that skips
-//! bulk strings by their length and builds nothing), so a reply of many megabytes
-//! arriving in many reads costs a few cheap walks, not a parse per read. Once it is
-//! whole, the log reader takes its entries' fields as slices of the buffer
+//! and nearly always arrives in one read, so it is read in one go as soon as it might
+//! be whole; the log reader takes its entries' fields as slices of the buffer
 //! ([`Reply::bulk`]) instead of building a tree of owned values only to take it apart.
+//! A reply found to end early ([`RespError::Incomplete`]) is then only walked as more
+//! arrives ([`complete`]: skips bulk strings by their length, builds nothing) until it
+//! is whole, so a reply of many megabytes arriving in many reads is read twice at most,
+//! not once per read.
 
 use redis::Value;
 
 /// Nesting deeper than this is refused (a stream read's reply is five deep).
 const MAX_DEPTH: usize = 16;
 
-/// A reply that cannot be used.
+/// A reply that cannot be used (yet).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub(crate) enum RespError {
     /// Redis answered with an error.
@@ -26,6 +27,9 @@ pub(crate) enum RespError {
     /// The bytes are not RESP2, or not of the shape the command's reply has.
     #[error("malformed reply: {0}")]
     Malformed(&'static str),
+    /// The buffer ends before the reply does.
+    #[error("reply ends early")]
+    Incomplete,
 }
 
 /// The bytes the reply at the start of `buf` takes, or `None` when more are needed.
@@ -39,55 +43,56 @@ pub(super) fn complete(buf: &[u8]) -> Result<Option<usize>, RespError> {
 
 /// Parses the reply at the start of `buf`: the value and the bytes it took, or `None`
 /// when more bytes are needed.
-///
-/// # Errors
-/// An error reply (anywhere in the value), or bytes that are not RESP2.
 #[cfg(test)]
 fn parse(buf: &[u8]) -> Result<Option<(Value, usize)>, RespError> {
-    let Some(used) = complete(buf)? else {
+    if complete(buf)?.is_none() {
         return Ok(None);
-    };
-    Ok(Some((Reply::new(&buf[..used]).value()?, used)))
+    }
+    let mut reply = Reply::new(buf);
+    Ok(Some((reply.value()?, reply.used())))
 }
 
-/// A reader of one whole reply ([`complete`] said so), value by value in order.
+/// A reader of the reply at the start of a buffer, value by value in order; any value
+/// the buffer does not hold all of is [`RespError::Incomplete`].
 #[derive(Debug)]
 pub(crate) struct Reply<'a> {
     buf: &'a [u8],
     at: usize,
 }
 
-/// A reply [`complete`] found whole never runs out: if it does, the bytes changed.
-const TRUNCATED: RespError = RespError::Malformed("reply ends early");
-
 impl<'a> Reply<'a> {
-    /// Reads the whole reply `buf`.
+    /// Reads the reply at the start of `buf`.
     pub(crate) fn new(buf: &'a [u8]) -> Self {
         Self { buf, at: 0 }
+    }
+
+    /// The bytes read so far.
+    pub(crate) fn used(&self) -> usize {
+        self.at
     }
 
     /// The next value, whatever it is, built as a [`Value`].
     ///
     /// # Errors
-    /// Bytes that are not RESP2 (or an error reply).
+    /// Bytes that are not RESP2 (or an error reply), or not all here.
     pub(crate) fn value(&mut self) -> Result<Value, RespError> {
-        value(self.buf, &mut self.at, 0, true)?.ok_or(TRUNCATED)
+        value(self.buf, &mut self.at, 0, true)?.ok_or(RespError::Incomplete)
     }
 
     /// Skips the next value, whatever it is.
     ///
     /// # Errors
-    /// Bytes that are not RESP2 (or an error reply).
+    /// Bytes that are not RESP2 (or an error reply), or not all here.
     pub(crate) fn skip(&mut self) -> Result<(), RespError> {
-        value(self.buf, &mut self.at, 0, false)?.ok_or(TRUNCATED)?;
+        value(self.buf, &mut self.at, 0, false)?.ok_or(RespError::Incomplete)?;
         Ok(())
     }
 
     /// The next value's type byte and header line, moving past them.
     fn head(&mut self) -> Result<(u8, &'a [u8]), RespError> {
-        let kind = *self.buf.get(self.at).ok_or(TRUNCATED)?;
+        let kind = *self.buf.get(self.at).ok_or(RespError::Incomplete)?;
         self.at += 1;
-        let head = line(self.buf, &mut self.at).ok_or(TRUNCATED)?;
+        let head = line(self.buf, &mut self.at)?.ok_or(RespError::Incomplete)?;
         if kind == b'-' {
             return Err(RespError::Server(
                 String::from_utf8_lossy(head).into_owned(),
@@ -99,7 +104,7 @@ impl<'a> Reply<'a> {
     /// The length of the next value, an array; `None` for a nil one.
     ///
     /// # Errors
-    /// The next value is not an array.
+    /// The next value is not an array (or not all here).
     pub(crate) fn array(&mut self) -> Result<Option<usize>, RespError> {
         match self.head()? {
             (b'*', head) => Ok(usize::try_from(number(head)?).ok()),
@@ -110,7 +115,7 @@ impl<'a> Reply<'a> {
     /// The bytes of the next value, a string (bulk or simple); `None` for a nil one.
     ///
     /// # Errors
-    /// The next value is not a string.
+    /// The next value is not a string (or not all here).
     pub(crate) fn bulk(&mut self) -> Result<Option<&'a [u8]>, RespError> {
         match self.head()? {
             (b'+', text) => Ok(Some(text)),
@@ -118,9 +123,16 @@ impl<'a> Reply<'a> {
                 let Ok(len) = usize::try_from(number(head)?) else {
                     return Ok(None); // $-1
                 };
-                let end = self.at.checked_add(len).ok_or(TRUNCATED)?;
-                let bytes = self.buf.get(self.at..end).ok_or(TRUNCATED)?;
-                self.at = end + 2; // the CRLF, checked by `complete`
+                let end = self.at.checked_add(len).ok_or(RespError::Incomplete)?;
+                let (Some(bytes), Some(crlf)) =
+                    (self.buf.get(self.at..end), self.buf.get(end..end + 2))
+                else {
+                    return Err(RespError::Incomplete);
+                };
+                if crlf != b"\r\n" {
+                    return Err(RespError::Malformed("bulk string without CRLF"));
+                }
+                self.at = end + 2;
                 Ok(Some(bytes))
             }
             _ => Err(RespError::Malformed("expected a string")),
@@ -128,19 +140,44 @@ impl<'a> Reply<'a> {
     }
 }
 
-/// The line starting at `*at` (without its CRLF); moves `*at` past it.
-fn line<'a>(buf: &'a [u8], at: &mut usize) -> Option<&'a [u8]> {
-    let rest = buf.get(*at..)?;
-    let end = rest.windows(2).position(|w| w == b"\r\n")?;
-    *at += end + 2;
-    Some(&rest[..end])
+/// The line starting at `*at` (without its CRLF), `None` if it is not all here yet;
+/// moves `*at` past it.
+fn line<'a>(buf: &'a [u8], at: &mut usize) -> Result<Option<&'a [u8]>, RespError> {
+    let Some(rest) = buf.get(*at..) else {
+        return Ok(None);
+    };
+    // Header lines are a few bytes: a plain scan beats a search's setup.
+    let Some(end) = rest.iter().position(|&b| b == b'\r') else {
+        return Ok(None);
+    };
+    match rest.get(end + 1) {
+        None => Ok(None),
+        Some(b'\n') => {
+            *at += end + 2;
+            Ok(Some(&rest[..end]))
+        }
+        Some(_) => Err(RespError::Malformed("CR without LF")),
+    }
 }
 
+/// A header's integer (lengths, counts, integer replies): at most 18 digits, so it
+/// cannot overflow; RESP has no use for more.
 fn number(digits: &[u8]) -> Result<i64, RespError> {
-    std::str::from_utf8(digits)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or(RespError::Malformed("bad number"))
+    let (negative, digits) = match digits {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, digits),
+    };
+    if digits.is_empty() || digits.len() > 18 {
+        return Err(RespError::Malformed("bad number"));
+    }
+    let mut n: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return Err(RespError::Malformed("bad number"));
+        }
+        n = n * 10 + i64::from(d - b'0');
+    }
+    Ok(if negative { -n } else { n })
 }
 
 /// The value at `*at` (`None`: incomplete), moving `*at` past it; without `build`, only
@@ -158,7 +195,7 @@ fn value(
         return Ok(None);
     };
     *at += 1;
-    let Some(head) = line(buf, at) else {
+    let Some(head) = line(buf, at)? else {
         return Ok(None);
     };
     let text = || String::from_utf8_lossy(head).into_owned();

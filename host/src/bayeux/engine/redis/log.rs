@@ -447,6 +447,32 @@ mod tests {
     }
 
     #[test]
+    fn a_reply_cut_short_anywhere_is_incomplete_not_wrong() {
+        let reply = xread(vec![
+            entry(
+                "5-1",
+                &[
+                    "P",
+                    &packed_publish("/a", "{}", Some("p"), &PublishOptions::default()),
+                ],
+            ),
+            entry("5-2", &["k", "s", "i", "abc", "c", "/a/*"]),
+        ]);
+        let mut bytes = Vec::new();
+        resp(&reply, &mut bytes);
+        for cut in 0..bytes.len() {
+            let got = read_stream(&mut Reply::new(&bytes[..cut]));
+            assert!(
+                matches!(got, Err(RespError::Incomplete)),
+                "cut at {cut}: {got:?}"
+            );
+        }
+        let mut whole = Reply::new(&bytes);
+        assert_eq!(read_stream(&mut whole).unwrap().len(), 2);
+        assert_eq!(whole.used(), bytes.len());
+    }
+
+    #[test]
     fn no_entries_within_the_block_time_is_a_nil_reply() {
         assert!(read(&Value::Nil).unwrap().is_empty());
         assert!(read(&xread(Vec::new())).unwrap().is_empty());
