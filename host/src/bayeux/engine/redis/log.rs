@@ -14,7 +14,8 @@
 //!
 //! Entries come back two ways, read by one parser of fields ([`parse_fields`]): the log
 //! reader's `XREAD` replies straight from their bytes ([`read_stream`]), and the rarer
-//! `XRANGE` replies (catching a session up) as `redis::Value`s ([`parse_range`]).
+//! `XRANGE` replies (catching a session up) as `redis::Value`s ([`parse_range`]). A
+//! packed publish stays packed until a node delivers it ([`Publish`]).
 
 use std::sync::Arc;
 
@@ -57,11 +58,8 @@ impl Why {
 /// What one entry says.
 #[derive(Debug)]
 pub(super) enum Entry {
-    /// A message published on `envelope.channel()`.
-    Publish {
-        envelope: Arc<Envelope>,
-        opts: PublishOptions,
-    },
+    /// A message published on one channel.
+    Publish(Publish),
     /// One message published on each of `channels` (a server-side fan-out).
     PublishEach {
         channels: Vec<String>,
@@ -89,6 +87,50 @@ pub(super) enum Entry {
 pub(super) struct LogEntry {
     pub(super) id: LogId,
     pub(super) entry: Entry,
+}
+
+/// A publish as read from the log: its envelope, or (the usual case) its packed field,
+/// made into an envelope only where it is delivered. Every node reads every publish and
+/// most nodes deliver it to nobody, so those keep one copy of the field and no more
+/// (no channel, publisher, envelope or UTF-8 check of the JSON).
+#[derive(Debug)]
+pub(super) enum Publish {
+    /// An envelope already built (entries of kind `p`).
+    Built {
+        envelope: Arc<Envelope>,
+        opts: PublishOptions,
+    },
+    /// The `P` field, as [`packed_publish`] wrote it.
+    Packed(Box<[u8]>),
+}
+
+impl Publish {
+    /// The channel it was published on and its options; `None` if it is not readable.
+    pub(super) fn head(&self) -> Option<(&str, PublishOptions)> {
+        match self {
+            Publish::Built { envelope, opts } => Some((envelope.channel(), opts.clone())),
+            Publish::Packed(packed) => {
+                let mut parts = packed.splitn(3, |&b| b == b'\n');
+                let flags = std::str::from_utf8(parts.next()?).ok()?;
+                Some((std::str::from_utf8(parts.next()?).ok()?, options(flags)))
+            }
+        }
+    }
+
+    /// Its envelope (built now if it is packed), at log position `id`; `None` if it is
+    /// not readable.
+    pub(super) fn envelope(&self, id: LogId) -> Option<Arc<Envelope>> {
+        match self {
+            Publish::Built { envelope, .. } => Some(Arc::clone(envelope)),
+            Publish::Packed(packed) => {
+                let unpacked = std::str::from_utf8(packed).ok().and_then(|p| unpack(p, id));
+                if unpacked.is_none() {
+                    tracing::warn!(%id, "bayeux: unreadable publish in the log, skipped");
+                }
+                unpacked
+            }
+        }
+    }
 }
 
 /// The publish flags as stored in the `f` field (and first in a packed publish).
@@ -138,27 +180,29 @@ fn options(flags: &str) -> PublishOptions {
     }
 }
 
-/// A publish entry from its packed field; `None` if it is not of that shape.
-fn unpack_publish(packed: &str, id: LogId) -> Option<Entry> {
+/// The envelope of a packed publish field; `None` if it is not of that shape.
+fn unpack(packed: &str, id: LogId) -> Option<Arc<Envelope>> {
     let mut parts = packed.splitn(4, '\n');
-    let (flags, channel, publisher) = (parts.next()?, parts.next()?, parts.next()?);
+    let (_flags, channel, publisher) = (parts.next()?, parts.next()?, parts.next()?);
     let json = parts.next()?;
     let publisher = (!publisher.is_empty()).then(|| publisher.to_owned());
     let envelope = Envelope::from_log(channel.to_owned(), json.to_owned(), publisher, id);
-    Some(Entry::Publish {
-        envelope: Arc::new(envelope),
-        opts: options(flags),
-    })
+    Some(Arc::new(envelope))
 }
 
 /// The `(field, value)` pairs of one entry, as the reply holds them.
 struct Fields<'a, 'b>(&'b [(&'a [u8], &'a [u8])]);
 
 impl<'a> Fields<'a, '_> {
-    /// The text of field `name` (bytes compared, nothing copied).
-    fn get(&self, name: &str) -> Option<&'a str> {
+    /// The bytes of field `name` (compared, not copied).
+    fn raw(&self, name: &str) -> Option<&'a [u8]> {
         let (_, value) = self.0.iter().find(|(k, _)| *k == name.as_bytes())?;
-        std::str::from_utf8(value).ok()
+        Some(value)
+    }
+
+    /// The text of field `name`.
+    fn get(&self, name: &str) -> Option<&'a str> {
+        std::str::from_utf8(self.raw(name)?).ok()
     }
 
     /// The text of field `name`, copied out.
@@ -171,17 +215,17 @@ impl<'a> Fields<'a, '_> {
 /// or of a known kind without the fields it needs, is [`Entry::Other`]: skipped, but
 /// its position is still passed (else the reader would read it again and again).
 fn parse_fields(id: LogId, fields: &Fields<'_, '_>) -> Entry {
-    let entry = if let Some(packed) = fields.get("P") {
-        unpack_publish(packed, id)
+    let entry = if let Some(packed) = fields.raw("P") {
+        Some(Entry::Publish(Publish::Packed(packed.into())))
     } else {
         match fields.get("k") {
             Some("p") => fields.get("c").zip(fields.get("j")).map(|(channel, json)| {
                 let envelope =
                     Envelope::from_log(channel.to_owned(), json.to_owned(), fields.owned("u"), id);
-                Entry::Publish {
+                Entry::Publish(Publish::Built {
                     envelope: Arc::new(envelope),
                     opts: options(fields.get("f").unwrap_or_default()),
-                }
+                })
             }),
             Some("m") => publish_each(id, fields),
             Some("s") => fields
@@ -350,6 +394,18 @@ mod tests {
         read_stream(&mut Reply::new(&bytes))
     }
 
+    /// The envelope and options of a publish entry, as a node delivering it builds them
+    /// (the channel and options read without building it agree).
+    fn publish(e: &LogEntry) -> (Arc<Envelope>, PublishOptions) {
+        let Entry::Publish(p) = &e.entry else {
+            panic!("not a publish: {e:?}");
+        };
+        let (channel, opts) = p.head().unwrap();
+        let envelope = p.envelope(e.id).unwrap();
+        assert_eq!(channel, envelope.channel());
+        (envelope, opts)
+    }
+
     /// An XREAD reply holding `entries`.
     fn xread(entries: Vec<Value>) -> Value {
         Value::Array(vec![Value::Array(vec![
@@ -420,20 +476,23 @@ mod tests {
         let got = read(&xread(entries)).unwrap();
         assert_eq!(format!("{from_range:?}"), format!("{got:?}"));
         assert_eq!(got.len(), 9);
-        assert!(matches!(&got[0].entry, Entry::Publish { opts, envelope }
-            if envelope.channel() == "/a" && opts.exact_only && !opts.local_only
-                && envelope.position() == Some("5-1".parse().unwrap())));
+        let (envelope, opts) = publish(&got[0]);
+        assert!(envelope.channel() == "/a" && opts.exact_only && !opts.local_only);
+        assert_eq!(envelope.position(), Some("5-1".parse().unwrap()));
         assert!(matches!(&got[1].entry, Entry::Subscribe { pattern, .. } if pattern == "/a/*"));
         // Packed publishes: the JSON whole (newlines in it included), the publisher and
         // flags back as written, an absent publisher absent.
-        assert!(matches!(&got[2].entry, Entry::Publish { opts, envelope }
-            if envelope.channel() == "/b" && opts.local_only && !opts.exact_only
-                && envelope.json() == "{\"channel\":\"/b\",\"data\":\"two\\nlines\"}"
-                && envelope.publisher() == Some("pub1")
-                && envelope.position() == Some("5-8".parse().unwrap())));
-        assert!(matches!(&got[3].entry, Entry::Publish { opts, envelope }
-            if envelope.channel() == "/c" && !opts.local_only && !opts.exact_only
-                && envelope.json() == "{}" && envelope.publisher().is_none()));
+        let (envelope, opts) = publish(&got[2]);
+        assert!(envelope.channel() == "/b" && opts.local_only && !opts.exact_only);
+        assert_eq!(
+            envelope.json(),
+            "{\"channel\":\"/b\",\"data\":\"two\\nlines\"}"
+        );
+        assert_eq!(envelope.publisher(), Some("pub1"));
+        assert_eq!(envelope.position(), Some("5-8".parse().unwrap()));
+        let (envelope, opts) = publish(&got[3]);
+        assert!(envelope.channel() == "/c" && !opts.local_only && !opts.exact_only);
+        assert_eq!((envelope.json(), envelope.publisher()), ("{}", None));
         assert!(matches!(&got[4].entry, Entry::Unsubscribe { .. }));
         assert!(matches!(&got[5].entry, Entry::Claim { token: 7, .. }));
         assert!(
@@ -490,7 +549,15 @@ mod tests {
         .unwrap();
         let ids: Vec<String> = got.iter().map(|e| e.id.to_string()).collect();
         assert_eq!(ids, ["7-1", "7-2", "7-3", "7-4", "7-5"]);
-        assert!(got[..4].iter().all(|e| matches!(e.entry, Entry::Other)));
+        for i in [0, 2, 3] {
+            assert!(matches!(got[i].entry, Entry::Other), "{:?}", got[i]);
+        }
+        // A packed publish is only unpacked where it is delivered: it is found
+        // unreadable there, and delivered to nobody.
+        let Entry::Publish(p) = &got[1].entry else {
+            panic!("{:?}", got[1]);
+        };
+        assert!(p.envelope(got[1].id).is_none());
         assert!(matches!(&got[4].entry, Entry::Subscribe { pattern, .. } if pattern == "/a"));
     }
 

@@ -308,7 +308,7 @@ impl Shared {
                     continue; // read twice across a reconnection
                 }
                 match &e.entry {
-                    Entry::Publish { .. } | Entry::PublishEach { .. } => {
+                    Entry::Publish(_) | Entry::PublishEach { .. } => {
                         load.add(self.deliver(&e, None));
                     }
                     Entry::Subscribe { client, pattern } => {
@@ -383,7 +383,23 @@ impl Shared {
             },
         };
         match &e.entry {
-            Entry::Publish { envelope, opts } => send(envelope.channel(), envelope, opts),
+            Entry::Publish(publish) => {
+                let Some((channel, opts)) = publish.head() else {
+                    return Fanout::default();
+                };
+                // Most nodes serve no subscriber of a given publish: they never build it.
+                let wanted = match only {
+                    None => self.local.may_deliver(channel),
+                    Some(id) => self.local.would_deliver_to(id, channel, &opts),
+                };
+                if !wanted {
+                    return Fanout::default();
+                }
+                match publish.envelope(e.id) {
+                    Some(envelope) => send(channel, &envelope, &opts),
+                    None => Fanout::default(),
+                }
+            }
             Entry::PublishEach {
                 channels,
                 message,
@@ -670,7 +686,7 @@ impl Shared {
         let mut alive = true;
         for e in &backlog {
             match &e.entry {
-                Entry::Publish { .. } | Entry::PublishEach { .. } => {
+                Entry::Publish(_) | Entry::PublishEach { .. } => {
                     self.deliver(e, Some(id));
                 }
                 Entry::Subscribe { client, pattern } if client == id => {
