@@ -372,8 +372,9 @@ impl Shared {
     }
 
     /// Feeds a publish entry to the per-node layer: to every session it matches (live),
-    /// or to session `only` (catching one up); says how many got it. A fan-out's copy
-    /// for a channel is built only where it will be delivered.
+    /// or to session `only` (catching one up); says how many got it. An envelope (a
+    /// packed publish's, a fan-out's copy for a channel) is built only where it will be
+    /// delivered.
     fn deliver(&self, e: &LogEntry, only: Option<&str>) -> Fanout {
         let send = |channel: &str, envelope: &Arc<Envelope>, opts: &PublishOptions| match only {
             None => self.local.publish_local(channel, envelope, opts),
